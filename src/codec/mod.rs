@@ -1,0 +1,497 @@
+//! The packet codec: bytes to [`Packet`] and back, for MQTT 3.1.1 and 5.0.
+//!
+//! Pure functions with no I/O, no clock and no connection state. One packet
+//! model serves both versions; the version is an argument of [`decode`] and
+//! [`Packet::encode`], and fields that 3.1.1 lacks (properties, most reason
+//! codes) are simply absent on the wire.
+//!
+//! # Decoding
+//!
+//! [`decode`] takes a buffer the network filled and returns:
+//! - `Ok(Some(packet))` and removes the packet's bytes from the buffer;
+//! - `Ok(None)` when the buffer does not hold a whole packet yet, leaving the
+//!   buffer as it was (read more and call again);
+//! - `Err(_)` when the bytes are not a valid packet. The stream cannot be
+//!   resynchronised after that: close the connection (with 5.0, after a
+//!   DISCONNECT carrying `DisconnectReasonCode::from(err)`).
+//!
+//! Decoding is zero-copy: topic names, payloads, strings and binary
+//! properties of a decoded packet are slices of the input buffer (the buffer
+//! is split, not copied), and strings are validated UTF-8 views. Decoding a
+//! PUBLISH performs no heap allocation. The packet's size is checked against
+//! the caller's maximum as soon as its fixed header is readable, before the
+//! body is buffered.
+//!
+//! # Encoding
+//!
+//! [`Packet::encode`] appends one packet to a `BytesMut`, reserving exactly
+//! [`Packet::encoded_len`] bytes first. Encoding writes the shortest form the
+//! spec allows (e.g. a 5.0 PUBACK with reason Success and no properties is
+//! four bytes).
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use plover::codec::{self, Packet, ProtocolVersion, Publish, QoS};
+//!
+//! let publish = Publish::new("home/kitchen/temperature".try_into().unwrap(), "21.5")
+//!     .with_qos(QoS::AtLeastOnce, 7.try_into().ok());
+//! let mut buf = BytesMut::new();
+//! Packet::Publish(publish.clone()).encode(ProtocolVersion::V5, &mut buf).unwrap();
+//!
+//! let decoded = codec::decode(&mut buf, ProtocolVersion::V5, 1 << 20).unwrap();
+//! assert_eq!(decoded, Some(Packet::Publish(publish)));
+//! assert!(buf.is_empty());
+//! ```
+
+mod connect;
+mod disconnect;
+mod error;
+mod primitives;
+mod properties;
+mod publish;
+mod reason;
+mod subscribe;
+
+use std::fmt;
+use std::num::NonZeroU16;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub use connect::{ConnAck, Connect, LastWill};
+pub use disconnect::{Auth, Disconnect};
+pub use error::{DecodeError, EncodeError};
+pub use primitives::{MAX_VARIABLE_INT, MqttString, StringError};
+pub use properties::{
+    AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
+    PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, SubscriptionIdentifiers,
+    UnsubscribeProperties, UserProperties, WillProperties,
+};
+pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish, PublishResponse};
+pub use reason::{
+    AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, InvalidReasonCode, PubAckReasonCode,
+    PubRelReasonCode, SubAckReasonCode, UnsubAckReasonCode,
+};
+pub use subscribe::{
+    RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+};
+
+use primitives::{Reader, read_var_int, var_int_len, write_var_int};
+
+/// The MQTT protocol version spoken on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolVersion {
+    /// MQTT 3.1.1 (protocol level 4), the version most devices speak.
+    V311,
+    /// MQTT 5.0 (protocol level 5).
+    V5,
+}
+
+impl ProtocolVersion {
+    /// The protocol level byte sent in CONNECT.
+    pub const fn level(self) -> u8 {
+        match self {
+            ProtocolVersion::V311 => 4,
+            ProtocolVersion::V5 => 5,
+        }
+    }
+
+    /// The version for a CONNECT protocol level byte.
+    pub const fn from_level(level: u8) -> Option<Self> {
+        match level {
+            4 => Some(ProtocolVersion::V311),
+            5 => Some(ProtocolVersion::V5),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProtocolVersion::V311 => "3.1.1",
+            ProtocolVersion::V5 => "5.0",
+        })
+    }
+}
+
+/// Quality of service: how hard the sender and receiver try to deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum QoS {
+    /// QoS 0: at most once, fire and forget.
+    #[default]
+    AtMostOnce = 0,
+    /// QoS 1: at least once, acknowledged by PUBACK; may be duplicated.
+    AtLeastOnce = 1,
+    /// QoS 2: exactly once, by the PUBREC / PUBREL / PUBCOMP handshake.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS for a number 0, 1 or 2.
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<u8> for QoS {
+    type Error = DecodeError;
+    fn try_from(value: u8) -> Result<Self, DecodeError> {
+        QoS::from_u8(value).ok_or(DecodeError::InvalidQoS)
+    }
+}
+
+impl fmt::Display for QoS {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", *self as u8)
+    }
+}
+
+/// The packet type, from the high four bits of the first byte (§2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)] // the spec's names
+pub enum PacketType {
+    Connect = 1,
+    ConnAck = 2,
+    Publish = 3,
+    PubAck = 4,
+    PubRec = 5,
+    PubRel = 6,
+    PubComp = 7,
+    Subscribe = 8,
+    SubAck = 9,
+    Unsubscribe = 10,
+    UnsubAck = 11,
+    PingReq = 12,
+    PingResp = 13,
+    Disconnect = 14,
+    Auth = 15,
+}
+
+impl PacketType {
+    fn from_u8(value: u8) -> Option<Self> {
+        use PacketType::*;
+        Some(match value {
+            1 => Connect,
+            2 => ConnAck,
+            3 => Publish,
+            4 => PubAck,
+            5 => PubRec,
+            6 => PubRel,
+            7 => PubComp,
+            8 => Subscribe,
+            9 => SubAck,
+            10 => Unsubscribe,
+            11 => UnsubAck,
+            12 => PingReq,
+            13 => PingResp,
+            14 => Disconnect,
+            15 => Auth,
+            _ => return None,
+        })
+    }
+
+    /// The fixed header flags every packet but PUBLISH must carry (§2.1.3).
+    fn required_flags(self) -> u8 {
+        match self {
+            // [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]: bits 3,2,1,0 = 0,0,1,0.
+            PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => 0b0010,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for PacketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use PacketType::*;
+        f.write_str(match self {
+            Connect => "CONNECT",
+            ConnAck => "CONNACK",
+            Publish => "PUBLISH",
+            PubAck => "PUBACK",
+            PubRec => "PUBREC",
+            PubRel => "PUBREL",
+            PubComp => "PUBCOMP",
+            Subscribe => "SUBSCRIBE",
+            SubAck => "SUBACK",
+            Unsubscribe => "UNSUBSCRIBE",
+            UnsubAck => "UNSUBACK",
+            PingReq => "PINGREQ",
+            PingResp => "PINGRESP",
+            Disconnect => "DISCONNECT",
+            Auth => "AUTH",
+        })
+    }
+}
+
+/// One MQTT control packet, of either protocol version.
+///
+/// The large, rare packets (CONNECT, CONNACK) are boxed so that the common
+/// ones (PUBLISH and its acknowledgements) do not pay for their size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant is its packet; see the inner types
+pub enum Packet {
+    Connect(Box<Connect>),
+    ConnAck(Box<ConnAck>),
+    Publish(Publish),
+    PubAck(PubAck),
+    PubRec(PubRec),
+    PubRel(PubRel),
+    PubComp(PubComp),
+    Subscribe(Subscribe),
+    SubAck(SubAck),
+    Unsubscribe(Unsubscribe),
+    UnsubAck(UnsubAck),
+    PingReq,
+    PingResp,
+    Disconnect(Disconnect),
+    /// MQTT 5.0 only.
+    Auth(Auth),
+}
+
+impl Packet {
+    /// This packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Packet::Connect(_) => PacketType::Connect,
+            Packet::ConnAck(_) => PacketType::ConnAck,
+            Packet::Publish(_) => PacketType::Publish,
+            Packet::PubAck(_) => PacketType::PubAck,
+            Packet::PubRec(_) => PacketType::PubRec,
+            Packet::PubRel(_) => PacketType::PubRel,
+            Packet::PubComp(_) => PacketType::PubComp,
+            Packet::Subscribe(_) => PacketType::Subscribe,
+            Packet::SubAck(_) => PacketType::SubAck,
+            Packet::Unsubscribe(_) => PacketType::Unsubscribe,
+            Packet::UnsubAck(_) => PacketType::UnsubAck,
+            Packet::PingReq => PacketType::PingReq,
+            Packet::PingResp => PacketType::PingResp,
+            Packet::Disconnect(_) => PacketType::Disconnect,
+            Packet::Auth(_) => PacketType::Auth,
+        }
+    }
+
+    /// The low four bits of the first byte.
+    fn flags(&self) -> u8 {
+        match self {
+            Packet::Publish(p) => p.flags(),
+            other => other.packet_type().required_flags(),
+        }
+    }
+
+    /// Size of everything after the fixed header, checking what the wire
+    /// cannot carry.
+    fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        match self {
+            Packet::Connect(p) => p.body_len(),
+            Packet::ConnAck(p) => p.body_len(version),
+            Packet::Publish(p) => p.body_len(version),
+            Packet::PubAck(p) | Packet::PubRec(p) => p.body_len(version),
+            Packet::PubRel(p) | Packet::PubComp(p) => p.body_len(version),
+            Packet::Subscribe(p) => p.body_len(version),
+            Packet::SubAck(p) => p.body_len(version),
+            Packet::Unsubscribe(p) => p.body_len(version),
+            Packet::UnsubAck(p) => p.body_len(version),
+            Packet::PingReq | Packet::PingResp => Ok(0),
+            Packet::Disconnect(p) => p.body_len(version),
+            Packet::Auth(p) => p.body_len(version),
+        }
+    }
+
+    fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+        match self {
+            Packet::Connect(p) => p.write_body(buf),
+            Packet::ConnAck(p) => p.write_body(version, buf),
+            Packet::Publish(p) => p.write_body(version, buf),
+            Packet::PubAck(p) | Packet::PubRec(p) => p.write_body(version, buf),
+            Packet::PubRel(p) | Packet::PubComp(p) => p.write_body(version, buf),
+            Packet::Subscribe(p) => p.write_body(version, buf),
+            Packet::SubAck(p) => p.write_body(version, buf),
+            Packet::Unsubscribe(p) => p.write_body(version, buf),
+            Packet::UnsubAck(p) => p.write_body(version, buf),
+            Packet::PingReq | Packet::PingResp => {}
+            Packet::Disconnect(p) => p.write_body(version, buf),
+            Packet::Auth(p) => p.write_body(buf),
+        }
+    }
+
+    /// The exact number of bytes [`encode`](Self::encode) will write.
+    ///
+    /// A CONNECT is always sized and written for the version it names.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        let body = self.body_len(version)?;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        Ok(1 + var_int_len(body) + body)
+    }
+
+    /// Appends this packet to `buf` as `version` lays it out.
+    ///
+    /// Reserves exactly the packet's size first; on error nothing is written.
+    pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let body = self.body_len(version)?;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        buf.reserve(1 + var_int_len(body) + body);
+        let start = buf.len();
+        buf.put_u8(((self.packet_type() as u8) << 4) | self.flags());
+        write_var_int(buf, body);
+        let body_start = buf.len();
+        self.write_body(version, buf);
+        debug_assert_eq!(
+            buf.len() - body_start,
+            body,
+            "{:?} body size",
+            self.packet_type()
+        );
+        debug_assert!(buf.len() > start);
+        Ok(())
+    }
+
+    /// Reads one packet from its first byte and complete body.
+    fn read(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packet, DecodeError> {
+        let type_bits = first >> 4;
+        let flags = first & 0x0F;
+        let packet_type = match PacketType::from_u8(type_bits) {
+            // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
+            Some(PacketType::Auth) if version == ProtocolVersion::V311 => {
+                return Err(DecodeError::InvalidPacketType(type_bits));
+            }
+            Some(t) => t,
+            None => return Err(DecodeError::InvalidPacketType(type_bits)),
+        };
+        // [MQTT-2.1.3-1] Reserved flag bits MUST be set to the listed values;
+        // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise.
+        if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
+            return Err(DecodeError::InvalidHeaderFlags {
+                packet: packet_type,
+                flags,
+            });
+        }
+        let mut r = Reader::new(body);
+        let packet = match packet_type {
+            PacketType::Connect => Packet::Connect(Box::new(Connect::read(&mut r)?)),
+            PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::read(&mut r, version)?)),
+            PacketType::Publish => Packet::Publish(Publish::read(flags, &mut r, version)?),
+            PacketType::PubAck => Packet::PubAck(PubAck::read(&mut r, version, packet_type)?),
+            PacketType::PubRec => Packet::PubRec(PubRec::read(&mut r, version, packet_type)?),
+            PacketType::PubRel => Packet::PubRel(PubRel::read(&mut r, version, packet_type)?),
+            PacketType::PubComp => Packet::PubComp(PubComp::read(&mut r, version, packet_type)?),
+            PacketType::Subscribe => Packet::Subscribe(Subscribe::read(&mut r, version)?),
+            PacketType::SubAck => Packet::SubAck(SubAck::read(&mut r, version)?),
+            PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::read(&mut r, version)?),
+            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::read(&mut r, version)?),
+            PacketType::PingReq => Packet::PingReq,
+            PacketType::PingResp => Packet::PingResp,
+            PacketType::Disconnect => Packet::Disconnect(Disconnect::read(&mut r, version)?),
+            PacketType::Auth => Packet::Auth(Auth::read(&mut r)?),
+        };
+        r.finish()?;
+        Ok(packet)
+    }
+}
+
+/// Where the next packet in `buf` ends: `Ok(Some((header_len, total_len)))`,
+/// or `Ok(None)` if the fixed header is not complete yet.
+///
+/// This is where the size limit is enforced: as soon as the remaining length
+/// is known, before any of the body needs to be buffered.
+pub fn frame_len(
+    buf: &[u8],
+    max_packet_size: usize,
+) -> Result<Option<(usize, usize)>, DecodeError> {
+    let Some(rest) = buf.get(1..) else {
+        return Ok(None);
+    };
+    let Some((remaining, len_bytes)) = read_var_int(rest)? else {
+        return Ok(None);
+    };
+    let header_len = 1 + len_bytes;
+    let total = header_len + remaining as usize;
+    if total > max_packet_size {
+        return Err(DecodeError::PacketTooLarge {
+            size: total,
+            max: max_packet_size,
+        });
+    }
+    Ok(Some((header_len, total)))
+}
+
+/// Decodes the next packet from a buffer the network fills.
+///
+/// See the [module documentation](self) for the three outcomes. When the
+/// packet is incomplete, `buf` keeps its contents and gains the capacity the
+/// rest of the packet needs, so the next read does not reallocate.
+///
+/// `max_packet_size` bounds the whole packet, fixed header included, as MQTT
+/// 5.0's Maximum Packet Size does; pass `usize::MAX` for no limit of your
+/// own (the protocol's own limit is 256 MiB).
+pub fn decode(
+    buf: &mut BytesMut,
+    version: ProtocolVersion,
+    max_packet_size: usize,
+) -> Result<Option<Packet>, DecodeError> {
+    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(total).freeze();
+    let first = frame.get_u8();
+    frame.advance(header_len - 1);
+    Packet::read(first, frame, version).map(Some)
+}
+
+/// Decodes the next packet from the front of an immutable `Bytes`.
+///
+/// The same as [`decode`] for input that is already complete in memory (a
+/// file, a capture, a fuzzer's input). Slicing a `Bytes` never allocates, so
+/// this is the allocation-free path the benchmarks measure.
+pub fn decode_bytes(
+    buf: &mut Bytes,
+    version: ProtocolVersion,
+    max_packet_size: usize,
+) -> Result<Option<Packet>, DecodeError> {
+    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(total);
+    let first = frame.get_u8();
+    frame.advance(header_len - 1);
+    Packet::read(first, frame, version).map(Some)
+}
+
+/// Reads a packet identifier, which must not be 0 ([MQTT-2.2.1-3]).
+fn read_packet_id(r: &mut Reader, packet: PacketType) -> Result<NonZeroU16, DecodeError> {
+    NonZeroU16::new(r.u16()?).ok_or(DecodeError::ZeroPacketId(packet))
+}
+
+/// Size of a 5.0 property block with its length prefix; 0 for 3.1.1.
+fn props_block_len(version: ProtocolVersion, props_len: usize) -> usize {
+    match version {
+        ProtocolVersion::V5 => properties::block_len(props_len),
+        ProtocolVersion::V311 => 0,
+    }
+}
+
+/// Writes a property block with its length prefix (5.0 only).
+fn write_props_block(buf: &mut BytesMut, props_len: usize, write: impl FnOnce(&mut BytesMut)) {
+    write_var_int(buf, props_len);
+    write(buf);
+}
+
+#[cfg(test)]
+mod tests;

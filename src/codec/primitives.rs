@@ -1,0 +1,433 @@
+//! The wire's basic data types (MQTT 5.0 §1.5, 3.1.1 §1.5): integers, variable
+//! byte integers, UTF-8 strings and binary data, read from a zero-copy cursor
+//! and written into a caller's buffer.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
+
+use super::error::DecodeError;
+
+/// The largest value a variable byte integer can carry (four bytes of seven
+/// bits each), which is also the largest remaining length of a packet.
+pub const MAX_VARIABLE_INT: u32 = 268_435_455;
+
+/// The longest UTF-8 string or binary field: its length prefix is a `u16`.
+pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
+
+/// A cursor over one packet's body.
+///
+/// Every read checks the length first and fails with
+/// [`DecodeError::UnexpectedEnd`] instead of panicking; every slice it hands
+/// out shares the input's allocation (`Bytes::split_to` only bumps a
+/// reference count), which is what makes decoding zero-copy.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    buf: Bytes,
+}
+
+impl Reader {
+    pub(crate) fn new(buf: Bytes) -> Self {
+        Reader { buf }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Everything not read yet, leaving the reader empty (a PUBLISH payload).
+    pub(crate) fn take_rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Fails with [`DecodeError::TrailingBytes`] if anything is left: a
+    /// packet must end exactly where its remaining length says.
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes)
+        }
+    }
+
+    fn need(&self, n: usize) -> Result<(), DecodeError> {
+        if self.buf.len() < n {
+            Err(DecodeError::UnexpectedEnd)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        self.need(1)?;
+        Ok(self.buf.get_u8())
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        self.need(2)?;
+        Ok(self.buf.get_u16())
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        self.need(4)?;
+        Ok(self.buf.get_u32())
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        self.need(n)?;
+        Ok(self.buf.split_to(n))
+    }
+
+    /// A variable byte integer (§1.5.5), at most four bytes, minimally encoded.
+    pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
+        match read_var_int(&self.buf)? {
+            Some((value, len)) => {
+                self.buf.advance(len);
+                Ok(value)
+            }
+            // Inside a packet body there is no "more to come": the body is
+            // complete, so a variable integer cut short is malformed.
+            None => Err(DecodeError::UnexpectedEnd),
+        }
+    }
+
+    /// Binary data: a two-byte length, then that many bytes (§1.5.6).
+    pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.u16()? as usize;
+        self.bytes(len)
+    }
+
+    /// A UTF-8 encoded string (§1.5.4): validated once, then a view.
+    pub(crate) fn string(&mut self) -> Result<MqttString, DecodeError> {
+        let raw = self.binary()?;
+        MqttString::from_wire(raw)
+    }
+}
+
+/// Reads a variable byte integer from the front of `buf`.
+///
+/// `Ok(None)` means `buf` ends before the integer does (more bytes may
+/// come); the `usize` is how many bytes the integer took.
+pub(crate) fn read_var_int(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    let mut value: u32 = 0;
+    for (i, &byte) in buf.iter().enumerate().take(4) {
+        value |= u32::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            // [MQTT-1.5.5-1] The encoded value MUST use the minimum number of
+            // bytes necessary: a last byte of zero after the first adds nothing.
+            if i > 0 && byte == 0 {
+                return Err(DecodeError::MalformedVariableInteger);
+            }
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if buf.len() >= 4 {
+        // A fifth byte would be needed: the continuation bit of the fourth
+        // byte is set, which no valid encoding does.
+        Err(DecodeError::MalformedVariableInteger)
+    } else {
+        Ok(None)
+    }
+}
+
+/// How many bytes `value` takes as a variable byte integer.
+pub(crate) fn var_int_len(value: usize) -> usize {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Writes `value` as a variable byte integer. Callers have checked it is at
+/// most [`MAX_VARIABLE_INT`].
+pub(crate) fn write_var_int(buf: &mut BytesMut, value: usize) {
+    let mut v = value;
+    loop {
+        let mut byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v > 0 {
+            byte |= 0x80;
+        }
+        buf.put_u8(byte);
+        if v == 0 {
+            break;
+        }
+    }
+}
+
+/// Writes a length-prefixed field. Callers have checked the length fits a `u16`.
+pub(crate) fn write_binary(buf: &mut BytesMut, data: &[u8]) {
+    buf.put_u16(data.len() as u16);
+    buf.put_slice(data);
+}
+
+/// Wire size of a length-prefixed field.
+pub(crate) fn binary_len(data: &[u8]) -> usize {
+    2 + data.len()
+}
+
+/// Why a value cannot be an MQTT UTF-8 string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StringError {
+    /// Longer than 65,535 bytes, the most a two-byte length prefix can say.
+    #[error("string is longer than 65535 bytes")]
+    TooLong,
+    /// Contains U+0000, which MQTT strings must not ([MQTT-1.5.4-2]).
+    #[error("string contains the null character U+0000")]
+    ContainsNul,
+    /// The bytes are not well-formed UTF-8 ([MQTT-1.5.4-1]).
+    #[error("string is not well-formed UTF-8")]
+    InvalidUtf8,
+}
+
+/// An MQTT UTF-8 encoded string: well-formed UTF-8, no U+0000, at most
+/// 65,535 bytes.
+///
+/// It is a cheap, reference-counted view: a decoded string points into the
+/// buffer the packet was read from, and cloning one never copies. It
+/// dereferences to `&str`.
+///
+/// ```
+/// use plover::codec::MqttString;
+///
+/// let topic = MqttString::try_from("home/kitchen/light").unwrap();
+/// assert!(topic.starts_with("home/"));
+/// assert_eq!(topic, "home/kitchen/light");
+///
+/// // U+0000 is not allowed in an MQTT string.
+/// assert!(MqttString::try_from("a\0b").is_err());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MqttString(ByteString);
+
+impl MqttString {
+    /// An empty string.
+    pub const fn new() -> Self {
+        MqttString(ByteString::from_static(""))
+    }
+
+    /// Wraps a string literal, checking it once.
+    ///
+    /// # Panics
+    ///
+    /// If `s` contains U+0000 or is longer than 65,535 bytes; this is meant
+    /// for literals, use `try_from` for anything else.
+    pub fn from_static(s: &'static str) -> Self {
+        match check(s) {
+            Ok(()) => MqttString(ByteString::from_static(s)),
+            Err(e) => panic!("invalid MQTT string literal: {e}"),
+        }
+    }
+
+    /// The string as `&str`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The UTF-8 bytes, sharing this string's storage.
+    pub fn into_bytes(self) -> Bytes {
+        self.0.into_bytes()
+    }
+
+    /// Validates bytes that came off the wire, without copying them.
+    pub(crate) fn from_wire(raw: Bytes) -> Result<Self, DecodeError> {
+        // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
+        let s = ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
+        if s.as_bytes().contains(&0) {
+            return Err(DecodeError::NulInString);
+        }
+        Ok(MqttString(s))
+    }
+
+    /// Wire size: two length bytes and the UTF-8 bytes.
+    pub(crate) fn wire_len(&self) -> usize {
+        2 + self.0.len()
+    }
+
+    pub(crate) fn write(&self, buf: &mut BytesMut) {
+        write_binary(buf, self.0.as_bytes());
+    }
+}
+
+fn check(s: &str) -> Result<(), StringError> {
+    if s.len() > MAX_FIELD_LEN {
+        Err(StringError::TooLong)
+    } else if s.as_bytes().contains(&0) {
+        Err(StringError::ContainsNul)
+    } else {
+        Ok(())
+    }
+}
+
+impl TryFrom<&str> for MqttString {
+    type Error = StringError;
+    fn try_from(s: &str) -> Result<Self, StringError> {
+        check(s)?;
+        Ok(MqttString(ByteString::from(s)))
+    }
+}
+
+impl TryFrom<String> for MqttString {
+    type Error = StringError;
+    fn try_from(s: String) -> Result<Self, StringError> {
+        check(&s)?;
+        Ok(MqttString(ByteString::from(s)))
+    }
+}
+
+impl TryFrom<&String> for MqttString {
+    type Error = StringError;
+    fn try_from(s: &String) -> Result<Self, StringError> {
+        MqttString::try_from(s.as_str())
+    }
+}
+
+impl TryFrom<Bytes> for MqttString {
+    type Error = StringError;
+    fn try_from(b: Bytes) -> Result<Self, StringError> {
+        let s = ByteString::try_from(b).map_err(|_| StringError::InvalidUtf8)?;
+        check(&s)?;
+        Ok(MqttString(s))
+    }
+}
+
+impl Deref for MqttString {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for MqttString {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for MqttString {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for MqttString {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for MqttString {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<MqttString> for String {
+    fn from(s: MqttString) -> String {
+        s.as_str().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var_int_bytes(v: usize) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        write_var_int(&mut b, v);
+        b.to_vec()
+    }
+
+    #[test]
+    fn var_int_boundaries_from_the_spec_table() {
+        // §1.5.5's table: the smallest and largest value of each length.
+        let cases: &[(usize, &[u8])] = &[
+            (0, &[0x00]),
+            (127, &[0x7F]),
+            (128, &[0x80, 0x01]),
+            (16_383, &[0xFF, 0x7F]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (2_097_151, &[0xFF, 0xFF, 0x7F]),
+            (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+            (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+        ];
+        for &(value, bytes) in cases {
+            assert_eq!(var_int_bytes(value), bytes, "encoding {value}");
+            assert_eq!(var_int_len(value), bytes.len(), "length of {value}");
+            assert_eq!(
+                read_var_int(bytes).unwrap(),
+                Some((value as u32, bytes.len())),
+                "decoding {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn var_int_partial_and_malformed() {
+        assert_eq!(read_var_int(&[]).unwrap(), None);
+        assert_eq!(read_var_int(&[0x80]).unwrap(), None);
+        assert_eq!(read_var_int(&[0xFF, 0xFF, 0xFF]).unwrap(), None);
+        assert_eq!(
+            read_var_int(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            Err(DecodeError::MalformedVariableInteger)
+        );
+        assert_eq!(
+            read_var_int(&[0x80, 0x00]),
+            Err(DecodeError::MalformedVariableInteger)
+        );
+    }
+
+    #[test]
+    fn strings_are_checked() {
+        assert_eq!(MqttString::try_from("a\0"), Err(StringError::ContainsNul));
+        let long = "x".repeat(65_536);
+        assert_eq!(
+            MqttString::try_from(long.as_str()),
+            Err(StringError::TooLong)
+        );
+        assert!(MqttString::try_from("x".repeat(65_535)).is_ok());
+        assert_eq!(
+            MqttString::try_from(Bytes::from_static(&[0xC0, 0x80])),
+            Err(StringError::InvalidUtf8)
+        );
+        // A decoded string is a view into the input: same pointer.
+        let input = Bytes::from_static(b"\x00\x03abc");
+        let mut r = Reader::new(input.clone());
+        let s = r.string().unwrap();
+        assert_eq!(s, "abc");
+        assert_eq!(s.as_ptr(), input[2..].as_ptr());
+    }
+
+    #[test]
+    fn reader_never_reads_past_the_end() {
+        let mut r = Reader::new(Bytes::from_static(&[0x00, 0x05, b'a']));
+        assert_eq!(r.string(), Err(DecodeError::UnexpectedEnd));
+        let mut r = Reader::new(Bytes::from_static(&[0x01]));
+        assert_eq!(r.u16(), Err(DecodeError::UnexpectedEnd));
+        assert_eq!(r.u8(), Ok(1));
+        assert_eq!(r.u8(), Err(DecodeError::UnexpectedEnd));
+        assert_eq!(r.u32(), Err(DecodeError::UnexpectedEnd));
+    }
+}

@@ -1,0 +1,964 @@
+//! MQTT 5.0 properties (§2.2.2): the 27 identifiers, one typed set per packet
+//! family, and zero-copy lists for the properties that may repeat.
+//!
+//! Each packet gets its own struct holding only the properties the spec
+//! allows it, so "a property not allowed in that packet" is a decode error
+//! and cannot be constructed for encoding. Single-valued properties are
+//! `Option`s. User Properties (all packets) and Subscription Identifiers
+//! (PUBLISH) may repeat: a decoded packet keeps them as a slice of its
+//! property block and parses them when iterated, so decoding allocates
+//! nothing for them.
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::primitives::{
+    MAX_FIELD_LEN, MAX_VARIABLE_INT, MqttString, Reader, var_int_len, write_binary, write_var_int,
+};
+use super::{PacketType, QoS};
+
+/// A property identifier (§2.2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the names are the spec's; see §3.x for each.
+pub enum PropertyId {
+    PayloadFormatIndicator = 0x01,
+    MessageExpiryInterval = 0x02,
+    ContentType = 0x03,
+    ResponseTopic = 0x08,
+    CorrelationData = 0x09,
+    SubscriptionIdentifier = 0x0B,
+    SessionExpiryInterval = 0x11,
+    AssignedClientIdentifier = 0x12,
+    ServerKeepAlive = 0x13,
+    AuthenticationMethod = 0x15,
+    AuthenticationData = 0x16,
+    RequestProblemInformation = 0x17,
+    WillDelayInterval = 0x18,
+    RequestResponseInformation = 0x19,
+    ResponseInformation = 0x1A,
+    ServerReference = 0x1C,
+    ReasonString = 0x1F,
+    ReceiveMaximum = 0x21,
+    TopicAliasMaximum = 0x22,
+    TopicAlias = 0x23,
+    MaximumQoS = 0x24,
+    RetainAvailable = 0x25,
+    UserProperty = 0x26,
+    MaximumPacketSize = 0x27,
+    WildcardSubscriptionAvailable = 0x28,
+    SubscriptionIdentifierAvailable = 0x29,
+    SharedSubscriptionAvailable = 0x2A,
+}
+
+/// How a property's value is laid out on the wire.
+#[derive(Clone, Copy)]
+enum Layout {
+    Byte,
+    U16,
+    U32,
+    VarInt,
+    Str,
+    Bin,
+    Pair,
+}
+
+impl PropertyId {
+    /// All 27 identifiers, in ascending order.
+    pub const ALL: [PropertyId; 27] = {
+        use PropertyId::*;
+        [
+            PayloadFormatIndicator,
+            MessageExpiryInterval,
+            ContentType,
+            ResponseTopic,
+            CorrelationData,
+            SubscriptionIdentifier,
+            SessionExpiryInterval,
+            AssignedClientIdentifier,
+            ServerKeepAlive,
+            AuthenticationMethod,
+            AuthenticationData,
+            RequestProblemInformation,
+            WillDelayInterval,
+            RequestResponseInformation,
+            ResponseInformation,
+            ServerReference,
+            ReasonString,
+            ReceiveMaximum,
+            TopicAliasMaximum,
+            TopicAlias,
+            MaximumQoS,
+            RetainAvailable,
+            UserProperty,
+            MaximumPacketSize,
+            WildcardSubscriptionAvailable,
+            SubscriptionIdentifierAvailable,
+            SharedSubscriptionAvailable,
+        ]
+    };
+
+    /// The identifier for a byte, if MQTT 5.0 defines one.
+    pub fn from_u8(byte: u8) -> Option<Self> {
+        PropertyId::ALL.iter().copied().find(|id| *id as u8 == byte)
+    }
+
+    fn layout(self) -> Layout {
+        use PropertyId::*;
+        match self {
+            PayloadFormatIndicator
+            | RequestProblemInformation
+            | RequestResponseInformation
+            | MaximumQoS
+            | RetainAvailable
+            | WildcardSubscriptionAvailable
+            | SubscriptionIdentifierAvailable
+            | SharedSubscriptionAvailable => Layout::Byte,
+            ServerKeepAlive | ReceiveMaximum | TopicAliasMaximum | TopicAlias => Layout::U16,
+            MessageExpiryInterval
+            | SessionExpiryInterval
+            | WillDelayInterval
+            | MaximumPacketSize => Layout::U32,
+            SubscriptionIdentifier => Layout::VarInt,
+            ContentType
+            | ResponseTopic
+            | AssignedClientIdentifier
+            | AuthenticationMethod
+            | ResponseInformation
+            | ServerReference
+            | ReasonString => Layout::Str,
+            CorrelationData | AuthenticationData => Layout::Bin,
+            UserProperty => Layout::Pair,
+        }
+    }
+}
+
+/// Reads the identifier of the next property in a block.
+fn read_id(r: &mut Reader) -> Result<PropertyId, DecodeError> {
+    // The identifier is a variable byte integer; all defined ones fit in
+    // one byte, so a longer encoding cannot name a known property.
+    let raw = r.var_int()?;
+    u8::try_from(raw)
+        .ok()
+        .and_then(PropertyId::from_u8)
+        .ok_or(DecodeError::UnknownProperty(raw.min(0xFF) as u8))
+}
+
+/// Skips one property value of the given identifier.
+fn skip_value(id: PropertyId, r: &mut Reader) -> Result<(), DecodeError> {
+    match id.layout() {
+        Layout::Byte => r.u8().map(drop),
+        Layout::U16 => r.u16().map(drop),
+        Layout::U32 => r.u32().map(drop),
+        Layout::VarInt => r.var_int().map(drop),
+        Layout::Str => r.string().map(drop),
+        Layout::Bin => r.binary().map(drop),
+        Layout::Pair => {
+            r.string()?;
+            r.string().map(drop)
+        }
+    }
+}
+
+/// Reads the property length and returns the block it covers.
+pub(crate) fn read_block(r: &mut Reader) -> Result<Bytes, DecodeError> {
+    let len = r.var_int()? as usize;
+    if len > r.remaining() {
+        return Err(DecodeError::PropertyLengthOverrun);
+    }
+    r.bytes(len)
+}
+
+/// A value type a single-valued property can hold.
+pub(crate) trait PropValue: Sized {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError>;
+    fn wire_len(&self) -> usize;
+    fn write(&self, buf: &mut BytesMut);
+    /// Checks a value the user set before it is written.
+    fn check(&self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+impl PropValue for bool {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        // Every flag property: "It is a Protocol Error to include a value
+        // other than 0 or 1."
+        match r.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::InvalidPropertyValue(id)),
+        }
+    }
+    fn wire_len(&self) -> usize {
+        1
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_u8(u8::from(*self));
+    }
+}
+
+/// The Payload Format Indicator (§3.3.2.3.2): what a payload claims to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PayloadFormat {
+    /// 0: unspecified bytes (the meaning when the property is absent).
+    #[default]
+    Unspecified,
+    /// 1: UTF-8 encoded character data.
+    Utf8,
+}
+
+impl PropValue for PayloadFormat {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(PayloadFormat::Unspecified),
+            1 => Ok(PayloadFormat::Utf8),
+            _ => Err(DecodeError::InvalidPropertyValue(id)),
+        }
+    }
+    fn wire_len(&self) -> usize {
+        1
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_u8(match self {
+            PayloadFormat::Unspecified => 0,
+            PayloadFormat::Utf8 => 1,
+        });
+    }
+}
+
+impl PropValue for QoS {
+    // Only Maximum QoS has this type: "It is a Protocol Error to include
+    // Maximum QoS more than once, or to have a value other than 0 or 1"
+    // (absent means 2).
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(QoS::AtMostOnce),
+            1 => Ok(QoS::AtLeastOnce),
+            _ => Err(DecodeError::InvalidPropertyValue(id)),
+        }
+    }
+    fn wire_len(&self) -> usize {
+        1
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_u8(*self as u8);
+    }
+}
+
+impl PropValue for u16 {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        let v = r.u16()?;
+        match (id, v) {
+            // [MQTT-3.3.2-8] A Topic Alias of 0 is not permitted.
+            (PropertyId::TopicAlias, 0) => Err(DecodeError::ZeroTopicAlias),
+            // "It is a Protocol Error to include the Receive Maximum value of 0."
+            (PropertyId::ReceiveMaximum, 0) => Err(DecodeError::InvalidPropertyValue(id)),
+            _ => Ok(v),
+        }
+    }
+    fn wire_len(&self) -> usize {
+        2
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_u16(*self);
+    }
+}
+
+impl PropValue for u32 {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        let v = r.u32()?;
+        // "It is a Protocol Error to include ... the Maximum Packet Size ... [of] zero."
+        if id == PropertyId::MaximumPacketSize && v == 0 {
+            return Err(DecodeError::InvalidPropertyValue(id));
+        }
+        Ok(v)
+    }
+    fn wire_len(&self) -> usize {
+        4
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        buf.put_u32(*self);
+    }
+}
+
+/// Subscription Identifiers are variable byte integers from 1 to 268,435,455.
+impl PropValue for NonZeroU32 {
+    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        // "It is a Protocol Error if the Subscription Identifier has a value of 0."
+        NonZeroU32::new(r.var_int()?).ok_or(DecodeError::InvalidPropertyValue(id))
+    }
+    fn wire_len(&self) -> usize {
+        var_int_len(self.get() as usize)
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        write_var_int(buf, self.get() as usize);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        if self.get() > MAX_VARIABLE_INT {
+            return Err(EncodeError::SubscriptionIdOutOfRange);
+        }
+        Ok(())
+    }
+}
+
+impl PropValue for MqttString {
+    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        r.string()
+    }
+    fn wire_len(&self) -> usize {
+        MqttString::wire_len(self)
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        MqttString::write(self, buf);
+    }
+}
+
+impl PropValue for Bytes {
+    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+        r.binary()
+    }
+    fn wire_len(&self) -> usize {
+        2 + self.len()
+    }
+    fn write(&self, buf: &mut BytesMut) {
+        write_binary(buf, self);
+    }
+    fn check(&self) -> Result<(), EncodeError> {
+        if self.len() > MAX_FIELD_LEN {
+            return Err(EncodeError::BinaryTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// Stores `value` in `slot` unless the property was already seen.
+fn set_once<T>(slot: &mut Option<T>, value: T, id: PropertyId) -> Result<(), DecodeError> {
+    if slot.is_some() {
+        return Err(DecodeError::DuplicateProperty(id));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn opt_len<T: PropValue>(v: &Option<T>) -> usize {
+    v.as_ref().map_or(0, |v| 1 + v.wire_len())
+}
+
+fn opt_write<T: PropValue>(v: &Option<T>, id: PropertyId, buf: &mut BytesMut) {
+    if let Some(v) = v {
+        buf.put_u8(id as u8);
+        v.write(buf);
+    }
+}
+
+fn opt_check<T: PropValue>(v: &Option<T>) -> Result<(), EncodeError> {
+    v.as_ref().map_or(Ok(()), PropValue::check)
+}
+
+/// A property that may appear more than once, kept in order.
+trait Repeated {
+    const ID: PropertyId;
+    type Item: Clone;
+    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError>;
+    fn wire_len(item: &Self::Item) -> usize;
+    fn write(item: &Self::Item, buf: &mut BytesMut);
+}
+
+/// Storage for a repeatable property: the decoded block it came in (parsed
+/// on demand, so decoding costs no allocation) or a list the user built.
+#[derive(Clone)]
+enum List<I> {
+    /// A whole property block that was validated when it was decoded.
+    Wire(Bytes),
+    Owned(Vec<I>),
+}
+
+impl<I> Default for List<I> {
+    fn default() -> Self {
+        List::Owned(Vec::new())
+    }
+}
+
+/// Iterates over one repeatable property within a property block.
+struct WireIter<R: Repeated> {
+    r: Reader,
+    _kind: std::marker::PhantomData<R>,
+}
+
+impl<R: Repeated> Iterator for WireIter<R> {
+    type Item = R::Item;
+    fn next(&mut self) -> Option<R::Item> {
+        // The block was fully validated when it was decoded, so none of these
+        // reads fail; if one did, ending the iteration is the safe answer.
+        while !self.r.is_empty() {
+            let id = read_id(&mut self.r).ok()?;
+            if id == R::ID {
+                return R::read(&mut self.r).ok();
+            }
+            skip_value(id, &mut self.r).ok()?;
+        }
+        None
+    }
+}
+
+/// Either a wire iterator or a slice iterator, without boxing.
+enum ListIter<'a, R: Repeated> {
+    Wire(WireIter<R>),
+    Owned(std::slice::Iter<'a, R::Item>),
+}
+
+impl<R: Repeated> Iterator for ListIter<'_, R> {
+    type Item = R::Item;
+    fn next(&mut self) -> Option<R::Item> {
+        match self {
+            ListIter::Wire(w) => w.next(),
+            ListIter::Owned(o) => o.next().cloned(),
+        }
+    }
+}
+
+impl<I: Clone> List<I> {
+    fn iter<R: Repeated<Item = I>>(&self) -> ListIter<'_, R> {
+        match self {
+            List::Wire(block) => ListIter::Wire(WireIter {
+                r: Reader::new(block.clone()),
+                _kind: std::marker::PhantomData,
+            }),
+            List::Owned(v) => ListIter::Owned(v.iter()),
+        }
+    }
+
+    fn push<R: Repeated<Item = I>>(&mut self, item: I) {
+        if let List::Wire(_) = self {
+            *self = List::Owned(self.iter::<R>().collect());
+        }
+        if let List::Owned(v) = self {
+            v.push(item);
+        }
+    }
+
+    fn is_empty<R: Repeated<Item = I>>(&self) -> bool {
+        match self {
+            List::Wire(_) => self.iter::<R>().next().is_none(),
+            List::Owned(v) => v.is_empty(),
+        }
+    }
+
+    fn wire_len<R: Repeated<Item = I>>(&self) -> usize {
+        self.iter::<R>().map(|i| 1 + R::wire_len(&i)).sum()
+    }
+
+    fn write<R: Repeated<Item = I>>(&self, buf: &mut BytesMut) {
+        for item in self.iter::<R>() {
+            buf.put_u8(R::ID as u8);
+            R::write(&item, buf);
+        }
+    }
+}
+
+struct UserPair;
+
+impl Repeated for UserPair {
+    const ID: PropertyId = PropertyId::UserProperty;
+    type Item = (MqttString, MqttString);
+    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+        Ok((r.string()?, r.string()?))
+    }
+    fn wire_len((k, v): &Self::Item) -> usize {
+        k.wire_len() + v.wire_len()
+    }
+    fn write((k, v): &Self::Item, buf: &mut BytesMut) {
+        k.write(buf);
+        v.write(buf);
+    }
+}
+
+struct SubId;
+
+impl Repeated for SubId {
+    const ID: PropertyId = PropertyId::SubscriptionIdentifier;
+    type Item = NonZeroU32;
+    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+        NonZeroU32::read(PropertyId::SubscriptionIdentifier, r)
+    }
+    fn wire_len(item: &Self::Item) -> usize {
+        PropValue::wire_len(item)
+    }
+    fn write(item: &Self::Item, buf: &mut BytesMut) {
+        PropValue::write(item, buf)
+    }
+}
+
+/// User Properties (§3.1.2.11.8 and in every packet): name/value pairs, in
+/// the order they were sent; a name may appear more than once.
+///
+/// ```
+/// use plover::codec::UserProperties;
+///
+/// let mut props = UserProperties::new();
+/// props.push("unit".try_into().unwrap(), "celsius".try_into().unwrap());
+/// props.push("unit".try_into().unwrap(), "kelvin".try_into().unwrap());
+/// assert_eq!(props.len(), 2);
+/// assert_eq!(props.get("unit").unwrap(), "celsius");
+/// let all: Vec<_> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
+/// assert_eq!(all, ["unit=celsius", "unit=kelvin"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct UserProperties(List<(MqttString, MqttString)>);
+
+impl UserProperties {
+    /// An empty list.
+    pub fn new() -> Self {
+        UserProperties::default()
+    }
+
+    /// Appends a pair; earlier pairs with the same name are kept.
+    pub fn push(&mut self, name: MqttString, value: MqttString) {
+        self.0.push::<UserPair>((name, value));
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (MqttString, MqttString)> + '_ {
+        self.0.iter::<UserPair>()
+    }
+
+    /// The value of the first pair with this name.
+    pub fn get(&self, name: &str) -> Option<MqttString> {
+        self.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// How many pairs there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty::<UserPair>()
+    }
+
+    fn from_block(block: Bytes) -> Self {
+        UserProperties(List::Wire(block))
+    }
+
+    fn wire_len(&self) -> usize {
+        self.0.wire_len::<UserPair>()
+    }
+
+    fn write(&self, buf: &mut BytesMut) {
+        self.0.write::<UserPair>(buf)
+    }
+}
+
+impl fmt::Debug for UserProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for UserProperties {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for UserProperties {}
+
+impl<K, V> FromIterator<(K, V)> for UserProperties
+where
+    K: Into<MqttString>,
+    V: Into<MqttString>,
+{
+    fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
+        UserProperties(List::Owned(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        ))
+    }
+}
+
+/// The Subscription Identifiers of a PUBLISH (§3.3.2.3.8): one for each
+/// matching subscription that had one, so the receiver can tell which
+/// subscriptions a message arrived through.
+#[derive(Clone, Default)]
+pub struct SubscriptionIdentifiers(List<NonZeroU32>);
+
+impl SubscriptionIdentifiers {
+    /// An empty list.
+    pub fn new() -> Self {
+        SubscriptionIdentifiers::default()
+    }
+
+    /// Appends an identifier.
+    pub fn push(&mut self, id: NonZeroU32) {
+        self.0.push::<SubId>(id);
+    }
+
+    /// The identifiers, in the order they were sent.
+    pub fn iter(&self) -> impl Iterator<Item = NonZeroU32> + '_ {
+        self.0.iter::<SubId>()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty::<SubId>()
+    }
+
+    fn from_block(block: Bytes) -> Self {
+        SubscriptionIdentifiers(List::Wire(block))
+    }
+
+    fn wire_len(&self) -> usize {
+        self.0.wire_len::<SubId>()
+    }
+
+    fn write(&self, buf: &mut BytesMut) {
+        self.0.write::<SubId>(buf)
+    }
+
+    fn check(&self) -> Result<(), EncodeError> {
+        self.iter().try_for_each(|id| id.check())
+    }
+}
+
+impl fmt::Debug for SubscriptionIdentifiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for SubscriptionIdentifiers {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SubscriptionIdentifiers {}
+
+impl FromIterator<NonZeroU32> for SubscriptionIdentifiers {
+    fn from_iter<T: IntoIterator<Item = NonZeroU32>>(iter: T) -> Self {
+        SubscriptionIdentifiers(List::Owned(iter.into_iter().collect()))
+    }
+}
+
+/// Defines a packet's property set: its struct, and reading, sizing,
+/// checking and writing it. Fields are `Option`s of a `PropValue` type;
+/// user properties are always there; `[repeated]` names an extra repeatable
+/// field (PUBLISH's subscription identifiers).
+macro_rules! property_set {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident: $ty:ty = $id:ident, )*
+        }
+        $( [repeated] $(#[$rmeta:meta])* $rfield:ident: $rty:ident = $rid:ident, )?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: Option<$ty>, )*
+            $( $(#[$rmeta])* pub $rfield: $rty, )?
+            /// User Properties, in order.
+            pub user_properties: UserProperties,
+        }
+
+        impl $name {
+            /// An empty set.
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// True when no property is set.
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_none() )* $( && self.$rfield.is_empty() )?
+                    && self.user_properties.is_empty()
+            }
+
+            /// Reads the property length and the properties it covers;
+            /// `packet` names the packet in errors.
+            pub(crate) fn read(r: &mut Reader, packet: PacketType) -> Result<Self, DecodeError> {
+                let block = read_block(r)?;
+                let mut out = Self::default();
+                let mut has_users = false;
+                $( let mut $rfield = false; )?
+                let mut pr = Reader::new(block.clone());
+                while !pr.is_empty() {
+                    let id = read_id(&mut pr)?;
+                    match id {
+                        $( PropertyId::$id => set_once(&mut out.$field, PropValue::read(id, &mut pr)?, id)?, )*
+                        $( PropertyId::$rid => {
+                            SubId::read(&mut pr)?;
+                            $rfield = true;
+                        } )?
+                        PropertyId::UserProperty => {
+                            UserPair::read(&mut pr)?;
+                            has_users = true;
+                        }
+                        property => {
+                            return Err(DecodeError::PropertyNotAllowed { packet, property })
+                        }
+                    }
+                }
+                // Lists keep the whole block and pick their entries out when
+                // iterated: no copy, no allocation.
+                if has_users {
+                    out.user_properties = UserProperties::from_block(block.clone());
+                }
+                $( if $rfield {
+                    out.$rfield = $rty::from_block(block);
+                } )?
+                Ok(out)
+            }
+
+            /// Size of the properties, without the property length.
+            pub(crate) fn wire_len(&self) -> usize {
+                0 $( + opt_len(&self.$field) )* $( + self.$rfield.wire_len() )?
+                    + self.user_properties.wire_len()
+            }
+
+            /// Checks what the types allow but the wire does not.
+            pub(crate) fn check(&self) -> Result<(), EncodeError> {
+                $( opt_check(&self.$field)?; )*
+                $( self.$rfield.check()?; )?
+                Ok(())
+            }
+
+            /// Writes the properties, without the property length.
+            pub(crate) fn write(&self, buf: &mut BytesMut) {
+                $( opt_write(&self.$field, PropertyId::$id, buf); )*
+                $( self.$rfield.write(buf); )?
+                self.user_properties.write(buf);
+            }
+        }
+    };
+}
+
+property_set! {
+    /// Properties of CONNECT (§3.1.2.11).
+    ConnectProperties {
+        /// Seconds the broker keeps the session after the connection closes
+        /// (0 or absent: it ends with the connection; `u32::MAX`: never).
+        session_expiry_interval: u32 = SessionExpiryInterval,
+        /// How many QoS 1/2 PUBLISHes the client will process at once.
+        receive_maximum: u16 = ReceiveMaximum,
+        /// The largest packet the client will accept.
+        maximum_packet_size: u32 = MaximumPacketSize,
+        /// The highest topic alias the client accepts from the broker.
+        topic_alias_maximum: u16 = TopicAliasMaximum,
+        /// Ask the broker for Response Information in CONNACK.
+        request_response_information: bool = RequestResponseInformation,
+        /// Whether the broker may send reason strings and user properties on
+        /// failures (default true).
+        request_problem_information: bool = RequestProblemInformation,
+        /// Name of the enhanced authentication method.
+        authentication_method: MqttString = AuthenticationMethod,
+        /// Data for the enhanced authentication method.
+        authentication_data: Bytes = AuthenticationData,
+    }
+}
+
+property_set! {
+    /// Properties of the will message, in the CONNECT payload (§3.1.3.2).
+    WillProperties {
+        /// Seconds the broker waits after the connection is lost before
+        /// publishing the will.
+        will_delay_interval: u32 = WillDelayInterval,
+        /// Whether the will payload is UTF-8 text.
+        payload_format_indicator: PayloadFormat = PayloadFormatIndicator,
+        /// Lifetime of the will message in seconds.
+        message_expiry_interval: u32 = MessageExpiryInterval,
+        /// MIME type of the will payload.
+        content_type: MqttString = ContentType,
+        /// Topic for a response to the will message.
+        response_topic: MqttString = ResponseTopic,
+        /// Data that ties a response to this message.
+        correlation_data: Bytes = CorrelationData,
+    }
+}
+
+property_set! {
+    /// Properties of CONNACK (§3.2.2.3): the broker's limits and answers.
+    ConnAckProperties {
+        /// The session expiry the broker will use, if it differs from ours.
+        session_expiry_interval: u32 = SessionExpiryInterval,
+        /// How many QoS 1/2 PUBLISHes the broker processes at once (default 65,535).
+        receive_maximum: u16 = ReceiveMaximum,
+        /// The highest QoS the broker supports, 0 or 1 (absent: 2).
+        maximum_qos: QoS = MaximumQoS,
+        /// Whether the broker supports retained messages (default true).
+        retain_available: bool = RetainAvailable,
+        /// The largest packet the broker accepts.
+        maximum_packet_size: u32 = MaximumPacketSize,
+        /// The client identifier the broker assigned (when ours was empty).
+        assigned_client_identifier: MqttString = AssignedClientIdentifier,
+        /// The highest topic alias the broker accepts from us (default 0).
+        topic_alias_maximum: u16 = TopicAliasMaximum,
+        /// Human-readable diagnostics.
+        reason_string: MqttString = ReasonString,
+        /// Whether wildcard subscriptions are supported (default true).
+        wildcard_subscription_available: bool = WildcardSubscriptionAvailable,
+        /// Whether subscription identifiers are supported (default true).
+        subscription_identifiers_available: bool = SubscriptionIdentifierAvailable,
+        /// Whether shared subscriptions are supported (default true).
+        shared_subscription_available: bool = SharedSubscriptionAvailable,
+        /// The keepalive the broker wants us to use instead of ours.
+        server_keep_alive: u16 = ServerKeepAlive,
+        /// Basis for response topics, if we asked for it.
+        response_information: MqttString = ResponseInformation,
+        /// Another server to use.
+        server_reference: MqttString = ServerReference,
+        /// Name of the enhanced authentication method.
+        authentication_method: MqttString = AuthenticationMethod,
+        /// Data for the enhanced authentication method.
+        authentication_data: Bytes = AuthenticationData,
+    }
+}
+
+property_set! {
+    /// Properties of PUBLISH (§3.3.2.3).
+    PublishProperties {
+        /// Whether the payload is UTF-8 text.
+        payload_format_indicator: PayloadFormat = PayloadFormatIndicator,
+        /// Lifetime of the message in seconds.
+        message_expiry_interval: u32 = MessageExpiryInterval,
+        /// Stands in for the topic name (1 to the peer's Topic Alias Maximum).
+        topic_alias: u16 = TopicAlias,
+        /// Topic name for a response message.
+        response_topic: MqttString = ResponseTopic,
+        /// Data that ties a response to its request.
+        correlation_data: Bytes = CorrelationData,
+        /// MIME type of the payload.
+        content_type: MqttString = ContentType,
+    }
+    [repeated]
+    /// Identifiers of the subscriptions this message matched (broker to client only).
+    subscription_identifiers: SubscriptionIdentifiers = SubscriptionIdentifier,
+}
+
+property_set! {
+    /// Properties of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK,
+    /// which all carry the same two.
+    AckProperties {
+        /// Human-readable diagnostics.
+        reason_string: MqttString = ReasonString,
+    }
+}
+
+property_set! {
+    /// Properties of SUBSCRIBE (§3.8.2.1).
+    SubscribeProperties {
+        /// Identifier the broker will attach to messages matching these filters.
+        subscription_identifier: NonZeroU32 = SubscriptionIdentifier,
+    }
+}
+
+property_set! {
+    /// Properties of UNSUBSCRIBE (§3.10.2.1): user properties only.
+    UnsubscribeProperties {}
+}
+
+property_set! {
+    /// Properties of DISCONNECT (§3.14.2.2).
+    DisconnectProperties {
+        /// A new session expiry (client to broker only; may not turn 0 into non-zero).
+        session_expiry_interval: u32 = SessionExpiryInterval,
+        /// Human-readable diagnostics.
+        reason_string: MqttString = ReasonString,
+        /// Another server to use.
+        server_reference: MqttString = ServerReference,
+    }
+}
+
+property_set! {
+    /// Properties of AUTH (§3.15.2.2).
+    AuthProperties {
+        /// Name of the authentication method.
+        authentication_method: MqttString = AuthenticationMethod,
+        /// Data of this step of the exchange.
+        authentication_data: Bytes = AuthenticationData,
+        /// Human-readable diagnostics.
+        reason_string: MqttString = ReasonString,
+    }
+}
+
+/// Wire size of a property block including its length prefix.
+pub(crate) fn block_len(props_len: usize) -> usize {
+    var_int_len(props_len) + props_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_are_27_distinct_identifiers() {
+        let mut bytes: Vec<u8> = PropertyId::ALL.iter().map(|p| *p as u8).collect();
+        bytes.dedup();
+        assert_eq!(bytes.len(), 27);
+        for id in PropertyId::ALL {
+            assert_eq!(PropertyId::from_u8(id as u8), Some(id));
+        }
+        assert_eq!(PropertyId::from_u8(0x04), None);
+    }
+
+    #[test]
+    fn decoded_user_properties_are_views_into_the_block() {
+        // Property length 20, then: user property ("a","1"), reason string
+        // "why", user property ("a","2").
+        let bytes = Bytes::from_static(&[
+            20, 0x26, 0, 1, b'a', 0, 1, b'1', 0x1F, 0, 3, b'w', b'h', b'y', 0x26, 0, 1, b'a', 0, 1,
+            b'2',
+        ]);
+        let mut r = Reader::new(bytes.clone());
+        let p = AckProperties::read(&mut r, PacketType::SubAck).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(p.reason_string.as_deref(), Some("why"));
+        let pairs: Vec<_> = p.user_properties.iter().collect();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!((pairs[0].0.as_str(), pairs[0].1.as_str()), ("a", "1"));
+        assert_eq!((pairs[1].0.as_str(), pairs[1].1.as_str()), ("a", "2"));
+        // Zero-copy: the value "2" points into the input.
+        assert_eq!(pairs[1].1.as_ptr(), bytes[20..].as_ptr());
+        // Re-encoding puts the single-valued ones first, users after.
+        assert_eq!(p.wire_len(), 20);
+    }
+
+    #[test]
+    fn push_after_decode_keeps_the_decoded_pairs() {
+        let bytes = Bytes::from_static(&[7, 0x26, 0, 1, b'k', 0, 1, b'v']);
+        let mut p =
+            UnsubscribeProperties::read(&mut Reader::new(bytes), PacketType::Unsubscribe).unwrap();
+        p.user_properties
+            .push(MqttString::from_static("k2"), MqttString::from_static("v2"));
+        let keys: Vec<_> = p.user_properties.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["k", "k2"]);
+    }
+
+    #[test]
+    fn duplicates_and_foreign_properties_are_rejected() {
+        let dup = Bytes::from_static(&[6, 0x1F, 0, 0, 0x1F, 0, 0]);
+        assert_eq!(
+            AckProperties::read(&mut Reader::new(dup), PacketType::PubAck),
+            Err(DecodeError::DuplicateProperty(PropertyId::ReasonString))
+        );
+        let foreign = Bytes::from_static(&[2, 0x01, 0]);
+        assert_eq!(
+            AckProperties::read(&mut Reader::new(foreign), PacketType::PubAck),
+            Err(DecodeError::PropertyNotAllowed {
+                packet: PacketType::PubAck,
+                property: PropertyId::PayloadFormatIndicator
+            })
+        );
+    }
+}

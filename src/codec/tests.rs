@@ -1,0 +1,198 @@
+//! Tests of the codec as a whole: framing, streaming, limits and the
+//! zero-copy promise. Byte vectors of each packet live next to its code.
+
+use std::num::{NonZeroU16, NonZeroU32};
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+
+fn id(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap()
+}
+
+fn s(v: &'static str) -> MqttString {
+    MqttString::from_static(v)
+}
+
+fn encode(p: &Packet, v: ProtocolVersion) -> BytesMut {
+    let mut buf = BytesMut::new();
+    p.encode(v, &mut buf).unwrap();
+    assert_eq!(buf.len(), p.encoded_len(v).unwrap(), "encoded_len of {p:?}");
+    buf
+}
+
+fn sample_packets(v: ProtocolVersion) -> Vec<Packet> {
+    let mut publish_props = PublishProperties::default();
+    let mut suback_props = AckProperties::default();
+    if v == ProtocolVersion::V5 {
+        publish_props.content_type = Some(s("text/plain"));
+        publish_props.message_expiry_interval = Some(30);
+        publish_props.user_properties.push(s("k"), s("v"));
+        suback_props.reason_string = Some(s("fine"));
+    }
+    let mut connect = Connect::new(v, s("plover-test"));
+    connect.username = Some(s("user"));
+    connect.password = Some(Bytes::from_static(b"secret"));
+    connect.will = Some(LastWill::new(
+        s("status"),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    vec![
+        Packet::Connect(Box::new(connect)),
+        Packet::ConnAck(Box::new(ConnAck::new(true, ConnectReasonCode::Success))),
+        Packet::Publish(
+            Publish::new(s("a/b"), "payload")
+                .with_qos(QoS::ExactlyOnce, Some(id(9)))
+                .with_properties(publish_props),
+        ),
+        Packet::Publish(Publish::new(s("q0"), Bytes::new())),
+        Packet::PubAck(PubAck::new(id(1))),
+        Packet::PubRec(PubRec::new(id(2))),
+        Packet::PubRel(PubRel::new(id(3))),
+        Packet::PubComp(PubComp::new(id(4))),
+        Packet::Subscribe(Subscribe::new(
+            id(5),
+            s("a/+/c"),
+            SubscriptionOptions::new(QoS::AtLeastOnce),
+        )),
+        Packet::SubAck(SubAck {
+            packet_id: id(5),
+            reason_codes: vec![SubAckReasonCode::GrantedQoS1],
+            properties: suback_props,
+        }),
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id: id(6),
+            filters: vec![s("a/#")],
+            properties: UnsubscribeProperties::default(),
+        }),
+        Packet::UnsubAck(UnsubAck {
+            packet_id: id(6),
+            reason_codes: if v == ProtocolVersion::V5 {
+                vec![UnsubAckReasonCode::Success]
+            } else {
+                vec![]
+            },
+            properties: AckProperties::default(),
+        }),
+        Packet::PingReq,
+        Packet::PingResp,
+        Packet::Disconnect(Disconnect::default()),
+    ]
+}
+
+#[test]
+fn every_packet_round_trips_in_both_versions() {
+    for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        for p in sample_packets(v) {
+            let mut buf = encode(&p, v);
+            let decoded = decode(&mut buf, v, usize::MAX).unwrap();
+            assert_eq!(decoded.as_ref(), Some(&p), "{v}");
+            assert!(buf.is_empty());
+        }
+    }
+}
+
+#[test]
+fn partial_frames_need_more_and_consume_nothing() {
+    let v = ProtocolVersion::V5;
+    let mut stream = BytesMut::new();
+    for p in sample_packets(v) {
+        p.encode(v, &mut stream).unwrap();
+    }
+    let whole = stream.freeze();
+    // Feed one byte at a time: every prefix that is not a whole packet
+    // answers Ok(None) and leaves the buffer untouched.
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for &byte in whole.iter() {
+        buf.extend_from_slice(&[byte]);
+        let before = buf.clone();
+        match decode(&mut buf, v, usize::MAX).unwrap() {
+            Some(p) => got.push(p),
+            None => assert_eq!(buf, before),
+        }
+    }
+    assert!(buf.is_empty());
+    assert_eq!(got, sample_packets(v));
+}
+
+#[test]
+fn size_limit_is_checked_before_the_body_arrives() {
+    // A PUBLISH announcing 1,000 bytes of body; only the header is here.
+    let mut buf = BytesMut::from(&[0x30, 0xE8, 0x07][..]);
+    assert_eq!(
+        decode(&mut buf, ProtocolVersion::V311, 1000),
+        Err(DecodeError::PacketTooLarge {
+            size: 1003,
+            max: 1000
+        })
+    );
+    // With a larger limit it just waits for more.
+    assert_eq!(decode(&mut buf, ProtocolVersion::V311, 1003), Ok(None));
+    assert_eq!(buf.len(), 3);
+}
+
+#[test]
+fn decoded_publish_shares_the_input_buffer() {
+    let p = Packet::Publish(Publish::new(s("t"), vec![7u8; 4096]));
+    let mut input = encode(&p, ProtocolVersion::V311).freeze();
+    let base = input.as_ptr() as usize;
+    let Some(Packet::Publish(decoded)) =
+        decode_bytes(&mut input, ProtocolVersion::V311, usize::MAX).unwrap()
+    else {
+        panic!("not a publish");
+    };
+    // Topic and payload point inside the original allocation.
+    let topic_at = decoded.topic.as_ptr() as usize;
+    let payload_at = decoded.payload.as_ptr() as usize;
+    assert_eq!(topic_at, base + 5);
+    assert_eq!(payload_at, base + 6);
+}
+
+#[test]
+fn v5_only_features_are_refused_in_311() {
+    let auth = Packet::Auth(Auth::new(AuthReasonCode::ContinueAuthentication));
+    assert!(matches!(
+        auth.encode(ProtocolVersion::V311, &mut BytesMut::new()),
+        Err(EncodeError::NotInVersion { .. })
+    ));
+    let mut buf = BytesMut::from(&[0xF0, 0x00][..]);
+    assert_eq!(
+        decode(&mut buf, ProtocolVersion::V311, 100),
+        Err(DecodeError::InvalidPacketType(15))
+    );
+    let refused = Packet::ConnAck(Box::new(ConnAck::new(false, ConnectReasonCode::Banned)));
+    assert!(matches!(
+        refused.encode(ProtocolVersion::V311, &mut BytesMut::new()),
+        Err(EncodeError::NotInVersion { .. })
+    ));
+}
+
+#[test]
+fn encode_rejects_what_the_wire_cannot_carry() {
+    let mut buf = BytesMut::new();
+    let no_id = Packet::Publish(Publish::new(s("t"), "x").with_qos(QoS::AtLeastOnce, None));
+    assert_eq!(
+        no_id.encode(ProtocolVersion::V5, &mut buf),
+        Err(EncodeError::MissingPacketId)
+    );
+    let wildcard = Packet::Publish(Publish::new(s("a/#"), "x"));
+    assert!(matches!(
+        wildcard.encode(ProtocolVersion::V5, &mut buf),
+        Err(EncodeError::InvalidTopicName(_))
+    ));
+    let props = SubscribeProperties {
+        subscription_identifier: NonZeroU32::new(MAX_VARIABLE_INT + 1),
+        ..Default::default()
+    };
+    let mut sub = Subscribe::new(id(1), s("x"), SubscriptionOptions::default());
+    sub.properties = props;
+    assert_eq!(
+        Packet::Subscribe(sub).encode(ProtocolVersion::V5, &mut buf),
+        Err(EncodeError::SubscriptionIdOutOfRange)
+    );
+    assert!(buf.is_empty(), "nothing is written on error");
+}

@@ -1,0 +1,33 @@
+//! plover: an async MQTT 3.1.1 and 5.0 client for tokio.
+//!
+//! The crate is built in layers, each usable on its own (see `DESIGN.md`):
+//!
+//! - [`codec`]: bytes to packets and back, for every packet of both protocol
+//!   versions. Zero-copy, allocation-free for PUBLISH, strict about
+//!   malformed input, and without any I/O.
+//! - [`topic`]: topic name and filter validation, wildcard matching and
+//!   shared subscriptions.
+//! - The sans-IO session, the tokio event loop and the paho-style `Client`
+//!   handle are coming next.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use plover::codec::{decode, Packet, ProtocolVersion};
+//!
+//! // What `mosquitto_pub -t hello -m world` sends after connecting.
+//! let mut wire = BytesMut::from(&b"\x30\x0c\x00\x05helloworld"[..]);
+//! match decode(&mut wire, ProtocolVersion::V311, 1 << 20).unwrap() {
+//!     Some(Packet::Publish(p)) => {
+//!         assert_eq!(p.topic, "hello");
+//!         assert_eq!(p.payload, "world");
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+pub mod topic;

@@ -1,0 +1,749 @@
+//! Topic names and topic filters: validation, wildcard matching, and `$share` parsing.
+//!
+//! A *topic name* is what a PUBLISH is addressed to; a *topic filter* is what a
+//! SUBSCRIBE asks for and may contain the wildcards `+` (exactly one level) and
+//! `#` (this level and everything below it). Both are split into levels by `/`,
+//! and empty levels are significant: `a/b`, `a//b`, `/a/b` and `a/b/` are four
+//! different topics, because the spec forbids the server from normalising them
+//! [MQTT-4.7.3-4].
+//!
+//! The rules are MQTT 3.1.1 §4.7 and MQTT 5.0 §4.7 and §4.8.2 (shared
+//! subscriptions, `$share/{ShareName}/{filter}`).
+
+/// Topic level separator.
+const SEPARATOR: char = '/';
+/// Multi-level wildcard.
+const MULTI_LEVEL: &str = "#";
+/// Single-level wildcard.
+const SINGLE_LEVEL: &str = "+";
+/// Prefix that marks a shared subscription (MQTT 5.0 §4.8.2).
+const SHARE_PREFIX: &str = "$share/";
+/// Largest encoded length of any MQTT UTF-8 string, topic or filter included.
+const MAX_LEN: usize = 65_535;
+
+/// Why a topic name or filter is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The topic name or filter is zero bytes long.
+    #[error("topic is empty; topic names and filters must be at least one character long")]
+    Empty,
+    /// The UTF-8 encoding is longer than 65,535 bytes.
+    #[error("topic is longer than 65535 bytes when UTF-8 encoded")]
+    TooLong,
+    /// The string contains the null character U+0000.
+    #[error("topic contains the null character U+0000")]
+    ContainsNul,
+    /// A topic name (as opposed to a filter) contains `+` or `#`.
+    #[error("topic name contains a wildcard character ('+' or '#')")]
+    WildcardInName,
+    /// `#` is not the last character, or is not alone in its level.
+    #[error("'#' must be the last character and occupy a whole topic level")]
+    MisplacedMultiLevelWildcard,
+    /// `+` shares its level with other characters.
+    #[error("'+' must occupy a whole topic level")]
+    MisplacedSingleLevelWildcard,
+    /// The `ShareName` of a `$share/` filter is empty or contains `+` or `#`.
+    #[error("shared subscription ShareName must be non-empty and must not contain '/', '+' or '#'")]
+    InvalidShareName,
+    /// A `$share/{ShareName}` filter has no topic filter after the `ShareName`.
+    #[error("shared subscription has no topic filter after the ShareName")]
+    MissingSharedFilter,
+}
+
+/// Checks that apply to every topic name and topic filter, whatever its kind.
+fn validate_common(s: &str) -> Result<(), TopicError> {
+    // [MQTT-4.7.3-1] at least one character long.
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    // [MQTT-4.7.3-3] must not encode to more than 65,535 bytes. `str::len`
+    // is already the UTF-8 byte length, which is what goes on the wire.
+    if s.len() > MAX_LEN {
+        return Err(TopicError::TooLong);
+    }
+    // [MQTT-4.7.3-2] must not include the null character U+0000.
+    if s.as_bytes().contains(&0) {
+        return Err(TopicError::ContainsNul);
+    }
+    Ok(())
+}
+
+/// Validates a topic name, as carried by PUBLISH (and a Will Topic).
+///
+/// A topic name is at least one byte, at most 65,535 bytes, free of U+0000,
+/// and never contains a wildcard.
+///
+/// An MQTT 5.0 PUBLISH may carry a zero-length topic name when it uses a Topic
+/// Alias; that is a packet-level decision, so this function, which validates a
+/// *name*, reports it as [`TopicError::Empty`].
+///
+/// # Errors
+///
+/// [`TopicError::Empty`], [`TopicError::TooLong`] or
+/// [`TopicError::ContainsNul`] when the string itself is unusable, otherwise
+/// [`TopicError::WildcardInName`] when it contains `+` or `#`.
+///
+/// ```
+/// use plover::topic::{validate_topic_name, TopicError};
+///
+/// assert_eq!(validate_topic_name("sport/tennis/player1"), Ok(()));
+/// assert_eq!(validate_topic_name("sport/+"), Err(TopicError::WildcardInName));
+/// ```
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    validate_common(name)?;
+    // [MQTT-3.3.2-2] / [MQTT-4.7.1-1] wildcards must not be used in a topic name.
+    if name.contains(['+', '#']) {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+/// Validates a topic filter, as carried by SUBSCRIBE and UNSUBSCRIBE.
+///
+/// Besides the length and U+0000 rules shared with topic names, `#` must be
+/// the last character and alone in its level, and `+` must be alone in its
+/// level. A filter beginning with `$share/` is validated as a shared
+/// subscription (see [`SharedFilter::parse`]).
+///
+/// # Errors
+///
+/// The first rule broken, checked in this order: [`TopicError::Empty`],
+/// [`TopicError::TooLong`], [`TopicError::ContainsNul`]; then for a shared
+/// subscription [`TopicError::InvalidShareName`] or
+/// [`TopicError::MissingSharedFilter`]; then, left to right through the
+/// levels, [`TopicError::MisplacedMultiLevelWildcard`] or
+/// [`TopicError::MisplacedSingleLevelWildcard`].
+///
+/// ```
+/// use plover::topic::{validate_topic_filter, TopicError};
+///
+/// assert_eq!(validate_topic_filter("sport/tennis/+"), Ok(()));
+/// assert_eq!(validate_topic_filter("+/tennis/#"), Ok(()));
+/// assert_eq!(validate_topic_filter("$share/group/sport/#"), Ok(()));
+/// assert_eq!(
+///     validate_topic_filter("sport/tennis#"),
+///     Err(TopicError::MisplacedMultiLevelWildcard)
+/// );
+/// assert_eq!(
+///     validate_topic_filter("sport+"),
+///     Err(TopicError::MisplacedSingleLevelWildcard)
+/// );
+/// assert_eq!(
+///     validate_topic_filter("$share/group"),
+///     Err(TopicError::MissingSharedFilter)
+/// );
+/// ```
+pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
+    // The length and U+0000 limits apply to the string as sent, so a shared
+    // subscription is measured including its `$share/{ShareName}/` prefix.
+    validate_common(filter)?;
+    match SharedFilter::parse_checked(filter)? {
+        Some(_) => Ok(()),
+        None => validate_filter_levels(filter),
+    }
+}
+
+/// Checks the wildcard placement rules of a (non-shared) topic filter.
+///
+/// Only the level structure is checked here; the caller has already applied
+/// [`validate_common`].
+fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
+    let mut levels = filter.split(SEPARATOR).peekable();
+    while let Some(level) = levels.next() {
+        let is_last = levels.peek().is_none();
+        if level.contains('#') {
+            // [MQTT-4.7.1-2] `#` must be on its own or follow a separator
+            // (i.e. be the whole level), and must be the filter's last
+            // character (i.e. the whole *last* level).
+            if level != MULTI_LEVEL || !is_last {
+                return Err(TopicError::MisplacedMultiLevelWildcard);
+            }
+        } else if level.contains('+') && level != SINGLE_LEVEL {
+            // [MQTT-4.7.1-3] `+` must occupy an entire level of the filter.
+            return Err(TopicError::MisplacedSingleLevelWildcard);
+        }
+    }
+    Ok(())
+}
+
+/// Returns `true` when the topic filter contains a wildcard (`+` or `#`).
+///
+/// Filters without wildcards match exactly one topic name, which lets a
+/// router use a plain lookup for them.
+///
+/// ```
+/// use plover::topic::is_wildcard;
+///
+/// assert!(is_wildcard("sport/+/player1"));
+/// assert!(!is_wildcard("sport/tennis"));
+/// ```
+#[must_use]
+pub fn is_wildcard(filter: &str) -> bool {
+    filter.contains(['+', '#'])
+}
+
+/// Returns `true` when the topic `name` matches the topic `filter`.
+///
+/// Levels are separated by `/` and compared exactly (no normalisation, so
+/// empty levels count). `+` matches exactly one level, which may be empty;
+/// `#` matches its parent level and any number of child levels, so
+/// `sport/#` matches `sport`. A filter beginning with a wildcard does not
+/// match a name beginning with `$` (such as `$SYS/...`). For a shared
+/// subscription `$share/{ShareName}/{filter}`, matching uses the inner
+/// `{filter}`.
+///
+/// Both arguments are assumed to be valid (see [`validate_topic_filter`] and
+/// [`validate_topic_name`]); on invalid input the result is unspecified but
+/// the function never panics. It does not allocate.
+///
+/// ```
+/// use plover::topic::matches;
+///
+/// assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
+/// assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon"));
+/// assert!(matches("sport/+", "sport/"));
+/// assert!(!matches("sport/+", "sport"));
+/// assert!(!matches("#", "$SYS/uptime"));
+/// assert!(matches("$SYS/#", "$SYS/uptime"));
+/// assert!(matches("$share/workers/jobs/+", "jobs/42"));
+/// ```
+#[must_use]
+pub fn matches(filter: &str, name: &str) -> bool {
+    let filter = match filter.strip_prefix(SHARE_PREFIX) {
+        // Shared subscriptions route on the filter after `{ShareName}/`
+        // (MQTT 5.0 §4.8.2); the ShareName only selects the group.
+        Some(rest) => match rest.split_once(SEPARATOR) {
+            Some((_group, inner)) => inner,
+            // `$share/{ShareName}` with no filter is invalid and matches nothing.
+            None => return false,
+        },
+        None => filter,
+    };
+
+    // [MQTT-4.7.2-1] a filter starting with a wildcard must not match a topic
+    // name starting with `$`; those are reserved for server-specific topics.
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+
+    let mut filter_levels = filter.split(SEPARATOR);
+    let mut name_levels = name.split(SEPARATOR);
+    loop {
+        match (filter_levels.next(), name_levels.next()) {
+            // `#` matches whatever is left, including nothing at all: it
+            // covers the parent level too, so `sport/#` matches `sport`.
+            (Some(MULTI_LEVEL), _) => return true,
+            // `+` matches exactly one level, whatever it holds (even "").
+            (Some(SINGLE_LEVEL), Some(_)) => {}
+            (Some(f), Some(n)) if f == n => {}
+            // Both ran out together: every level matched.
+            (None, None) => return true,
+            // A differing level, or one side has levels the other lacks.
+            _ => return false,
+        }
+    }
+}
+
+/// A parsed shared subscription `$share/{group}/{filter}` (MQTT 5.0 §4.8.2).
+///
+/// Both fields borrow from the string that was parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedFilter<'a> {
+    /// The `ShareName`: which group of subscribers the messages are shared among.
+    pub group: &'a str,
+    /// The topic filter that the group subscribes to.
+    pub filter: &'a str,
+}
+
+impl<'a> SharedFilter<'a> {
+    /// Parses and validates a shared subscription.
+    ///
+    /// Returns `Ok(None)` when `filter` is not a shared subscription, i.e. it
+    /// does not start with `$share/` (so `$share` alone and `$sharex/a` are
+    /// ordinary filters). Returns `Err` when it starts with `$share/` but is
+    /// malformed: the `ShareName` is empty or contains `+` or `#`, there is no
+    /// filter after it, or that filter is itself invalid.
+    ///
+    /// # Errors
+    ///
+    /// Only for strings starting with `$share/`: the same errors, in the same
+    /// order, as [`validate_topic_filter`] reports for them.
+    ///
+    /// ```
+    /// use plover::topic::{SharedFilter, TopicError};
+    ///
+    /// assert_eq!(
+    ///     SharedFilter::parse("$share/workers/jobs/#"),
+    ///     Ok(Some(SharedFilter { group: "workers", filter: "jobs/#" }))
+    /// );
+    /// assert_eq!(SharedFilter::parse("jobs/#"), Ok(None));
+    /// assert_eq!(SharedFilter::parse("$share//jobs"), Err(TopicError::InvalidShareName));
+    /// assert_eq!(SharedFilter::parse("$share/workers"), Err(TopicError::MissingSharedFilter));
+    /// ```
+    pub fn parse(filter: &'a str) -> Result<Option<Self>, TopicError> {
+        if !filter.starts_with(SHARE_PREFIX) {
+            return Ok(None);
+        }
+        // A returned `SharedFilter` is promised valid, so the whole-string
+        // rules apply here too, not only in `validate_topic_filter`.
+        validate_common(filter)?;
+        Self::parse_checked(filter)
+    }
+
+    /// [`SharedFilter::parse`] for a string that has already passed
+    /// [`validate_common`].
+    fn parse_checked(filter: &'a str) -> Result<Option<Self>, TopicError> {
+        let Some(rest) = filter.strip_prefix(SHARE_PREFIX) else {
+            return Ok(None);
+        };
+        // The ShareName ends at the next `/`, so it cannot contain one.
+        let (group, inner) = match rest.split_once(SEPARATOR) {
+            Some((group, inner)) => (group, Some(inner)),
+            None => (rest, None),
+        };
+        // [MQTT-4.8.2-1] the ShareName is at least one character long.
+        // [MQTT-4.8.2-2] the ShareName must not contain `/`, `+` or `#`.
+        if group.is_empty() || group.contains(['+', '#']) {
+            return Err(TopicError::InvalidShareName);
+        }
+        // [MQTT-4.8.2-2] the ShareName must be followed by `/` and then a
+        // topic filter; an empty filter would fail [MQTT-4.7.3-1].
+        let inner = match inner {
+            Some(inner) if !inner.is_empty() => inner,
+            _ => return Err(TopicError::MissingSharedFilter),
+        };
+        // The inner filter is an ordinary filter: `$share/a/$share/b/c` shares
+        // the literal topic filter `$share/b/c`, it does not nest.
+        validate_filter_levels(inner)?;
+        Ok(Some(SharedFilter {
+            group,
+            filter: inner,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_name_validation() {
+        let cases: &[(&str, Result<(), TopicError>)] = &[
+            ("sport/tennis/player1", Ok(())),
+            ("sport", Ok(())),
+            ("/", Ok(())),
+            ("//", Ok(())),
+            ("/finance", Ok(())),
+            ("sport/", Ok(())),
+            ("$SYS/broker/uptime", Ok(())),
+            ("$share/group/topic", Ok(())),
+            ("spaces are fine", Ok(())),
+            ("Ünïcødé/トピック", Ok(())),
+            ("", Err(TopicError::Empty)),
+            ("a\0b", Err(TopicError::ContainsNul)),
+            ("\0", Err(TopicError::ContainsNul)),
+            ("sport/+", Err(TopicError::WildcardInName)),
+            ("sport/#", Err(TopicError::WildcardInName)),
+            ("+", Err(TopicError::WildcardInName)),
+            ("#", Err(TopicError::WildcardInName)),
+            ("sport+", Err(TopicError::WildcardInName)),
+            ("a#b", Err(TopicError::WildcardInName)),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(validate_topic_name(name), *expected, "name {name:?}");
+        }
+    }
+
+    #[test]
+    fn topic_filter_validation() {
+        let cases: &[(&str, Result<(), TopicError>)] = &[
+            // Valid, from the spec's examples in §4.7.1.
+            ("sport/tennis/player1/#", Ok(())),
+            ("sport/#", Ok(())),
+            ("#", Ok(())),
+            ("+", Ok(())),
+            ("+/tennis/#", Ok(())),
+            ("sport/+/player1", Ok(())),
+            ("/+", Ok(())),
+            ("+/+", Ok(())),
+            ("+/", Ok(())),
+            ("/#", Ok(())),
+            ("//", Ok(())),
+            ("a//b", Ok(())),
+            ("$SYS/#", Ok(())),
+            ("$share", Ok(())),
+            ("$sharex/a/b", Ok(())),
+            ("$SHARE/a", Ok(())),
+            ("plain/topic", Ok(())),
+            // `#` misplaced [MQTT-4.7.1-2].
+            (
+                "sport/tennis#",
+                Err(TopicError::MisplacedMultiLevelWildcard),
+            ),
+            (
+                "sport/tennis/#/ranking",
+                Err(TopicError::MisplacedMultiLevelWildcard),
+            ),
+            ("#/", Err(TopicError::MisplacedMultiLevelWildcard)),
+            ("##", Err(TopicError::MisplacedMultiLevelWildcard)),
+            ("#/#", Err(TopicError::MisplacedMultiLevelWildcard)),
+            ("a/#b", Err(TopicError::MisplacedMultiLevelWildcard)),
+            ("+#", Err(TopicError::MisplacedMultiLevelWildcard)),
+            // `+` misplaced [MQTT-4.7.1-3].
+            ("sport+", Err(TopicError::MisplacedSingleLevelWildcard)),
+            (
+                "sport/+tennis",
+                Err(TopicError::MisplacedSingleLevelWildcard),
+            ),
+            ("++", Err(TopicError::MisplacedSingleLevelWildcard)),
+            ("a/b+/c", Err(TopicError::MisplacedSingleLevelWildcard)),
+            // Common rules.
+            ("", Err(TopicError::Empty)),
+            ("a/\0/b", Err(TopicError::ContainsNul)),
+            // Shared subscriptions.
+            ("$share/group/sport/#", Ok(())),
+            ("$share/group/+", Ok(())),
+            ("$share/group/#", Ok(())),
+            ("$share/group//", Ok(())),
+            ("$share/group/$share/other/x", Ok(())),
+            ("$share/group", Err(TopicError::MissingSharedFilter)),
+            ("$share/group/", Err(TopicError::MissingSharedFilter)),
+            ("$share/", Err(TopicError::InvalidShareName)),
+            ("$share//x", Err(TopicError::InvalidShareName)),
+            ("$share/gr+up/x", Err(TopicError::InvalidShareName)),
+            ("$share/+/x", Err(TopicError::InvalidShareName)),
+            ("$share/#/x", Err(TopicError::InvalidShareName)),
+            ("$share/#", Err(TopicError::InvalidShareName)),
+            (
+                "$share/group/sport+",
+                Err(TopicError::MisplacedSingleLevelWildcard),
+            ),
+            (
+                "$share/group/#/x",
+                Err(TopicError::MisplacedMultiLevelWildcard),
+            ),
+            ("$share/gr\0up/x", Err(TopicError::ContainsNul)),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(
+                validate_topic_filter(filter),
+                *expected,
+                "filter {filter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_limit_is_in_utf8_bytes() {
+        let longest = "a".repeat(MAX_LEN);
+        assert_eq!(validate_topic_name(&longest), Ok(()));
+        assert_eq!(validate_topic_filter(&longest), Ok(()));
+
+        let too_long = "a".repeat(MAX_LEN + 1);
+        assert_eq!(validate_topic_name(&too_long), Err(TopicError::TooLong));
+        assert_eq!(validate_topic_filter(&too_long), Err(TopicError::TooLong));
+
+        // 32,768 two-byte characters: few characters, but 65,536 bytes.
+        let wide = "é".repeat(32_768);
+        assert_eq!(wide.chars().count(), 32_768);
+        assert_eq!(validate_topic_name(&wide), Err(TopicError::TooLong));
+        assert_eq!(validate_topic_filter(&wide), Err(TopicError::TooLong));
+
+        // The `$share/{ShareName}/` prefix counts towards the limit.
+        let shared = format!("$share/g/{}", "a".repeat(MAX_LEN - "$share/g/".len()));
+        assert_eq!(shared.len(), MAX_LEN);
+        assert_eq!(validate_topic_filter(&shared), Ok(()));
+        let shared_too_long = format!("{shared}a");
+        assert_eq!(
+            validate_topic_filter(&shared_too_long),
+            Err(TopicError::TooLong)
+        );
+        assert_eq!(
+            SharedFilter::parse(&shared_too_long),
+            Err(TopicError::TooLong)
+        );
+    }
+
+    /// (filter, name, expected)
+    const MATCH_CASES: &[(&str, &str, bool)] = &[
+        // §4.7.1.2: `sport/tennis/player1/#`.
+        ("sport/tennis/player1/#", "sport/tennis/player1", true),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking",
+            true,
+        ),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon",
+            true,
+        ),
+        ("sport/tennis/player1/#", "sport/tennis/player2", false),
+        ("sport/tennis/player1/#", "sport/tennis", false),
+        ("sport/#", "sport", true),
+        ("sport/#", "sport/", true),
+        ("sport/#", "sports", false),
+        ("#", "sport/tennis/player1", true),
+        ("#", "/", true),
+        ("#", "a", true),
+        // §4.7.1.3: `+`.
+        ("sport/tennis/+", "sport/tennis/player1", true),
+        ("sport/tennis/+", "sport/tennis/player2", true),
+        ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+        ("sport/+", "sport", false),
+        ("sport/+", "sport/", true),
+        ("+/+", "/finance", true),
+        ("/+", "/finance", true),
+        ("+", "/finance", false),
+        ("+", "finance", true),
+        ("+/tennis/#", "sport/tennis/player1/ranking", true),
+        ("+/tennis/#", "sport/tennis", true),
+        ("+/tennis/#", "sport/football", false),
+        ("sport/+/player1", "sport/tennis/player1", true),
+        ("sport/+/player1", "sport/tennis/player2", false),
+        ("sport/+/#", "sport", false),
+        ("sport/+/#", "sport/tennis", true),
+        // Empty levels are levels; no normalisation [MQTT-4.7.3-4].
+        ("a//b", "a//b", true),
+        ("a//b", "a/b", false),
+        ("a/+/b", "a//b", true),
+        ("a/b", "a/b/", false),
+        ("a/b/", "a/b", false),
+        ("/a", "a", false),
+        ("+/a", "/a", true),
+        ("+", "", true),
+        ("//", "//", true),
+        ("+/+/+", "//", true),
+        // Exact, case-sensitive literal matching.
+        ("sport/tennis", "sport/tennis", true),
+        ("sport/tennis", "Sport/Tennis", false),
+        ("sport/tennis", "sport/tennis/player1", false),
+        ("sport/tennis/player1", "sport/tennis", false),
+        // `$` topics [MQTT-4.7.2-1].
+        ("#", "$SYS/monitor/Clients", false),
+        ("#", "$SYS", false),
+        ("+/monitor/Clients", "$SYS/monitor/Clients", false),
+        ("+", "$SYS", false),
+        ("$SYS/#", "$SYS/monitor/Clients", true),
+        ("$SYS/#", "$SYS", true),
+        ("$SYS/monitor/+", "$SYS/monitor/Clients", true),
+        ("$SYS", "$SYS", true),
+        ("/#", "/$SYS", true),
+        ("+/$x", "a/$x", true),
+        // Shared subscriptions match on the inner filter.
+        ("$share/group/sport/#", "sport/tennis", true),
+        ("$share/group/sport/+", "sport/tennis", true),
+        ("$share/group/sport/+", "sport", false),
+        ("$share/group/#", "anything/at/all", true),
+        ("$share/group/#", "$SYS/x", false),
+        ("$share/group/+/monitor", "$SYS/monitor", false),
+        ("$share/group/$SYS/#", "$SYS/x", true),
+        ("$share/group/a", "group/a", false),
+        ("$share/group", "group", false),
+        ("$share/group", "$share/group", false),
+        // Not a shared subscription, so literal.
+        ("$share", "$share", true),
+        ("$sharex/g/a", "$sharex/g/a", true),
+        ("$sharex/g/a", "a", false),
+    ];
+
+    #[test]
+    fn matching_table() {
+        assert!(MATCH_CASES.len() >= 30);
+        for (filter, name, expected) in MATCH_CASES {
+            assert_eq!(
+                matches(filter, name),
+                *expected,
+                "matches({filter:?}, {name:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn matching_table_inputs_are_valid() {
+        // `matches` is only specified for valid input, so the table must not
+        // be testing unspecified behaviour by accident.
+        for (filter, name, _) in MATCH_CASES {
+            if filter
+                .strip_prefix(SHARE_PREFIX)
+                .is_some_and(|rest| !rest.contains('/'))
+            {
+                continue; // deliberately malformed shared filter
+            }
+            if name.is_empty() {
+                continue; // deliberately empty name
+            }
+            assert_eq!(validate_topic_filter(filter), Ok(()), "filter {filter:?}");
+            assert_eq!(validate_topic_name(name), Ok(()), "name {name:?}");
+        }
+    }
+
+    #[test]
+    fn shared_prefix_does_not_change_matching() {
+        for (filter, name, _) in MATCH_CASES {
+            if filter.starts_with('$') {
+                continue;
+            }
+            let shared = format!("$share/g/{filter}");
+            assert_eq!(
+                matches(&shared, name),
+                matches(filter, name),
+                "{shared:?} vs {filter:?} on {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn matching_never_panics_on_invalid_input() {
+        let odd = [
+            "",
+            "/",
+            "#",
+            "+",
+            "##",
+            "#/#",
+            "#/a",
+            "a/#/b",
+            "++",
+            "+#",
+            "$",
+            "$share",
+            "$share/",
+            "$share//",
+            "$share/g",
+            "$share/g/",
+            "\0",
+            "é/+/#",
+            "////",
+        ];
+        // Pin a few results so the loop is not only a panic check.
+        assert!(!matches("$share/", "x"));
+        assert!(!matches("$share/g", "g"));
+        assert!(matches("$share//x", "x"));
+        for filter in odd {
+            for name in odd {
+                let _ = matches(filter, name);
+            }
+        }
+    }
+
+    #[test]
+    fn is_wildcard_cases() {
+        let cases = [
+            ("sport/tennis", false),
+            ("sport/+", true),
+            ("sport/#", true),
+            ("#", true),
+            ("+", true),
+            ("$share/g/a/b", false),
+            ("$share/g/a/+", true),
+            ("", false),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(is_wildcard(filter), expected, "filter {filter:?}");
+        }
+    }
+
+    #[test]
+    fn shared_filter_parse() {
+        type Expected = Result<Option<SharedFilter<'static>>, TopicError>;
+        let shared = |group, filter| Ok(Some(SharedFilter { group, filter }));
+        let cases: &[(&str, Expected)] = &[
+            (
+                "$share/group/sport/tennis/+",
+                shared("group", "sport/tennis/+"),
+            ),
+            ("$share/g/#", shared("g", "#")),
+            ("$share/g/+", shared("g", "+")),
+            ("$share/g//", shared("g", "/")),
+            ("$share/g/$share/h/x", shared("g", "$share/h/x")),
+            (
+                "$share/consumer1/sport/tennis/+",
+                shared("consumer1", "sport/tennis/+"),
+            ),
+            ("$share/Ünï/a", shared("Ünï", "a")),
+            // Not shared subscriptions.
+            ("sport/tennis", Ok(None)),
+            ("$share", Ok(None)),
+            ("$sharex/g/a", Ok(None)),
+            ("$SHARE/g/a", Ok(None)),
+            ("/$share/g/a", Ok(None)),
+            ("", Ok(None)),
+            // Malformed shared subscriptions.
+            ("$share/", Err(TopicError::InvalidShareName)),
+            ("$share//", Err(TopicError::InvalidShareName)),
+            ("$share//x", Err(TopicError::InvalidShareName)),
+            ("$share/g+/x", Err(TopicError::InvalidShareName)),
+            ("$share/g#/x", Err(TopicError::InvalidShareName)),
+            ("$share/group", Err(TopicError::MissingSharedFilter)),
+            ("$share/group/", Err(TopicError::MissingSharedFilter)),
+            ("$share/g/a+", Err(TopicError::MisplacedSingleLevelWildcard)),
+            ("$share/g/#/a", Err(TopicError::MisplacedMultiLevelWildcard)),
+            ("$share/g/a\0", Err(TopicError::ContainsNul)),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(SharedFilter::parse(filter), *expected, "filter {filter:?}");
+        }
+    }
+
+    #[test]
+    fn shared_filter_borrows_from_input() {
+        let owned = String::from("$share/group/a/b");
+        let parsed = SharedFilter::parse(&owned);
+        let Ok(Some(parsed)) = parsed else {
+            panic!("expected a shared filter, got {parsed:?}");
+        };
+        // The fields are sub-slices of the input, not copies.
+        assert_eq!(parsed.group.as_ptr(), owned["$share/".len()..].as_ptr());
+        assert_eq!(
+            parsed.filter.as_ptr(),
+            owned["$share/group/".len()..].as_ptr()
+        );
+    }
+
+    #[test]
+    fn parse_agrees_with_validate_topic_filter() {
+        let filters = [
+            "$share/g/a",
+            "$share/g",
+            "$share//a",
+            "$share/g/a+",
+            "$share/g+/a",
+            "a/b",
+            "a+",
+        ];
+        for filter in filters {
+            let via_parse = SharedFilter::parse(filter).map(|_| ());
+            if filter.starts_with(SHARE_PREFIX) {
+                assert_eq!(
+                    validate_topic_filter(filter),
+                    via_parse,
+                    "filter {filter:?}"
+                );
+            } else {
+                assert_eq!(via_parse, Ok(()), "filter {filter:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn error_messages_are_distinct() {
+        let all = [
+            TopicError::Empty,
+            TopicError::TooLong,
+            TopicError::ContainsNul,
+            TopicError::WildcardInName,
+            TopicError::MisplacedMultiLevelWildcard,
+            TopicError::MisplacedSingleLevelWildcard,
+            TopicError::InvalidShareName,
+            TopicError::MissingSharedFilter,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(!a.to_string().is_empty());
+            for b in all.iter().skip(i + 1) {
+                assert_ne!(a.to_string(), b.to_string(), "{a:?} vs {b:?}");
+            }
+        }
+    }
+}
