@@ -31,3 +31,8 @@
 
 pub mod codec;
 pub mod topic;
+
+// README.md's examples are compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -197,6 +197,9 @@ pub enum EncodeError {
     /// A QoS 0 PUBLISH with a packet identifier ([MQTT-2.2.1-2]).
     #[error("QoS 0 PUBLISH packets must not have a packet identifier")]
     UnexpectedPacketId,
+    /// The DUP flag on a QoS 0 PUBLISH ([MQTT-3.3.1-2]).
+    #[error("DUP flag set on a QoS 0 PUBLISH")]
+    DupOnQoS0,
     /// A topic name that is not valid.
     #[error("invalid topic name: {0}")]
     InvalidTopicName(TopicError),

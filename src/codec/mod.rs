@@ -358,24 +358,8 @@ impl Packet {
 
     /// Reads one packet from its first byte and complete body.
     fn read(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packet, DecodeError> {
-        let type_bits = first >> 4;
+        let packet_type = check_first_byte(first, version)?;
         let flags = first & 0x0F;
-        let packet_type = match PacketType::from_u8(type_bits) {
-            // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
-            Some(PacketType::Auth) if version == ProtocolVersion::V311 => {
-                return Err(DecodeError::InvalidPacketType(type_bits));
-            }
-            Some(t) => t,
-            None => return Err(DecodeError::InvalidPacketType(type_bits)),
-        };
-        // [MQTT-2.1.3-1] Reserved flag bits MUST be set to the listed values;
-        // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise.
-        if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
-            return Err(DecodeError::InvalidHeaderFlags {
-                packet: packet_type,
-                flags,
-            });
-        }
         let mut r = Reader::new(body);
         let packet = match packet_type {
             PacketType::Connect => Packet::Connect(Box::new(Connect::read(&mut r)?)),
@@ -397,6 +381,38 @@ impl Packet {
         r.finish()?;
         Ok(packet)
     }
+}
+
+/// Checks the first byte of a packet: a known type for this version, with the
+/// fixed-header flags that type requires.
+///
+/// Called as soon as one byte is buffered, so garbage is rejected at once
+/// instead of after waiting for a body its remaining length announces.
+fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, DecodeError> {
+    let type_bits = first >> 4;
+    let flags = first & 0x0F;
+    let packet_type = match PacketType::from_u8(type_bits) {
+        // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
+        Some(PacketType::Auth) if version == ProtocolVersion::V311 => {
+            return Err(DecodeError::InvalidPacketType(type_bits));
+        }
+        Some(t) => t,
+        None => return Err(DecodeError::InvalidPacketType(type_bits)),
+    };
+    // [MQTT-2.1.3-1] Reserved flag bits MUST be set to the listed values;
+    // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise. PUBLISH
+    // flags are checked when the packet is read.
+    if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
+        return Err(DecodeError::InvalidHeaderFlags {
+            packet: packet_type,
+            flags,
+        });
+    }
+    // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
+    if packet_type == PacketType::Publish && (flags >> 1) & 0b11 == 0b11 {
+        return Err(DecodeError::InvalidQoS);
+    }
+    Ok(packet_type)
 }
 
 /// Where the next packet in `buf` ends: `Ok(Some((header_len, total_len)))`,
@@ -439,6 +455,9 @@ pub fn decode(
     version: ProtocolVersion,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
+    if let Some(&first) = buf.first() {
+        check_first_byte(first, version)?;
+    }
     let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
         return Ok(None);
     };
@@ -462,6 +481,9 @@ pub fn decode_bytes(
     version: ProtocolVersion,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
+    if let Some(&first) = buf.first() {
+        check_first_byte(first, version)?;
+    }
     let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
         return Ok(None);
     };
