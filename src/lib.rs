@@ -7,8 +7,10 @@
 //!   malformed input, and without any I/O.
 //! - [`topic`]: topic name and filter validation, wildcard matching and
 //!   shared subscriptions.
-//! - The sans-IO session, the tokio event loop and the paho-style `Client`
-//!   handle are coming next.
+//! - [`session`]: the sans-IO protocol state machine (packet ids, QoS 1/2
+//!   flows, keepalive, flow control), driven by time passed in.
+//! - [`Client`]: a cheap, cloneable handle whose calls mirror paho-mqtt's,
+//!   backed by a tokio task that owns the socket.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -29,8 +31,18 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod client;
 pub mod codec;
+mod eventloop;
+pub mod session;
 pub mod topic;
+
+pub use client::{
+    Client, ClientBuilder, ClientError, ConnectionEvent, ConnectionEvents, Message, Messages,
+    PublishHandle,
+};
+pub use codec::{ProtocolVersion, QoS};
+pub use session::{CloseReason, PublishOutcome};
 
 // README.md's examples are compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -1,0 +1,877 @@
+//! The `Client` handle: what applications call. Its methods mirror Python's
+//! paho-mqtt (`connect`, `publish`, `subscribe`, `will_set`,
+//! `username_pw_set`, ...) as async Rust, and every call that waits on the
+//! broker gives back what the broker said.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::codec::{
+    ConnAck, ConnectProperties, ConnectReasonCode, Disconnect, EncodeError, LastWill, MqttString,
+    Packet, ProtocolVersion, PubAckReasonCode, Publish, PublishProperties, QoS, StringError,
+    SubAck, SubAckReasonCode, SubscribeProperties, SubscriptionOptions, UnsubAck,
+    UnsubscribeProperties, WillProperties,
+};
+use crate::eventloop::{Command, EventLoop, Outlets, Transport};
+use crate::session::{CloseReason, PublishOutcome, RequestError, Session, SessionConfig};
+use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
+
+/// A message received from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// The topic it was published to.
+    pub topic: MqttString,
+    /// The payload, shared with the buffer it was read into (no copy).
+    pub payload: Bytes,
+    /// The QoS it was delivered with.
+    pub qos: QoS,
+    /// True for a retained message sent because we subscribed (or, with
+    /// 5.0 Retain As Published, as the publisher set it).
+    pub retain: bool,
+    /// True if the broker may have delivered it before.
+    pub dup: bool,
+    /// 5.0 properties: content type, response topic, correlation data, user
+    /// properties, message expiry, subscription identifiers, ...
+    pub properties: PublishProperties,
+}
+
+impl Message {
+    /// The payload as UTF-8 text, if it is.
+    pub fn payload_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.payload).ok()
+    }
+}
+
+impl From<Publish> for Message {
+    fn from(p: Publish) -> Self {
+        Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            properties: p.properties,
+        }
+    }
+}
+
+/// A change in the connection, like paho's `on_connect` / `on_disconnect`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The broker accepted the connection; its CONNACK.
+    Connected(Box<ConnAck>),
+    /// The connection ended, and why.
+    Disconnected(CloseReason),
+}
+
+/// Everything that can go wrong using a [`Client`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A topic name that cannot be published to (empty, wildcards, ...).
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(TopicError),
+    /// A topic filter that cannot be subscribed to.
+    #[error("invalid topic filter: {0}")]
+    InvalidFilter(TopicError),
+    /// A client id, user name or other string MQTT cannot carry.
+    #[error("invalid {what}: {error}")]
+    InvalidString {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong with it.
+        error: StringError,
+    },
+    /// A publish larger than the broker accepts (its 5.0 Maximum Packet
+    /// Size, or MQTT's 256 MiB).
+    #[error("message of {size} bytes exceeds the maximum packet size of {max} bytes")]
+    PacketTooLarge {
+        /// Encoded size of the PUBLISH.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Another argument the protocol cannot carry.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The packet could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// There is no connection (never connected, or it ended).
+    #[error("not connected")]
+    NotConnected,
+    /// `connect` while a connection is already up.
+    #[error("already connected")]
+    AlreadyConnected,
+    /// The network connection could not be made.
+    #[error("cannot connect: {0}")]
+    Io(#[from] std::io::Error),
+    /// No answer from the broker within the connect timeout.
+    #[error("timed out connecting to the broker")]
+    ConnectTimeout,
+    /// The broker refused the connection.
+    #[error("connection refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    ConnectionRefused {
+        /// Why (3.1.1 return codes map to these).
+        reason: ConnectReasonCode,
+        /// The broker's explanation (5.0).
+        reason_string: Option<MqttString>,
+    },
+    /// The connection ended before the broker answered.
+    #[error("connection closed: {0}")]
+    ConnectionClosed(CloseReason),
+    /// The broker refused a QoS 1/2 publish (5.0 reason code ≥ 0x80).
+    #[error("publish refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    PublishRejected {
+        /// The PUBACK or PUBREC reason code.
+        reason: PubAckReasonCode,
+        /// The broker's explanation.
+        reason_string: Option<MqttString>,
+    },
+    /// The broker refused a subscription.
+    #[error("subscription refused: {0}")]
+    SubscribeRejected(SubAckReasonCode),
+    /// The request could not be sent.
+    #[error(transparent)]
+    Request(RequestError),
+}
+
+impl From<RequestError> for ClientError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::ConnectionClosed(reason) => ClientError::ConnectionClosed(reason),
+            RequestError::PacketTooLarge { size, max } => ClientError::PacketTooLarge { size, max },
+            other => ClientError::Request(other),
+        }
+    }
+}
+
+impl From<CloseReason> for ClientError {
+    fn from(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::Refused {
+                reason,
+                reason_string,
+            } => ClientError::ConnectionRefused {
+                reason,
+                reason_string,
+            },
+            CloseReason::ConnectTimeout => ClientError::ConnectTimeout,
+            other => ClientError::ConnectionClosed(other),
+        }
+    }
+}
+
+fn string(what: &'static str, s: &str) -> Result<MqttString, ClientError> {
+    MqttString::try_from(s).map_err(|error| ClientError::InvalidString { what, error })
+}
+
+/// Settings gathered before `connect`, like paho's setters.
+#[derive(Debug, Clone)]
+struct Options {
+    client_id: String,
+    protocol: ProtocolVersion,
+    clean_start: bool,
+    will: Option<LastWill>,
+    username: Option<MqttString>,
+    password: Option<Bytes>,
+    connect_properties: ConnectProperties,
+    max_inflight: u16,
+    connect_timeout: Duration,
+    message_capacity: usize,
+    max_packet_size: usize,
+}
+
+/// Builds a [`Client`] with settings other than [`Client::new`]'s.
+///
+/// ```
+/// use plover::{Client, codec::ProtocolVersion};
+///
+/// let client = Client::builder("kitchen-sensor")
+///     .protocol(ProtocolVersion::V5)
+///     .clean_start(false)
+///     .max_inflight_messages(50)
+///     .build();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    options: Options,
+}
+
+impl ClientBuilder {
+    /// The MQTT version to speak (default 3.1.1, see [`Client::new`]).
+    pub fn protocol(mut self, version: ProtocolVersion) -> Self {
+        self.options.protocol = version;
+        self
+    }
+
+    /// 3.1.1 Clean Session / 5.0 Clean Start (default true). With false the
+    /// broker keeps our subscriptions and queues QoS 1/2 messages while we
+    /// are away (in 5.0, also set a Session Expiry Interval with
+    /// [`session_expiry`](Self::session_expiry)).
+    pub fn clean_start(mut self, clean: bool) -> Self {
+        self.options.clean_start = clean;
+        self
+    }
+
+    /// 5.0: seconds the broker keeps the session after a disconnect.
+    pub fn session_expiry(mut self, seconds: u32) -> Self {
+        self.options.connect_properties.session_expiry_interval = Some(seconds);
+        self
+    }
+
+    /// 5.0 CONNECT properties, replacing any set so far.
+    pub fn connect_properties(mut self, properties: ConnectProperties) -> Self {
+        self.options.connect_properties = properties;
+        self
+    }
+
+    /// Most outgoing QoS 1/2 messages awaiting acknowledgement at once
+    /// (default 20, as paho). Further publishes wait their turn, in order.
+    pub fn max_inflight_messages(mut self, n: u16) -> Self {
+        self.options.max_inflight = n.max(1);
+        self
+    }
+
+    /// How long `connect` waits for the TCP connection and the CONNACK
+    /// (default 30 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
+    }
+
+    /// How many received messages may wait for the application before the
+    /// client stops reading from the network (default 1,024). See
+    /// [`Client::messages`].
+    pub fn message_capacity(mut self, n: usize) -> Self {
+        self.options.message_capacity = n.max(1);
+        self
+    }
+
+    /// The largest packet we accept from the broker (default 16 MiB);
+    /// advertised in 5.0 as our Maximum Packet Size.
+    pub fn max_packet_size(mut self, bytes: usize) -> Self {
+        self.options.max_packet_size = bytes.clamp(16, 268_435_460);
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Client {
+        Client::from_options(self.options)
+    }
+}
+
+/// The live connection, once `connect` succeeded.
+#[derive(Debug, Clone)]
+struct Connection {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    version: ProtocolVersion,
+}
+
+/// State the event loop keeps current for the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) connected: AtomicBool,
+    /// The broker's Maximum Packet Size (5.0), or MQTT's limit.
+    pub(crate) broker_max_packet: AtomicUsize,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            connected: AtomicBool::new(false),
+            broker_max_packet: AtomicUsize::new(MAX_PACKET),
+        }
+    }
+}
+
+/// MQTT's own limit: one byte of header, four of length, 268,435,455 of body.
+const MAX_PACKET: usize = 268_435_460;
+
+#[derive(Debug)]
+struct Inner {
+    options: Mutex<Options>,
+    connection: Mutex<Option<Connection>>,
+    messages_tx: mpsc::Sender<Message>,
+    messages_rx: Mutex<Option<mpsc::Receiver<Message>>>,
+    events: broadcast::Sender<ConnectionEvent>,
+}
+
+/// A handle to an MQTT client. Cheap to clone; every clone drives the same
+/// connection, and it is `Send + Sync`.
+///
+/// ```no_run
+/// use plover::{Client, codec::QoS};
+///
+/// # async fn run() -> Result<(), plover::ClientError> {
+/// let client = Client::new("kitchen-sensor");
+/// client.will_set("home/kitchen/status", "offline", QoS::AtLeastOnce, true)?;
+/// client.connect("localhost", 1883, 60).await?;
+///
+/// // Resolves when the broker has acknowledged the message (PUBACK).
+/// client.publish("home/kitchen/temperature", "21.5", QoS::AtLeastOnce, false).await?.await?;
+///
+/// let mut messages = client.messages();
+/// client.subscribe("home/+/command", QoS::AtLeastOnce).await?;
+/// while let Some(msg) = messages.recv().await {
+///     println!("{} {:?}", msg.topic, msg.payload);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// A client with this client id, speaking MQTT 3.1.1 with a clean
+    /// session.
+    ///
+    /// 3.1.1 is the default, as in paho-mqtt, because every broker and
+    /// device speaks it; choose 5.0 with [`Client::builder`] for its
+    /// reason codes, properties and flow control. An empty client id asks
+    /// the broker to assign one (3.1.1 then requires a clean session).
+    pub fn new(client_id: impl Into<String>) -> Client {
+        Client::builder(client_id).build()
+    }
+
+    /// A builder for the settings `new` does not take.
+    pub fn builder(client_id: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            options: Options {
+                client_id: client_id.into(),
+                protocol: ProtocolVersion::V311,
+                clean_start: true,
+                will: None,
+                username: None,
+                password: None,
+                connect_properties: ConnectProperties::default(),
+                max_inflight: 20,
+                connect_timeout: Duration::from_secs(30),
+                message_capacity: 1024,
+                max_packet_size: 16 * 1024 * 1024,
+            },
+        }
+    }
+
+    fn from_options(options: Options) -> Client {
+        let (messages_tx, messages_rx) = mpsc::channel(options.message_capacity);
+        let (events, _) = broadcast::channel(64);
+        Client {
+            inner: Arc::new(Inner {
+                options: Mutex::new(options),
+                connection: Mutex::new(None),
+                messages_tx,
+                messages_rx: Mutex::new(Some(messages_rx)),
+                events,
+            }),
+        }
+    }
+
+    fn options(&self) -> MutexGuard<'_, Options> {
+        // A panic while holding this lock cannot leave the options half
+        // written (every update is a single assignment), so a poisoned lock
+        // is still fine to use.
+        self.inner.options.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection(&self) -> Result<Connection, ClientError> {
+        let guard = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(c) if !c.commands.is_closed() => Ok(c.clone()),
+            _ => Err(ClientError::NotConnected),
+        }
+    }
+
+    /// The protocol version this client speaks.
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.options().protocol
+    }
+
+    /// Sets the user name and optional password for the next `connect`.
+    pub fn username_pw_set(
+        &self,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let username = string("user name", username)?;
+        let password = password.map(|p| Bytes::copy_from_slice(p.as_bytes()));
+        if password.as_ref().is_some_and(|p| p.len() > 65_535) {
+            return Err(ClientError::InvalidArgument(
+                "password longer than 65535 bytes",
+            ));
+        }
+        let mut o = self.options();
+        o.username = Some(username);
+        o.password = password;
+        Ok(())
+    }
+
+    /// Sets the will: the message the broker publishes for us if we vanish
+    /// without `disconnect`. Applies from the next `connect`.
+    pub fn will_set(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), ClientError> {
+        self.will_set_with_properties(topic, payload, qos, retain, WillProperties::default())
+    }
+
+    /// [`will_set`](Self::will_set) with 5.0 will properties (will delay,
+    /// message expiry, content type, ...).
+    pub fn will_set_with_properties(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+        properties: WillProperties,
+    ) -> Result<(), ClientError> {
+        validate_topic_name(topic).map_err(ClientError::InvalidTopic)?;
+        let payload = payload.into();
+        if payload.len() > 65_535 {
+            return Err(ClientError::InvalidArgument(
+                "will payload longer than 65535 bytes",
+            ));
+        }
+        let will = LastWill {
+            topic: string("will topic", topic)?,
+            payload,
+            qos,
+            retain,
+            properties,
+        };
+        self.options().will = Some(will);
+        Ok(())
+    }
+
+    /// Removes the will.
+    pub fn will_clear(&self) {
+        self.options().will = None;
+    }
+
+    /// Most outgoing QoS 1/2 messages in flight at once, from the next
+    /// `connect` (paho's `max_inflight_messages_set`; default 20).
+    pub fn max_inflight_messages_set(&self, n: u16) {
+        self.options().max_inflight = n.max(1);
+    }
+
+    /// Connects to `host:port` over TCP, sends CONNECT and waits for the
+    /// broker's answer. `keepalive` is in seconds (0: none).
+    ///
+    /// On success the connection is driven by a background task (like
+    /// paho's `loop_start`): nothing else needs polling. A refusal is
+    /// [`ClientError::ConnectionRefused`] with the broker's reason code.
+    ///
+    /// Cancel safety: cancelling the future before it completes drops the
+    /// half-made connection.
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        keepalive: u16,
+    ) -> Result<ConnAck, ClientError> {
+        if self.is_connected() {
+            return Err(ClientError::AlreadyConnected);
+        }
+        let options = self.options().clone();
+        let stream = tokio::time::timeout(
+            options.connect_timeout,
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| ClientError::ConnectTimeout)??;
+        // MQTT packets are small and latency matters more than packing.
+        stream.set_nodelay(true)?;
+        self.connect_over(Box::pin(stream), keepalive, options)
+            .await
+    }
+
+    /// Runs the MQTT handshake over an established transport.
+    async fn connect_over(
+        &self,
+        transport: Pin<Box<dyn Transport>>,
+        keepalive: u16,
+        options: Options,
+    ) -> Result<ConnAck, ClientError> {
+        let client_id = string("client id", &options.client_id)?;
+        if client_id.is_empty() && !options.clean_start && options.protocol == ProtocolVersion::V311
+        {
+            // [MQTT-3.1.3-7]: a zero-byte client id needs Clean Session 1.
+            return Err(ClientError::InvalidArgument(
+                "an empty client id requires a clean session in MQTT 3.1.1",
+            ));
+        }
+        let mut connect_properties = options.connect_properties.clone();
+        if options.protocol == ProtocolVersion::V5
+            && connect_properties.maximum_packet_size.is_none()
+        {
+            connect_properties.maximum_packet_size = u32::try_from(options.max_packet_size).ok();
+        }
+        let config = SessionConfig {
+            version: options.protocol,
+            client_id,
+            clean_start: options.clean_start,
+            keep_alive: keepalive,
+            will: options.will.clone(),
+            username: options.username.clone(),
+            password: options.password.clone(),
+            connect_properties,
+            max_inflight: options.max_inflight,
+            connect_timeout: options.connect_timeout,
+        };
+        let shared = Arc::new(Shared::new());
+        let (commands, commands_rx) = mpsc::channel(256);
+        let (connack_tx, connack_rx) = oneshot::channel();
+        let outlets = Outlets {
+            messages: self.inner.messages_tx.clone(),
+            events: self.inner.events.clone(),
+            connack: Some(connack_tx),
+            shared: shared.clone(),
+        };
+        let event_loop = EventLoop::new(
+            Session::new(config),
+            transport,
+            commands_rx,
+            outlets,
+            options.max_packet_size,
+        );
+        *self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Connection {
+            commands,
+            shared,
+            version: options.protocol,
+        });
+        tokio::spawn(event_loop.run());
+        match connack_rx.await {
+            Ok(Ok(connack)) => Ok(connack),
+            Ok(Err(reason)) => Err(reason.into()),
+            Err(_) => Err(ClientError::NotConnected),
+        }
+    }
+
+    /// True while connected to the broker.
+    pub fn is_connected(&self) -> bool {
+        self.connection()
+            .is_ok_and(|c| c.shared.connected.load(Ordering::Acquire))
+    }
+
+    /// Publishes `payload` to `topic`.
+    ///
+    /// Returns once the message is queued, with a [`PublishHandle`] that
+    /// resolves when the broker has it: QoS 0 when it is written to the
+    /// network, QoS 1 on PUBACK, QoS 2 on PUBCOMP. Awaiting the handle is
+    /// optional. Invalid arguments fail here, before anything is sent.
+    ///
+    /// Cancel safety: if this future is cancelled before it returns, the
+    /// message may or may not have been queued.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<PublishHandle, ClientError> {
+        self.publish_with_properties(topic, payload, qos, retain, PublishProperties::default())
+            .await
+    }
+
+    /// [`publish`](Self::publish) with 5.0 properties (content type,
+    /// response topic, correlation data, user properties, message expiry).
+    pub async fn publish_with_properties(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+        properties: PublishProperties,
+    ) -> Result<PublishHandle, ClientError> {
+        validate_topic_name(topic).map_err(ClientError::InvalidTopic)?;
+        let mut publish = Publish::new(string("topic", topic)?, payload)
+            .with_retain(retain)
+            .with_properties(properties);
+        let conn = self.connection()?;
+        // Size it as it will travel (a QoS 1/2 packet id takes two bytes).
+        publish.qos = qos;
+        publish.packet_id = (qos != QoS::AtMostOnce).then_some(std::num::NonZeroU16::MIN);
+        let packet = Packet::Publish(publish);
+        let size = packet.encoded_len(conn.version)?;
+        let max = conn.shared.broker_max_packet.load(Ordering::Acquire);
+        if size > max {
+            return Err(ClientError::PacketTooLarge { size, max });
+        }
+        let Packet::Publish(publish) = packet else {
+            return Err(ClientError::InvalidArgument("not a publish"));
+        };
+        let (done, rx) = oneshot::channel();
+        conn.commands
+            .send(Command::Publish { publish, done })
+            .await
+            .map_err(|_| ClientError::NotConnected)?;
+        Ok(PublishHandle { rx })
+    }
+
+    /// Subscribes to one filter and returns the QoS the broker granted.
+    ///
+    /// A refusal (SUBACK failure code) is [`ClientError::SubscribeRejected`].
+    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, ClientError> {
+        let ack = self
+            .subscribe_many(
+                &[(filter, SubscriptionOptions::new(qos))],
+                SubscribeProperties::default(),
+            )
+            .await?;
+        let code = ack
+            .reason_codes
+            .first()
+            .copied()
+            .unwrap_or(SubAckReasonCode::UnspecifiedError);
+        code.granted_qos()
+            .ok_or(ClientError::SubscribeRejected(code))
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE, each with its own
+    /// options (5.0: no local, retain as published, retain handling), and
+    /// returns the SUBACK: one reason code per filter, in order.
+    pub async fn subscribe_many(
+        &self,
+        filters: &[(&str, SubscriptionOptions)],
+        properties: SubscribeProperties,
+    ) -> Result<SubAck, ClientError> {
+        if filters.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "subscribe needs at least one filter",
+            ));
+        }
+        let mut list = Vec::with_capacity(filters.len());
+        for (filter, options) in filters {
+            validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
+            list.push((string("topic filter", filter)?, *options));
+        }
+        let conn = self.connection()?;
+        let (done, rx) = oneshot::channel();
+        conn.commands
+            .send(Command::Subscribe {
+                filters: list,
+                properties,
+                done,
+            })
+            .await
+            .map_err(|_| ClientError::NotConnected)?;
+        Ok(rx.await.map_err(|_| ClientError::NotConnected)??)
+    }
+
+    /// Unsubscribes from one filter and waits for the UNSUBACK.
+    pub async fn unsubscribe(&self, filter: &str) -> Result<UnsubAck, ClientError> {
+        self.unsubscribe_many(&[filter], UnsubscribeProperties::default())
+            .await
+    }
+
+    /// Unsubscribes from several filters in one UNSUBSCRIBE.
+    pub async fn unsubscribe_many(
+        &self,
+        filters: &[&str],
+        properties: UnsubscribeProperties,
+    ) -> Result<UnsubAck, ClientError> {
+        if filters.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "unsubscribe needs at least one filter",
+            ));
+        }
+        let mut list = Vec::with_capacity(filters.len());
+        for filter in filters {
+            validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
+            list.push(string("topic filter", filter)?);
+        }
+        let conn = self.connection()?;
+        let (done, rx) = oneshot::channel();
+        conn.commands
+            .send(Command::Unsubscribe {
+                filters: list,
+                properties,
+                done,
+            })
+            .await
+            .map_err(|_| ClientError::NotConnected)?;
+        Ok(rx.await.map_err(|_| ClientError::NotConnected)??)
+    }
+
+    /// Disconnects cleanly: waits (up to 5 s) for messages in flight to be
+    /// acknowledged, then sends DISCONNECT and closes the connection. The
+    /// broker does not publish the will.
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.disconnect_with(Disconnect::default(), Duration::from_secs(5))
+            .await
+    }
+
+    /// [`disconnect`](Self::disconnect) with a 5.0 reason code and
+    /// properties (e.g. a new session expiry, or
+    /// [`DisconnectWithWillMessage`](crate::codec::DisconnectReasonCode::DisconnectWithWillMessage) to have the will
+    /// published), waiting at most `timeout` for messages in flight.
+    /// Requests still unanswered then fail with
+    /// [`ClientError::ConnectionClosed`].
+    pub async fn disconnect_with(
+        &self,
+        disconnect: Disconnect,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let conn = self.connection()?;
+        let (done, rx) = oneshot::channel();
+        conn.commands
+            .send(Command::Disconnect {
+                disconnect,
+                timeout,
+                done,
+            })
+            .await
+            .map_err(|_| ClientError::NotConnected)?;
+        // The loop answers once the connection is closed; if it is already
+        // gone, dropping the sender answers as well.
+        let _ = rx.await;
+        Ok(())
+    }
+
+    /// The stream of messages received from the broker, across
+    /// subscriptions.
+    ///
+    /// There is one such stream per client: messages are buffered from the
+    /// moment the client is created (up to
+    /// [`ClientBuilder::message_capacity`]), and the first call takes that
+    /// buffer; later calls return a stream that ends at once. When the
+    /// application does not keep up, the client stops reading from the
+    /// network until there is room again (acknowledgements, publishes and
+    /// keepalive carry on), so the broker, not this process, holds the
+    /// backlog.
+    pub fn messages(&self) -> Messages {
+        let rx = self
+            .inner
+            .messages_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if rx.is_none() {
+            tracing::warn!("Client::messages() called more than once; the second stream is empty");
+        }
+        Messages { rx }
+    }
+
+    /// Connection events (connected, disconnected with the reason), like
+    /// paho's `on_connect` and `on_disconnect`. Each call gives an
+    /// independent receiver that sees events from then on.
+    pub fn connection_events(&self) -> ConnectionEvents {
+        ConnectionEvents {
+            rx: self.inner.events.subscribe(),
+        }
+    }
+}
+
+/// Resolves when the broker has acknowledged a publish.
+///
+/// Output: the acknowledgement ([`PublishOutcome`]: packet id, reason code,
+/// 5.0 properties), [`ClientError::PublishRejected`] when the broker
+/// refused it, or [`ClientError::ConnectionClosed`] when the connection
+/// ended first. Dropping the handle does not cancel the publish.
+#[derive(Debug)]
+pub struct PublishHandle {
+    rx: oneshot::Receiver<Result<PublishOutcome, RequestError>>,
+}
+
+impl PublishHandle {
+    /// Waits for the acknowledgement (paho's `wait_for_publish`).
+    pub async fn wait_for_publish(self) -> Result<PublishOutcome, ClientError> {
+        self.await
+    }
+}
+
+impl Future for PublishHandle {
+    type Output = Result<PublishOutcome, ClientError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        Poll::Ready(match result {
+            Err(_) => Err(ClientError::NotConnected),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(outcome)) if outcome.reason_code.is_error() => {
+                Err(ClientError::PublishRejected {
+                    reason: outcome.reason_code,
+                    reason_string: outcome.properties.reason_string.clone(),
+                })
+            }
+            Ok(Ok(outcome)) => Ok(outcome),
+        })
+    }
+}
+
+/// Incoming messages; see [`Client::messages`]. Also a
+/// [`Stream`](futures_core::Stream).
+#[derive(Debug)]
+pub struct Messages {
+    rx: Option<mpsc::Receiver<Message>>,
+}
+
+impl Messages {
+    /// The next message; `None` once the client is gone.
+    ///
+    /// Cancel safe: a message is never lost to a cancelled `recv`.
+    pub async fn recv(&mut self) -> Option<Message> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+}
+
+impl futures_core::Stream for Messages {
+    type Item = Message;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        match &mut self.rx {
+            Some(rx) => rx.poll_recv(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+/// Connection events; see [`Client::connection_events`].
+#[derive(Debug)]
+pub struct ConnectionEvents {
+    rx: broadcast::Receiver<ConnectionEvent>,
+}
+
+impl ConnectionEvents {
+    /// The next event; `None` once the client is gone. If this receiver
+    /// fell more than 64 events behind, the oldest are skipped.
+    ///
+    /// Cancel safe.
+    pub async fn recv(&mut self) -> Option<ConnectionEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "connection events receiver lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,1251 @@
+//! The sans-IO MQTT session: every protocol rule of the client side, with no
+//! sockets, no tasks and no clock.
+//!
+//! In the style of `quinn-proto` and `rustls`, a [`Session`] is driven by
+//! calls, and answers through queues:
+//!
+//! - inputs are `handle_*`: a new transport is up ([`handle_connect`]), a
+//!   packet arrived ([`handle_packet`]), the user asked for something
+//!   ([`handle_publish`], [`handle_subscribe`], [`handle_unsubscribe`],
+//!   [`handle_disconnect`]), a deadline passed ([`handle_timeout`]), the
+//!   transport broke ([`handle_connection_lost`]);
+//! - outputs are `poll_*`: bytes to write ([`poll_transmit`]), the next
+//!   deadline ([`poll_timeout`]), and [`Event`]s for the application
+//!   ([`poll_event`]).
+//!
+//! After every `handle_*` call the driver drains all three outputs: it writes
+//! what `poll_transmit` returns, hands out every event, and arms one timer
+//! for `poll_timeout`. Time is always passed in as `now`, so tests can run
+//! every flow, keepalive and timeouts included, in virtual time.
+//!
+//! Requests are identified by a [`RequestId`] the driver picks; their
+//! completions come back as events carrying it. Packet identifiers are the
+//! session's own business.
+//!
+//! [`handle_connect`]: Session::handle_connect
+//! [`handle_packet`]: Session::handle_packet
+//! [`handle_publish`]: Session::handle_publish
+//! [`handle_subscribe`]: Session::handle_subscribe
+//! [`handle_unsubscribe`]: Session::handle_unsubscribe
+//! [`handle_disconnect`]: Session::handle_disconnect
+//! [`handle_timeout`]: Session::handle_timeout
+//! [`handle_connection_lost`]: Session::handle_connection_lost
+//! [`poll_transmit`]: Session::poll_transmit
+//! [`poll_timeout`]: Session::poll_timeout
+//! [`poll_event`]: Session::poll_event
+
+mod packet_ids;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::num::NonZeroU16;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{
+    AckProperties, ConnAck, Connect, ConnectProperties, ConnectReasonCode, DecodeError, Disconnect,
+    DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketType, ProtocolVersion,
+    PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, SubAck,
+    Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
+    UnsubscribeProperties,
+};
+use packet_ids::PacketIds;
+
+/// Identifies one user request (publish, subscribe, unsubscribe) across the
+/// session's events. The driver chooses them; they only need to be unique
+/// among requests in progress.
+pub type RequestId = u64;
+
+/// What the session needs to know to connect.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The protocol version to speak.
+    pub version: ProtocolVersion,
+    /// Client identifier; empty asks the broker to assign one.
+    pub client_id: MqttString,
+    /// Start a new session (3.1.1 Clean Session / 5.0 Clean Start).
+    pub clean_start: bool,
+    /// Keepalive in seconds (0 turns keepalive off).
+    pub keep_alive: u16,
+    /// The will message.
+    pub will: Option<LastWill>,
+    /// User name.
+    pub username: Option<MqttString>,
+    /// Password.
+    pub password: Option<Bytes>,
+    /// 5.0 CONNECT properties.
+    pub connect_properties: ConnectProperties,
+    /// Most outgoing QoS 1/2 messages in flight at once (paho's
+    /// `max_inflight_messages`); 5.0's Receive Maximum from the broker can
+    /// lower it further.
+    pub max_inflight: u16,
+    /// How long to wait for CONNACK.
+    pub connect_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// Defaults: clean start, 60 s keepalive, 20 messages in flight, 30 s
+    /// to connect.
+    pub fn new(version: ProtocolVersion, client_id: MqttString) -> Self {
+        SessionConfig {
+            version,
+            client_id,
+            clean_start: true,
+            keep_alive: 60,
+            will: None,
+            username: None,
+            password: None,
+            connect_properties: ConnectProperties::default(),
+            max_inflight: 20,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How an outgoing publish ended, when the broker answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// The packet identifier it travelled with (none for QoS 0).
+    pub packet_id: Option<NonZeroU16>,
+    /// PUBACK's (QoS 1) or PUBREC's (QoS 2) reason code; Success for QoS 0.
+    /// A code of 0x80 or above means the broker refused the message.
+    pub reason_code: PubAckReasonCode,
+    /// QoS 2: PUBCOMP's reason code, once the exchange completed.
+    pub complete_reason: Option<PubRelReasonCode>,
+    /// Reason string and user properties of the acknowledgement (5.0).
+    pub properties: AckProperties,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The broker accepted the connection.
+    Connected(Box<ConnAck>),
+    /// A message arrived (already acknowledged to the broker, or about to be).
+    Message(Publish),
+    /// A publish finished. QoS 0 completes when it is handed to the
+    /// transport; QoS 1 on PUBACK; QoS 2 on PUBCOMP (or on a failing PUBREC).
+    PublishDone {
+        /// The request.
+        request: RequestId,
+        /// The broker's answer, or why there will be none.
+        result: Result<PublishOutcome, RequestError>,
+    },
+    /// A subscribe finished.
+    SubscribeDone {
+        /// The request.
+        request: RequestId,
+        /// The SUBACK, or why there will be none.
+        result: Result<SubAck, RequestError>,
+    },
+    /// An unsubscribe finished.
+    UnsubscribeDone {
+        /// The request.
+        request: RequestId,
+        /// The UNSUBACK, or why there will be none.
+        result: Result<UnsubAck, RequestError>,
+    },
+    /// The connection is over: write out what [`Session::poll_transmit`]
+    /// still returns, then close the transport.
+    Closed(CloseReason),
+}
+
+/// Why a request did not get an answer from the broker.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The connection ended first.
+    #[error("connection closed before the broker answered: {0}")]
+    ConnectionClosed(CloseReason),
+    /// The packet could not be written (e.g. it exceeds the broker's
+    /// Maximum Packet Size).
+    #[error("cannot send: {0}")]
+    Encode(#[from] EncodeError),
+    /// The packet is larger than the broker accepts.
+    #[error("packet of {size} bytes exceeds the broker's maximum packet size of {max} bytes")]
+    PacketTooLarge {
+        /// Size of the packet.
+        size: usize,
+        /// The broker's limit.
+        max: usize,
+    },
+    /// Every packet identifier is in use.
+    #[error("no free packet identifier")]
+    NoPacketId,
+}
+
+/// A rule the broker broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Bytes that are not a valid packet.
+    #[error("malformed packet from the broker: {0}")]
+    Decode(#[from] DecodeError),
+    /// A packet a broker must not send, or not now (e.g. a PUBLISH before
+    /// CONNACK).
+    #[error("unexpected {0} from the broker")]
+    UnexpectedPacket(PacketType),
+    /// An acknowledgement for a packet identifier we are not waiting on.
+    #[error("{packet} for packet identifier {id}, which is not in use")]
+    UnknownPacketId {
+        /// The acknowledgement.
+        packet: PacketType,
+        /// Its identifier.
+        id: u16,
+    },
+    /// A SUBACK or UNSUBACK whose number of reason codes differs from the
+    /// number of filters requested.
+    #[error("{0} has the wrong number of reason codes")]
+    WrongReasonCount(PacketType),
+    /// A Topic Alias above the maximum we allow, or one never defined.
+    #[error("invalid topic alias {0}")]
+    TopicAliasInvalid(u16),
+}
+
+impl From<ProtocolError> for DisconnectReasonCode {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Decode(d) => d.into(),
+            ProtocolError::TopicAliasInvalid(_) => DisconnectReasonCode::TopicAliasInvalid,
+            _ => DisconnectReasonCode::ProtocolError,
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// We disconnected on purpose.
+    #[error("disconnected by the client")]
+    Normal,
+    /// The broker refused the connection.
+    #[error("connection refused: {reason}{}", fmt_reason_string(.reason_string))]
+    Refused {
+        /// Why (3.1.1 return codes are mapped to these).
+        reason: ConnectReasonCode,
+        /// The broker's explanation (5.0).
+        reason_string: Option<MqttString>,
+    },
+    /// The broker sent DISCONNECT (5.0).
+    #[error("disconnected by the broker: {reason}{}", fmt_reason_string(.reason_string))]
+    ServerDisconnect {
+        /// Why.
+        reason: DisconnectReasonCode,
+        /// The broker's explanation.
+        reason_string: Option<MqttString>,
+        /// Another server to use, if the broker named one.
+        server_reference: Option<MqttString>,
+    },
+    /// No CONNACK came within the connect timeout.
+    #[error("no CONNACK from the broker in time")]
+    ConnectTimeout,
+    /// No PINGRESP (or anything else) came back in time.
+    #[error("keepalive timeout: the broker stopped answering")]
+    KeepAliveTimeout,
+    /// The broker broke the protocol.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The transport failed or was closed by the peer.
+    #[error("connection lost")]
+    ConnectionLost,
+    /// Our CONNECT could not be encoded (e.g. a password over 65,535 bytes).
+    #[error("cannot send CONNECT: {0}")]
+    InvalidConnect(EncodeError),
+}
+
+fn fmt_reason_string(s: &Option<MqttString>) -> String {
+    match s {
+        Some(s) => format!(" ({s})"),
+        None => String::new(),
+    }
+}
+
+/// Where an outgoing QoS 1/2 publish is in its exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// QoS 1, PUBLISH sent.
+    PublishSentQos1,
+    /// QoS 2, PUBLISH sent.
+    PublishSentQos2,
+    /// QoS 2, PUBREL sent.
+    PubRelSent,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    request: RequestId,
+    publish: Publish,
+    stage: Stage,
+    /// Order of first sending, for replay in the original order.
+    seq: u64,
+    /// QoS 2: the PUBREC, kept to report in the outcome.
+    pubrec: Option<PubRec>,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    request: RequestId,
+    packet: Packet,
+    /// Filters asked for, to check the acknowledgement's count.
+    filters: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No transport.
+    Idle,
+    /// CONNECT sent, waiting for CONNACK.
+    Connecting,
+    /// CONNACK received.
+    Connected,
+    /// The user asked to disconnect; finishing what is in flight first.
+    Draining,
+    /// Over; the driver closes the transport.
+    Closed,
+}
+
+/// The client side of an MQTT session. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    ids: PacketIds,
+    inflight: HashMap<u16, Inflight>,
+    next_seq: u64,
+    /// Publishes waiting to be sent, in order.
+    queued: VecDeque<(RequestId, Publish)>,
+    /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement, by id.
+    requests: HashMap<u16, PendingRequest>,
+    /// Subscribe / unsubscribe requests waiting for a connection.
+    queued_requests: VecDeque<(RequestId, Packet, usize)>,
+    /// Incoming QoS 2 packet identifiers between PUBREC and PUBREL.
+    incoming_qos2: HashSet<u16>,
+    /// Topic aliases the broker defined on this connection.
+    incoming_aliases: HashMap<u16, MqttString>,
+    tx: BytesMut,
+    events: VecDeque<Event>,
+
+    // Per connection.
+    now: Option<Instant>,
+    keep_alive: Duration,
+    inflight_limit: usize,
+    broker_max_packet: usize,
+    last_sent: Option<Instant>,
+    last_received: Option<Instant>,
+    ping_sent: Option<Instant>,
+    connect_deadline: Option<Instant>,
+    drain_deadline: Option<Instant>,
+    pending_disconnect: Option<Disconnect>,
+    read_paused: bool,
+    connack: Option<Box<ConnAck>>,
+}
+
+impl Session {
+    /// A session that is not connected yet.
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            keep_alive: Duration::from_secs(config.keep_alive.into()),
+            inflight_limit: config.max_inflight.max(1).into(),
+            config,
+            state: State::Idle,
+            ids: PacketIds::default(),
+            inflight: HashMap::new(),
+            next_seq: 0,
+            queued: VecDeque::new(),
+            requests: HashMap::new(),
+            queued_requests: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            incoming_aliases: HashMap::new(),
+            tx: BytesMut::new(),
+            events: VecDeque::new(),
+            now: None,
+            broker_max_packet: usize::MAX,
+            last_sent: None,
+            last_received: None,
+            ping_sent: None,
+            connect_deadline: None,
+            drain_deadline: None,
+            pending_disconnect: None,
+            read_paused: false,
+            connack: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Mutable configuration; changes apply from the next connection.
+    pub fn config_mut(&mut self) -> &mut SessionConfig {
+        &mut self.config
+    }
+
+    /// The protocol version in use.
+    pub fn version(&self) -> ProtocolVersion {
+        self.config.version
+    }
+
+    /// True between CONNACK and the end of the connection.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected | State::Draining)
+    }
+
+    /// True once the connection is over (or never started).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed | State::Idle)
+    }
+
+    /// The CONNACK of the current connection.
+    pub fn connack(&self) -> Option<&ConnAck> {
+        self.connack.as_deref()
+    }
+
+    /// The keepalive in force (the broker's Server Keep Alive wins in 5.0).
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// Outgoing QoS 1/2 messages sent and not yet acknowledged.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Publishes waiting for a connection or a free in-flight slot.
+    pub fn queued_len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Requests that have not completed: queued or in flight publishes,
+    /// subscribes and unsubscribes.
+    pub fn pending_requests(&self) -> usize {
+        self.inflight.len() + self.queued.len() + self.requests.len() + self.queued_requests.len()
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// A new transport is up: send CONNECT.
+    ///
+    /// Requests already made (queued or in flight on an earlier connection)
+    /// are kept; what happens to them depends on whether the broker resumes
+    /// the session (see [`handle_packet`](Self::handle_packet) for CONNACK).
+    pub fn handle_connect(&mut self, now: Instant) {
+        self.now = Some(now);
+        self.tx.clear();
+        self.state = State::Connecting;
+        self.keep_alive = Duration::from_secs(self.config.keep_alive.into());
+        self.inflight_limit = self.config.max_inflight.max(1).into();
+        self.broker_max_packet = usize::MAX;
+        self.last_sent = Some(now);
+        self.last_received = Some(now);
+        self.ping_sent = None;
+        self.connect_deadline = Some(now + self.config.connect_timeout);
+        self.drain_deadline = None;
+        self.read_paused = false;
+        self.incoming_aliases.clear();
+        self.connack = None;
+        let connect = Connect {
+            protocol: self.config.version,
+            clean_start: self.config.clean_start,
+            keep_alive: self.config.keep_alive,
+            client_id: self.config.client_id.clone(),
+            will: self.config.will.clone(),
+            username: self.config.username.clone(),
+            password: self.config.password.clone(),
+            properties: self.config.connect_properties.clone(),
+        };
+        if let Err(e) = self.send(&Packet::Connect(Box::new(connect))) {
+            self.close(CloseReason::InvalidConnect(e));
+        }
+    }
+
+    /// A packet arrived from the broker.
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant) {
+        self.now = Some(now);
+        if matches!(self.state, State::Idle | State::Closed) {
+            // Bytes read after the connection ended belong to nobody.
+            return;
+        }
+        self.last_received = Some(now);
+        // Any packet shows the broker is alive, not just PINGRESP.
+        self.ping_sent = None;
+        if let Err(e) = self.dispatch(packet) {
+            self.protocol_violation(e);
+        }
+    }
+
+    /// The decoder rejected the broker's bytes: end the connection, telling
+    /// the broker why (5.0).
+    pub fn handle_decode_error(&mut self, error: DecodeError, now: Instant) {
+        self.now = Some(now);
+        self.protocol_violation(ProtocolError::Decode(error));
+    }
+
+    /// The user wants to publish. `publish.packet_id` and `dup` are set by
+    /// the session. Completion is reported as [`Event::PublishDone`].
+    pub fn handle_publish(&mut self, request: RequestId, mut publish: Publish, now: Instant) {
+        self.now = Some(now);
+        publish.packet_id = None;
+        publish.dup = false;
+        self.queued.push_back((request, publish));
+        self.pump();
+    }
+
+    /// The user wants to subscribe. Completion is [`Event::SubscribeDone`].
+    pub fn handle_subscribe(
+        &mut self,
+        request: RequestId,
+        filters: Vec<(MqttString, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        now: Instant,
+    ) {
+        self.now = Some(now);
+        let n = filters.len();
+        let placeholder = NonZeroU16::MIN;
+        let packet = Packet::Subscribe(Subscribe {
+            packet_id: placeholder,
+            filters,
+            properties,
+        });
+        self.queued_requests.push_back((request, packet, n));
+        self.pump();
+    }
+
+    /// The user wants to unsubscribe. Completion is [`Event::UnsubscribeDone`].
+    pub fn handle_unsubscribe(
+        &mut self,
+        request: RequestId,
+        filters: Vec<MqttString>,
+        properties: UnsubscribeProperties,
+        now: Instant,
+    ) {
+        self.now = Some(now);
+        let n = filters.len();
+        let placeholder = NonZeroU16::MIN;
+        let packet = Packet::Unsubscribe(Unsubscribe {
+            packet_id: placeholder,
+            filters,
+            properties,
+        });
+        self.queued_requests.push_back((request, packet, n));
+        self.pump();
+    }
+
+    /// The user wants to disconnect: finish what is queued and in flight,
+    /// then send `disconnect`, giving up on the rest at `deadline`.
+    ///
+    /// If there is no connection, the session simply closes.
+    pub fn handle_disconnect(&mut self, disconnect: Disconnect, now: Instant, deadline: Instant) {
+        self.now = Some(now);
+        match self.state {
+            State::Connected | State::Draining => {
+                self.state = State::Draining;
+                self.pending_disconnect = Some(disconnect);
+                self.drain_deadline = Some(deadline);
+                self.finish_draining(false);
+            }
+            State::Connecting | State::Idle => self.close(CloseReason::Normal),
+            State::Closed => {}
+        }
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        match self.state {
+            State::Connecting => {
+                if self.connect_deadline.is_some_and(|d| now >= d) {
+                    self.close(CloseReason::ConnectTimeout);
+                }
+            }
+            State::Connected | State::Draining => {
+                if self.state == State::Draining && self.drain_deadline.is_some_and(|d| now >= d) {
+                    self.finish_draining(true);
+                    return;
+                }
+                self.keepalive_tick(now);
+            }
+            State::Idle | State::Closed => {}
+        }
+    }
+
+    /// The driver stopped (or resumed) reading from the transport because
+    /// the application is not taking messages. While reads are paused a
+    /// missing PINGRESP is not held against the broker: we are the ones not
+    /// listening.
+    pub fn handle_read_paused(&mut self, paused: bool, now: Instant) {
+        self.now = Some(now);
+        if self.read_paused && !paused {
+            // Give the broker a fresh window from the moment we listen again.
+            self.last_received = Some(now);
+            self.ping_sent = None;
+        }
+        self.read_paused = paused;
+    }
+
+    /// The transport failed or the peer closed it.
+    ///
+    /// Requests in progress are kept for the next connection; call
+    /// [`abort_requests`](Self::abort_requests) if there will be none.
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        self.now = Some(now);
+        if !matches!(self.state, State::Idle | State::Closed) {
+            self.events
+                .push_back(Event::Closed(CloseReason::ConnectionLost));
+        }
+        self.state = State::Idle;
+        self.tx.clear();
+        self.ping_sent = None;
+        self.connect_deadline = None;
+    }
+
+    /// Fails every request still in progress with `reason`, so no caller
+    /// waits forever. Used when the connection is over for good.
+    pub fn abort_requests(&mut self, reason: CloseReason) {
+        let err = || RequestError::ConnectionClosed(reason.clone());
+        let mut inflight: Vec<_> = self.inflight.drain().map(|(_, i)| i).collect();
+        inflight.sort_by_key(|i| i.seq);
+        for i in inflight {
+            if let Some(id) = i.publish.packet_id {
+                self.ids.release(id);
+            }
+            self.events.push_back(Event::PublishDone {
+                request: i.request,
+                result: Err(err()),
+            });
+        }
+        for (request, _) in std::mem::take(&mut self.queued) {
+            self.events.push_back(Event::PublishDone {
+                request,
+                result: Err(err()),
+            });
+        }
+        // Sent requests hold a packet identifier; queued ones do not have
+        // one yet (theirs is a placeholder).
+        let mut pending: Vec<(u16, PendingRequest)> = self.requests.drain().collect();
+        pending.sort_by_key(|(id, _)| *id);
+        for (id, r) in &pending {
+            if let Some(id) = NonZeroU16::new(*id) {
+                self.ids.release(id);
+            }
+            self.events
+                .push_back(failed_event(r.request, &r.packet, err()));
+        }
+        for (request, packet, _) in std::mem::take(&mut self.queued_requests) {
+            self.events.push_back(failed_event(request, &packet, err()));
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------
+
+    /// Bytes to write to the transport, in order; `None` when there are none.
+    /// Returns everything pending at once, so writes are batched.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.tx.is_empty() {
+            None
+        } else {
+            Some(self.tx.split().freeze())
+        }
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Connecting => self.connect_deadline,
+            State::Connected | State::Draining => {
+                let keepalive = self.keepalive_deadline();
+                match (keepalive, self.drain_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            State::Idle | State::Closed => None,
+        }
+    }
+
+    // ---- keepalive ----------------------------------------------------
+
+    /// How long to wait for PINGRESP after PINGREQ: half the keepalive, so
+    /// a dead connection is noticed within 1.5 × keepalive of the last sign
+    /// of life.
+    fn ping_timeout(&self) -> Duration {
+        self.keep_alive / 2
+    }
+
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        if self.keep_alive.is_zero() {
+            return None;
+        }
+        match self.ping_sent {
+            Some(_) if self.read_paused => None,
+            Some(sent) => Some(sent + self.ping_timeout()),
+            None => {
+                // [MQTT-3.1.2-23] the client must send something within the
+                // keepalive; PINGREQ if nothing else went out. We also ping
+                // when nothing came in for a keepalive (as paho does), so a
+                // half-open connection is found even while we keep sending.
+                let quiet_since = match (self.last_sent, self.last_received) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b)?,
+                };
+                Some(quiet_since + self.keep_alive)
+            }
+        }
+    }
+
+    fn keepalive_tick(&mut self, now: Instant) {
+        let Some(deadline) = self.keepalive_deadline() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        if self.ping_sent.is_some() {
+            self.close(CloseReason::KeepAliveTimeout);
+        } else {
+            let _ = self.send(&Packet::PingReq);
+            self.ping_sent = Some(now);
+        }
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn now(&self) -> Option<Instant> {
+        self.now
+    }
+
+    /// Encodes a packet for the transport. Our own packets were validated
+    /// when they were requested; a failure here is reported to the caller.
+    fn send(&mut self, packet: &Packet) -> Result<(), EncodeError> {
+        let result = packet.encode(self.config.version, &mut self.tx);
+        if result.is_ok() {
+            self.last_sent = self.now();
+        } else {
+            tracing::error!(packet = %packet.packet_type(), ?result, "cannot encode packet");
+        }
+        result
+    }
+
+    fn protocol_violation(&mut self, error: ProtocolError) {
+        tracing::warn!(%error, "protocol violation by the broker; closing the connection");
+        if self.config.version == ProtocolVersion::V5 && self.is_connected() {
+            // 5.0 §4.13: the receiver of a malformed packet or protocol
+            // error MAY send DISCONNECT with the reason code before closing.
+            let _ = self.send(&Packet::Disconnect(Disconnect::new(error.into())));
+        }
+        self.close(CloseReason::Protocol(error));
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.connect_deadline = None;
+        self.drain_deadline = None;
+        self.ping_sent = None;
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    fn dispatch(&mut self, packet: Packet) -> Result<(), ProtocolError> {
+        let connecting = self.state == State::Connecting;
+        match packet {
+            Packet::ConnAck(connack) if connecting => {
+                self.on_connack(connack);
+                Ok(())
+            }
+            // [MQTT-3.2.0-1] The first packet from the server MUST be CONNACK.
+            other if connecting => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(ack) => self.on_puback(ack),
+            Packet::PubRec(rec) => self.on_pubrec(rec),
+            Packet::PubRel(rel) => {
+                self.on_pubrel(rel);
+                Ok(())
+            }
+            Packet::PubComp(comp) => self.on_pubcomp(comp),
+            Packet::SubAck(ack) => self.on_suback(ack),
+            Packet::UnsubAck(ack) => self.on_unsuback(ack),
+            Packet::PingResp => Ok(()),
+            Packet::Disconnect(d) if self.config.version == ProtocolVersion::V5 => {
+                self.close(CloseReason::ServerDisconnect {
+                    reason: d.reason_code,
+                    reason_string: d.properties.reason_string,
+                    server_reference: d.properties.server_reference,
+                });
+                Ok(())
+            }
+            // A broker never sends CONNECT, SUBSCRIBE, UNSUBSCRIBE or
+            // PINGREQ; a second CONNACK, a 3.1.1 DISCONNECT, or AUTH we did
+            // not ask for are errors too.
+            other => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
+        }
+    }
+
+    fn on_connack(&mut self, connack: Box<ConnAck>) {
+        if connack.reason_code != ConnectReasonCode::Success {
+            self.close(CloseReason::Refused {
+                reason: connack.reason_code,
+                reason_string: connack.properties.reason_string.clone(),
+            });
+            return;
+        }
+        self.state = State::Connected;
+        self.connect_deadline = None;
+        let props = &connack.properties;
+        if let Some(keep_alive) = props.server_keep_alive {
+            // [MQTT-3.2.2-21] the client MUST use the server's value.
+            self.keep_alive = Duration::from_secs(keep_alive.into());
+        }
+        if let Some(max) = props.receive_maximum {
+            // [MQTT-3.3.4-7] never more unacknowledged QoS>0 PUBLISHes than this.
+            self.inflight_limit = self.inflight_limit.min(max.into());
+        }
+        if let Some(max) = props.maximum_packet_size {
+            self.broker_max_packet = max as usize;
+        }
+        let session_present = connack.session_present;
+        self.connack = Some(connack.clone());
+        self.events.push_back(Event::Connected(connack));
+        self.resume(session_present);
+        self.pump();
+    }
+
+    /// After CONNACK: carry on with what the previous connection left.
+    fn resume(&mut self, session_present: bool) {
+        let mut inflight: Vec<Inflight> = self.inflight.drain().map(|(_, i)| i).collect();
+        inflight.sort_by_key(|i| i.seq);
+        if session_present {
+            // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and
+            // PUBREL packets, in their original order, with their ids.
+            for mut i in inflight {
+                match i.stage {
+                    Stage::PublishSentQos1 | Stage::PublishSentQos2 => {
+                        i.publish.dup = true;
+                        let _ = self.send(&Packet::Publish(i.publish.clone()));
+                    }
+                    Stage::PubRelSent => {
+                        let id = i.publish.packet_id.unwrap_or(NonZeroU16::MIN);
+                        let _ = self.send(&Packet::PubRel(PubRel::new(id)));
+                    }
+                }
+                if let Some(id) = i.publish.packet_id {
+                    self.inflight.insert(id.get(), i);
+                }
+            }
+        } else {
+            // The broker has no session: its half of every exchange is gone.
+            // Incoming QoS 2 ids it might redeliver are forgotten with it.
+            self.incoming_qos2.clear();
+            // Unacknowledged publishes go again as new messages, first in
+            // line and in their original order. A QoS 2 message the broker
+            // already took (PUBREC) is complete as far as we can know.
+            for i in inflight.into_iter().rev() {
+                if let Some(id) = i.publish.packet_id {
+                    self.ids.release(id);
+                }
+                if i.stage == Stage::PubRelSent {
+                    let outcome = outcome_from_pubrec(i.publish.packet_id, i.pubrec, None);
+                    self.events.push_back(Event::PublishDone {
+                        request: i.request,
+                        result: Ok(outcome),
+                    });
+                } else {
+                    let mut p = i.publish;
+                    p.dup = false;
+                    p.packet_id = None;
+                    self.queued.push_front((i.request, p));
+                }
+            }
+        }
+        // SUBSCRIBE / UNSUBSCRIBE without an answer: ask again.
+        let mut pending: Vec<(u16, PendingRequest)> = self.requests.drain().collect();
+        pending.sort_by_key(|(id, _)| *id);
+        for (id, r) in pending {
+            if let Some(nz) = NonZeroU16::new(id) {
+                self.ids.release(nz);
+            }
+            self.queued_requests
+                .push_front((r.request, r.packet, r.filters));
+        }
+    }
+
+    /// Sends whatever may be sent now: queued subscribes/unsubscribes, then
+    /// queued publishes up to the in-flight limit, in order.
+    fn pump(&mut self) {
+        if !self.is_connected() {
+            return;
+        }
+        while let Some((request, mut packet, filters)) = self.queued_requests.pop_front() {
+            let Some(id) = self.ids.allocate() else {
+                self.queued_requests.push_front((request, packet, filters));
+                break;
+            };
+            match &mut packet {
+                Packet::Subscribe(s) => s.packet_id = id,
+                Packet::Unsubscribe(u) => u.packet_id = id,
+                _ => {}
+            }
+            match self.check_and_send(&packet) {
+                Ok(()) => {
+                    self.requests.insert(
+                        id.get(),
+                        PendingRequest {
+                            request,
+                            packet,
+                            filters,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.ids.release(id);
+                    self.events.push_back(failed_event(request, &packet, e));
+                }
+            }
+        }
+        while let Some((_, front)) = self.queued.front() {
+            let id = if front.qos == QoS::AtMostOnce {
+                None
+            } else {
+                if self.inflight.len() >= self.inflight_limit {
+                    break;
+                }
+                match self.ids.allocate() {
+                    Some(id) => Some(id),
+                    None => break,
+                }
+            };
+            let Some((request, mut publish)) = self.queued.pop_front() else {
+                break;
+            };
+            publish.packet_id = id;
+            let packet = Packet::Publish(publish);
+            if let Err(e) = self.check_and_send(&packet) {
+                if let Some(id) = id {
+                    self.ids.release(id);
+                }
+                self.events.push_back(Event::PublishDone {
+                    request,
+                    result: Err(e),
+                });
+                continue;
+            }
+            let Packet::Publish(publish) = packet else {
+                continue;
+            };
+            match id {
+                None => {
+                    let outcome = PublishOutcome {
+                        packet_id: None,
+                        reason_code: PubAckReasonCode::Success,
+                        complete_reason: None,
+                        properties: AckProperties::default(),
+                    };
+                    self.events.push_back(Event::PublishDone {
+                        request,
+                        result: Ok(outcome),
+                    });
+                }
+                Some(id) => {
+                    let stage = if publish.qos == QoS::AtLeastOnce {
+                        Stage::PublishSentQos1
+                    } else {
+                        Stage::PublishSentQos2
+                    };
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.inflight.insert(
+                        id.get(),
+                        Inflight {
+                            request,
+                            publish,
+                            stage,
+                            seq,
+                            pubrec: None,
+                        },
+                    );
+                }
+            }
+        }
+        if self.state == State::Draining {
+            self.finish_draining(false);
+        }
+    }
+
+    /// Sends a packet unless it is larger than the broker accepts.
+    fn check_and_send(&mut self, packet: &Packet) -> Result<(), RequestError> {
+        let size = packet.encoded_len(self.config.version)?;
+        if size > self.broker_max_packet {
+            return Err(RequestError::PacketTooLarge {
+                size,
+                max: self.broker_max_packet,
+            });
+        }
+        self.send(packet)?;
+        Ok(())
+    }
+
+    fn finish_draining(&mut self, deadline_passed: bool) {
+        if self.state != State::Draining {
+            return;
+        }
+        if !deadline_passed && self.pending_requests() > 0 {
+            return;
+        }
+        let disconnect = self.pending_disconnect.take().unwrap_or_default();
+        let _ = self.send(&Packet::Disconnect(disconnect));
+        self.close(CloseReason::Normal);
+    }
+
+    fn on_publish(&mut self, mut publish: Publish) -> Result<(), ProtocolError> {
+        self.resolve_alias(&mut publish)?;
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => self.events.push_back(Event::Message(publish)),
+            (QoS::AtLeastOnce, Some(id)) => {
+                self.events.push_back(Event::Message(publish));
+                let _ = self.send(&Packet::PubAck(PubAck::new(id)));
+            }
+            (QoS::ExactlyOnce, Some(id)) => {
+                // [MQTT-4.3.3-9]: until PUBREL, a PUBLISH with this id is the
+                // same message again and must not be delivered twice.
+                if self.incoming_qos2.insert(id.get()) {
+                    self.events.push_back(Event::Message(publish));
+                }
+                let _ = self.send(&Packet::PubRec(PubRec::new(id)));
+            }
+            // The decoder guarantees an id for QoS 1/2.
+            (_, None) => return Err(ProtocolError::UnexpectedPacket(PacketType::Publish)),
+        }
+        Ok(())
+    }
+
+    /// Replaces a 5.0 Topic Alias by the topic it stands for.
+    fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), ProtocolError> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return Ok(());
+        };
+        let max = self
+            .config
+            .connect_properties
+            .topic_alias_maximum
+            .unwrap_or(0);
+        // [MQTT-3.3.2-10]: an alias above our Topic Alias Maximum (0 if we
+        // sent none) is a protocol error, 0x94 Topic Alias invalid.
+        if alias == 0 || alias > max {
+            return Err(ProtocolError::TopicAliasInvalid(alias));
+        }
+        if publish.topic.is_empty() {
+            match self.incoming_aliases.get(&alias) {
+                Some(topic) => publish.topic = topic.clone(),
+                None => return Err(ProtocolError::TopicAliasInvalid(alias)),
+            }
+        } else {
+            self.incoming_aliases.insert(alias, publish.topic.clone());
+        }
+        Ok(())
+    }
+
+    fn take_inflight(
+        &mut self,
+        packet: PacketType,
+        id: NonZeroU16,
+        stage: Stage,
+    ) -> Result<Inflight, ProtocolError> {
+        match self.inflight.get(&id.get()) {
+            Some(i) if i.stage == stage => {}
+            _ => {
+                return Err(ProtocolError::UnknownPacketId {
+                    packet,
+                    id: id.get(),
+                });
+            }
+        }
+        self.inflight
+            .remove(&id.get())
+            .ok_or(ProtocolError::UnknownPacketId {
+                packet,
+                id: id.get(),
+            })
+    }
+
+    fn complete_publish(&mut self, inflight: &Inflight, outcome: PublishOutcome) {
+        if let Some(id) = inflight.publish.packet_id {
+            self.ids.release(id);
+        }
+        self.events.push_back(Event::PublishDone {
+            request: inflight.request,
+            result: Ok(outcome),
+        });
+        self.pump();
+    }
+
+    fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
+        let inflight = self.take_inflight(PacketType::PubAck, ack.packet_id, Stage::PublishSentQos1)?;
+        let outcome = PublishOutcome {
+            packet_id: Some(ack.packet_id),
+            reason_code: ack.reason_code,
+            complete_reason: None,
+            properties: ack.properties,
+        };
+        self.complete_publish(&inflight, outcome);
+        Ok(())
+    }
+
+    fn on_pubrec(&mut self, rec: PubRec) -> Result<(), ProtocolError> {
+        let id = rec.packet_id;
+        match self.inflight.get_mut(&id.get()) {
+            Some(i) if i.stage == Stage::PublishSentQos2 => {
+                if rec.reason_code.is_error() {
+                    // §4.3.3: a PUBREC with a failure reason ends the exchange.
+                    let inflight =
+                        self.take_inflight(PacketType::PubRec, id, Stage::PublishSentQos2)?;
+                    let outcome = outcome_from_pubrec(Some(id), Some(rec), None);
+                    self.complete_publish(&inflight, outcome);
+                } else {
+                    i.stage = Stage::PubRelSent;
+                    i.pubrec = Some(rec);
+                    let _ = self.send(&Packet::PubRel(PubRel::new(id)));
+                }
+                Ok(())
+            }
+            // A PUBREC repeated after we sent PUBREL (e.g. our PUBREL was
+            // lost with a connection): answer with PUBREL again.
+            Some(i) if i.stage == Stage::PubRelSent => {
+                let _ = self.send(&Packet::PubRel(PubRel::new(id)));
+                Ok(())
+            }
+            _ => Err(ProtocolError::UnknownPacketId {
+                packet: PacketType::PubRec,
+                id: id.get(),
+            }),
+        }
+    }
+
+    fn on_pubrel(&mut self, rel: PubRel) {
+        let id = rel.packet_id;
+        let mut comp = PubComp::new(id);
+        if !self.incoming_qos2.remove(&id.get()) {
+            // 5.0 §4.3.3: answer a PUBREL we hold no state for with 0x92;
+            // 3.1.1 can only say PUBCOMP, which is also what it expects.
+            comp.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
+        }
+        let _ = self.send(&Packet::PubComp(comp));
+    }
+
+    fn on_pubcomp(&mut self, comp: PubComp) -> Result<(), ProtocolError> {
+        let inflight =
+            self.take_inflight(PacketType::PubComp, comp.packet_id, Stage::PubRelSent)?;
+        let outcome =
+            outcome_from_pubrec(Some(comp.packet_id), inflight.pubrec.clone(), Some(comp));
+        self.complete_publish(&inflight, outcome);
+        Ok(())
+    }
+
+    fn take_request(
+        &mut self,
+        packet: PacketType,
+        id: NonZeroU16,
+        count: usize,
+    ) -> Result<RequestId, ProtocolError> {
+        let expected = match self.requests.get(&id.get()) {
+            Some(r) if r.packet.packet_type() == request_type_for(packet) => r.filters,
+            _ => {
+                return Err(ProtocolError::UnknownPacketId {
+                    packet,
+                    id: id.get(),
+                });
+            }
+        };
+        // 3.1.1 UNSUBACK carries no codes.
+        let counted =
+            !(packet == PacketType::UnsubAck && self.config.version == ProtocolVersion::V311);
+        if counted && count != expected {
+            return Err(ProtocolError::WrongReasonCount(packet));
+        }
+        let r = self
+            .requests
+            .remove(&id.get())
+            .ok_or(ProtocolError::UnknownPacketId {
+                packet,
+                id: id.get(),
+            })?;
+        self.ids.release(id);
+        Ok(r.request)
+    }
+
+    fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
+        let request =
+            self.take_request(PacketType::SubAck, ack.packet_id, ack.reason_codes.len())?;
+        self.events.push_back(Event::SubscribeDone {
+            request,
+            result: Ok(ack),
+        });
+        self.pump();
+        Ok(())
+    }
+
+    fn on_unsuback(&mut self, ack: UnsubAck) -> Result<(), ProtocolError> {
+        let request =
+            self.take_request(PacketType::UnsubAck, ack.packet_id, ack.reason_codes.len())?;
+        self.events.push_back(Event::UnsubscribeDone {
+            request,
+            result: Ok(ack),
+        });
+        self.pump();
+        Ok(())
+    }
+}
+
+fn request_type_for(ack: PacketType) -> PacketType {
+    match ack {
+        PacketType::SubAck => PacketType::Subscribe,
+        _ => PacketType::Unsubscribe,
+    }
+}
+
+/// The failure event for a subscribe or unsubscribe request.
+fn failed_event(request: RequestId, packet: &Packet, e: RequestError) -> Event {
+    match packet {
+        Packet::Subscribe(_) => Event::SubscribeDone {
+            request,
+            result: Err(e),
+        },
+        _ => Event::UnsubscribeDone {
+            request,
+            result: Err(e),
+        },
+    }
+}
+
+fn outcome_from_pubrec(
+    packet_id: Option<NonZeroU16>,
+    rec: Option<PubRec>,
+    comp: Option<PubComp>,
+) -> PublishOutcome {
+    let (reason_code, mut properties) = match rec {
+        Some(r) => (r.reason_code, r.properties),
+        None => (PubAckReasonCode::Success, AckProperties::default()),
+    };
+    let complete_reason = comp.map(|c| {
+        // PUBCOMP's reason string, if any, is the more recent word.
+        if c.properties.reason_string.is_some() {
+            properties = c.properties;
+        }
+        c.reason_code
+    });
+    PublishOutcome {
+        packet_id,
+        reason_code,
+        complete_reason,
+        properties,
+    }
+}
+
+#[cfg(test)]
+mod tests;

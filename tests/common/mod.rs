@@ -1,0 +1,187 @@
+//! Test harness: a real mosquitto broker on a free loopback port, with its
+//! own configuration, started per test and killed when dropped.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("plover-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running mosquitto.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    pub dir: TempDir,
+    config: String,
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "`{tool}` is not installed: the integration tests need a real broker \
+         (apt-get install -y mosquitto mosquitto-clients)"
+    );
+}
+
+impl Broker {
+    /// A plain listener allowing anonymous clients.
+    pub fn start() -> Broker {
+        Broker::start_with("allow_anonymous true\n")
+    }
+
+    /// A listener with extra configuration lines (`{dir}` in them is
+    /// replaced by the broker's scratch directory).
+    pub fn start_with(extra: &str) -> Broker {
+        require("mosquitto");
+        let dir = TempDir::new("mosquitto");
+        // A port picked now may be taken by the time mosquitto binds it;
+        // try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "listener {port} 127.0.0.1\nlog_dest stderr\nuser root\npersistence false\n{}",
+                extra.replace("{dir}", &dir.path().display().to_string())
+            );
+            if let Some(child) = Broker::launch(&dir, port, &config) {
+                return Broker {
+                    child,
+                    port,
+                    dir,
+                    config,
+                };
+            }
+        }
+        panic!("mosquitto did not start");
+    }
+
+    fn launch(dir: &TempDir, port: u16, config: &str) -> Option<Child> {
+        let conf_path = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf_path, config).expect("write mosquitto.conf");
+        let log = std::fs::File::create(dir.path().join("mosquitto.log")).expect("log file");
+        let mut child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mosquitto");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(child);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Stops the broker process (like a crash: no clean shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.kill();
+        for _ in 0..50 {
+            if let Some(child) = Broker::launch(&self.dir, self.port, &self.config) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto did not restart on port {}", self.port);
+    }
+
+    /// What mosquitto logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a mosquitto password file with one user, using mosquitto_passwd.
+pub fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    require("mosquitto_passwd");
+    let path = dir.join("passwords");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.flush())
+        .expect("create password file");
+    let status = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg(&path)
+        .arg(user)
+        .arg(password)
+        .status()
+        .expect("run mosquitto_passwd");
+    assert!(status.success(), "mosquitto_passwd failed");
+    path
+}
+
+/// Runs a future with a time limit, panicking with `what` if it passes.
+pub async fn within<T>(what: &str, secs: u64, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs} s: {what}"),
+    }
+}
+
+/// A client id unique within this test run.
+pub fn client_id(tag: &str) -> String {
+    format!(
+        "plover-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
