@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{MAX_FIELD_LEN, MqttString, Reader, binary_len, write_binary};
-use super::properties::{ConnAckProperties, ConnectProperties, WillProperties};
+use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
 use super::{PacketType, ProtocolVersion, QoS, props_block_len, write_props_block};
 use crate::topic::validate_topic_name;
@@ -128,6 +128,13 @@ impl Connect {
             } else {
                 WillProperties::default()
             };
+            // The will's Response Topic becomes the Response Topic of the
+            // PUBLISH the will turns into: a Topic Name, so no wildcards, as
+            // [MQTT-3.3.2-14] requires (checked the same way there).
+            if let Some(response_topic) = &properties.response_topic {
+                validate_topic_name(response_topic)
+                    .map_err(|_| DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic))?;
+            }
             let topic = r.string()?;
             // [MQTT-3.1.3-11] The Will Topic is a topic name.
             validate_topic_name(&topic).map_err(DecodeError::InvalidTopicName)?;
@@ -204,6 +211,10 @@ impl Connect {
         let mut len = 6 + 1 + 1 + 2;
         if v5 {
             self.properties.check()?;
+            check_auth(
+                &self.properties.authentication_method,
+                &self.properties.authentication_data,
+            )?;
             len += props_block_len(version, self.properties.wire_len());
         }
         len += self.client_id.wire_len();
@@ -214,6 +225,10 @@ impl Connect {
             }
             if v5 {
                 will.properties.check()?;
+                // As `read` checks: a Topic Name, so no wildcards.
+                if let Some(response_topic) = &will.properties.response_topic {
+                    validate_topic_name(response_topic).map_err(EncodeError::InvalidTopicName)?;
+                }
                 len += props_block_len(version, will.properties.wire_len());
             }
             len += will.topic.wire_len() + binary_len(&will.payload);
@@ -322,6 +337,10 @@ impl ConnAck {
             }
             ProtocolVersion::V5 => {
                 self.properties.check()?;
+                check_auth(
+                    &self.properties.authentication_method,
+                    &self.properties.authentication_data,
+                )?;
                 Ok(2 + props_block_len(version, self.properties.wire_len()))
             }
         }
@@ -337,5 +356,585 @@ impl ConnAck {
                 write_props_block(buf, len, |b| self.properties.write(b));
             }
         }
+    }
+}
+
+/// "It is a Protocol Error to include Authentication Data if there is no
+/// Authentication Method": refuse to write what the receiver must reject.
+pub(super) fn check_auth(
+    method: &Option<MqttString>,
+    data: &Option<Bytes>,
+) -> Result<(), EncodeError> {
+    if data.is_some() && method.is_none() {
+        return Err(EncodeError::AuthDataWithoutMethod);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Byte vectors for CONNECT and CONNACK, written by hand from the spec
+    //! (§3.1, §3.2) or captured from mosquitto 2.0.11's command-line tools.
+    //! Each one is checked both ways: the bytes decode to the struct, the
+    //! struct encodes to exactly the bytes, and `encoded_len` agrees.
+
+    use bytes::{Bytes, BytesMut};
+
+    use crate::codec::{
+        ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReasonCode, DecodeError,
+        EncodeError, LastWill, MqttString, Packet, PayloadFormat, PropertyId, ProtocolVersion, QoS,
+        UserProperties, WillProperties, decode, decode_bytes,
+    };
+    use crate::topic::TopicError;
+
+    use ProtocolVersion::{V5, V311};
+
+    fn s(v: &'static str) -> MqttString {
+        MqttString::from_static(v)
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        parts.join(" ")
+    }
+
+    /// Checks one byte vector, given as its fields in wire order.
+    #[track_caller]
+    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
+        let wire = fields.concat();
+        // (a) The immutable path consumes exactly the packet ...
+        let mut input = Bytes::from(wire.clone());
+        let decoded = decode_bytes(&mut input, version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert!(input.is_empty(), "{} bytes left over", input.len());
+        // ... and so does the streaming one, with a limit of exactly the
+        // packet's size (the limit includes the fixed header).
+        let mut stream = BytesMut::from(&wire[..]);
+        let streamed = decode(&mut stream, version, wire.len());
+        assert_eq!(
+            streamed,
+            Ok(Some(expected.clone())),
+            "streaming {}",
+            hex(&wire)
+        );
+        assert!(stream.is_empty());
+        // (b) Encoding writes exactly these bytes.
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        // (c) The size is known before writing.
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    fn connect(c: Connect) -> Packet {
+        Packet::Connect(Box::new(c))
+    }
+
+    fn connack(c: ConnAck) -> Packet {
+        Packet::ConnAck(Box::new(c))
+    }
+
+    #[test]
+    fn v311_connect_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv311 -i plover-capture
+        //   -t home/living-room/temperature -m 21.5 -q 1 -r
+        assert_vector(
+            V311,
+            &[
+                &[0x10],           // CONNECT
+                &[0x1A],           // remaining length 26
+                &[0x00, 0x04],     // protocol name length 4
+                b"MQTT",           // protocol name
+                &[0x04],           // protocol level 4: MQTT 3.1.1
+                &[0x02],           // flags: clean session
+                &[0x00, 0x3C],     // keep alive 60 s
+                &[0x00, 0x0E],     // client id length 14
+                b"plover-capture", // client id
+            ],
+            connect(Connect::new(V311, s("plover-capture"))),
+        );
+    }
+
+    #[test]
+    fn v311_connect_with_empty_client_id_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv311 -t home/+/temperature -t alarm/# -q 2
+        // (no -i: the 2.0 tools leave the id to the broker).
+        assert_vector(
+            V311,
+            &[
+                &[0x10],       // CONNECT
+                &[0x0C],       // remaining length 12
+                &[0x00, 0x04], // protocol name length 4
+                b"MQTT",       // protocol name
+                &[0x04],       // protocol level 4: MQTT 3.1.1
+                &[0x02],       // flags: clean session
+                &[0x00, 0x3C], // keep alive 60 s
+                &[0x00, 0x00], // client id: empty
+            ],
+            connect(Connect::new(V311, MqttString::new())),
+        );
+    }
+
+    #[test]
+    fn v5_connect_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv5 -i plover-capture
+        //   -t home/living-room/temperature -m 21.5 -q 1 -r
+        let mut expected = Connect::new(V5, s("plover-capture"));
+        expected.properties.receive_maximum = Some(20);
+        assert_vector(
+            V5,
+            &[
+                &[0x10],             // CONNECT
+                &[0x1E],             // remaining length 30
+                &[0x00, 0x04],       // protocol name length 4
+                b"MQTT",             // protocol name
+                &[0x05],             // protocol level 5: MQTT 5.0
+                &[0x02],             // flags: clean start
+                &[0x00, 0x3C],       // keep alive 60 s
+                &[0x03],             // property length 3
+                &[0x21, 0x00, 0x14], // receive maximum 20 (libmosquitto's max inflight)
+                &[0x00, 0x0E],       // client id length 14
+                b"plover-capture",   // client id
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v5_connect_with_empty_client_id_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv5 -t home/+/temperature -t alarm/# -q 2 -C 1
+        let mut expected = Connect::new(V5, MqttString::new());
+        expected.properties.receive_maximum = Some(1);
+        assert_vector(
+            V5,
+            &[
+                &[0x10],             // CONNECT
+                &[0x10],             // remaining length 16
+                &[0x00, 0x04],       // protocol name length 4
+                b"MQTT",             // protocol name
+                &[0x05],             // protocol level 5: MQTT 5.0
+                &[0x02],             // flags: clean start
+                &[0x00, 0x3C],       // keep alive 60 s
+                &[0x03],             // property length 3
+                &[0x21, 0x00, 0x01], // receive maximum 1
+                &[0x00, 0x00],       // client id: empty
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v311_connect_with_will_username_and_password() {
+        let expected = Connect {
+            protocol: V311,
+            clean_start: true,
+            keep_alive: 300,
+            client_id: s("dev-7"),
+            will: Some(LastWill::new(
+                s("dev/7/status"),
+                "offline",
+                QoS::AtLeastOnce,
+                true,
+            )),
+            username: Some(s("alice")),
+            // Binary, and not UTF-8: the password is not a string.
+            password: Some(Bytes::from_static(&[0x00, 0xFF, b's', b'3'])),
+            properties: ConnectProperties::default(),
+        };
+        assert_vector(
+            V311,
+            &[
+                &[0x10],                   // CONNECT
+                &[0x35],                   // remaining length 53
+                &[0x00, 0x04],             // protocol name length 4
+                b"MQTT",                   // protocol name
+                &[0x04],                   // protocol level 4: MQTT 3.1.1
+                &[0xEE], // flags: user name, password, will retain, will QoS 1, will, clean session
+                &[0x01, 0x2C], // keep alive 300 s
+                &[0x00, 0x05], // client id length 5
+                b"dev-7", // client id
+                &[0x00, 0x0C], // will topic length 12
+                b"dev/7/status", // will topic
+                &[0x00, 0x07], // will payload length 7
+                b"offline", // will payload
+                &[0x00, 0x05], // user name length 5
+                b"alice", // user name
+                &[0x00, 0x04], // password length 4
+                &[0x00, 0xFF, b's', b'3'], // password (binary)
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v311_connect_resuming_a_session_with_a_qos2_will_and_username_only() {
+        let expected = Connect {
+            protocol: V311,
+            clean_start: false,
+            keep_alive: 0,
+            client_id: s("c"),
+            will: Some(LastWill::new(s("w"), Bytes::new(), QoS::ExactlyOnce, false)),
+            username: Some(s("u")),
+            password: None,
+            properties: ConnectProperties::default(),
+        };
+        assert_vector(
+            V311,
+            &[
+                &[0x10],       // CONNECT
+                &[0x15],       // remaining length 21
+                &[0x00, 0x04], // protocol name length 4
+                b"MQTT",       // protocol name
+                &[0x04],       // protocol level 4: MQTT 3.1.1
+                &[0x94],       // flags: user name, will QoS 2, will (no clean session)
+                &[0x00, 0x00], // keep alive 0: off
+                &[0x00, 0x01], // client id length 1
+                b"c",          // client id
+                &[0x00, 0x01], // will topic length 1
+                b"w",          // will topic
+                &[0x00, 0x00], // will payload: empty
+                &[0x00, 0x01], // user name length 1
+                b"u",          // user name
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v5_connect_with_every_property_a_will_with_every_property_and_credentials() {
+        let properties = ConnectProperties {
+            session_expiry_interval: Some(3600),
+            receive_maximum: Some(10),
+            maximum_packet_size: Some(65_536),
+            topic_alias_maximum: Some(5),
+            request_response_information: Some(true),
+            request_problem_information: Some(false),
+            authentication_method: Some(s("token")),
+            authentication_data: Some(Bytes::from_static(&[1, 2, 3])),
+            // The same name twice: both kept, in order.
+            user_properties: [(s("region"), s("eu")), (s("region"), s("us"))]
+                .into_iter()
+                .collect(),
+        };
+        let will_properties = WillProperties {
+            will_delay_interval: Some(60),
+            payload_format_indicator: Some(PayloadFormat::Utf8),
+            message_expiry_interval: Some(300),
+            content_type: Some(s("text/plain")),
+            response_topic: Some(s("dev/7/reply")),
+            correlation_data: Some(Bytes::from_static(&[0xCA, 0xFE])),
+            user_properties: [(s("k"), s("v"))].into_iter().collect(),
+        };
+        let expected = Connect {
+            protocol: V5,
+            clean_start: true,
+            keep_alive: 30,
+            client_id: s("dev-7"),
+            will: Some(LastWill {
+                topic: s("dev/7/status"),
+                payload: Bytes::from_static(b"offline"),
+                qos: QoS::ExactlyOnce,
+                retain: true,
+                properties: will_properties,
+            }),
+            username: Some(s("alice")),
+            password: Some(Bytes::from_static(&[0x00, 0xFF, b's', b'3'])),
+            properties,
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0x10],                         // CONNECT
+                &[0xA6, 0x01],                   // remaining length 166 (two bytes)
+                &[0x00, 0x04],                   // protocol name length 4
+                b"MQTT",                         // protocol name
+                &[0x05],                         // protocol level 5: MQTT 5.0
+                &[0xF6], // flags: user name, password, will retain, will QoS 2, will, clean start
+                &[0x00, 0x1E], // keep alive 30 s
+                &[0x3C], // property length 60
+                &[0x11, 0x00, 0x00, 0x0E, 0x10], // session expiry interval 3600 s
+                &[0x21, 0x00, 0x0A], // receive maximum 10
+                &[0x27, 0x00, 0x01, 0x00, 0x00], // maximum packet size 65536
+                &[0x22, 0x00, 0x05], // topic alias maximum 5
+                &[0x19, 0x01], // request response information: yes
+                &[0x17, 0x00], // request problem information: no
+                &[0x15, 0x00, 0x05], // authentication method, length 5
+                b"token", //   "token"
+                &[0x16, 0x00, 0x03, 1, 2, 3], // authentication data 01 02 03
+                &[0x26, 0x00, 0x06], // user property, name length 6
+                b"region", //   name "region"
+                &[0x00, 0x02], //   value length 2
+                b"eu",   //   value "eu"
+                &[0x26, 0x00, 0x06], // user property, name length 6
+                b"region", //   name "region" again
+                &[0x00, 0x02], //   value length 2
+                b"us",   //   value "us"
+                &[0x00, 0x05], // client id length 5
+                b"dev-7", // client id
+                &[0x33], // will property length 51
+                &[0x18, 0x00, 0x00, 0x00, 0x3C], // will delay interval 60 s
+                &[0x01, 0x01], // payload format indicator: UTF-8
+                &[0x02, 0x00, 0x00, 0x01, 0x2C], // message expiry interval 300 s
+                &[0x03, 0x00, 0x0A], // content type, length 10
+                b"text/plain", //   "text/plain"
+                &[0x08, 0x00, 0x0B], // response topic, length 11
+                b"dev/7/reply", //   "dev/7/reply"
+                &[0x09, 0x00, 0x02, 0xCA, 0xFE], // correlation data CA FE
+                &[0x26, 0x00, 0x01], // user property, name length 1
+                b"k",    //   name "k"
+                &[0x00, 0x01], //   value length 1
+                b"v",    //   value "v"
+                &[0x00, 0x0C], // will topic length 12
+                b"dev/7/status", // will topic
+                &[0x00, 0x07], // will payload length 7
+                b"offline", // will payload
+                &[0x00, 0x05], // user name length 5
+                b"alice", // user name
+                &[0x00, 0x04], // password length 4
+                &[0x00, 0xFF, b's', b'3'], // password (binary)
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v5_will_with_a_wildcard_response_topic_is_refused_both_ways() {
+        // The will's Response Topic is the Topic Name a response goes to:
+        // no wildcards, as for a PUBLISH's ([MQTT-3.3.2-14]).
+        let wire = [
+            &[0x10][..],         // CONNECT
+            &[0x19],             // remaining length 25
+            &[0x00, 0x04],       // protocol name length 4
+            b"MQTT",             // protocol name
+            &[0x05],             // protocol level 5: MQTT 5.0
+            &[0x06],             // flags: will (QoS 0), clean start
+            &[0x00, 0x3C],       // keep alive 60 s
+            &[0x00],             // property length 0
+            &[0x00, 0x01],       // client id length 1
+            b"c",                // client id
+            &[0x06],             // will property length 6
+            &[0x08, 0x00, 0x03], // response topic, length 3
+            b"a/#",              //   "a/#": a wildcard
+            &[0x00, 0x01],       // will topic length 1
+            b"t",                // will topic
+            &[0x00, 0x00],       // will payload: empty
+        ]
+        .concat();
+        assert_eq!(
+            decode_bytes(&mut Bytes::from(wire), V5, usize::MAX),
+            Err(DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic))
+        );
+        let mut will = LastWill::new(s("t"), Bytes::new(), QoS::AtMostOnce, false);
+        will.properties.response_topic = Some(s("a/#"));
+        let mut c = Connect::new(V5, s("c"));
+        c.will = Some(will);
+        let mut out = BytesMut::new();
+        let refused = EncodeError::InvalidTopicName(TopicError::WildcardInName);
+        assert_eq!(connect(c.clone()).encode(V5, &mut out), Err(refused));
+        assert_eq!(connect(c.clone()).encoded_len(V5), Err(refused));
+        assert!(out.is_empty(), "nothing is written on error");
+        // Without the wildcard the same packet is fine.
+        if let Some(w) = c.will.as_mut() {
+            w.properties.response_topic = Some(s("a/b"));
+        }
+        assert!(connect(c).encode(V5, &mut out).is_ok());
+    }
+
+    #[test]
+    fn v5_connect_with_a_password_and_no_user_name() {
+        // 5.0 dropped 3.1.1's [MQTT-3.1.2-22]: a password alone is fine.
+        let mut expected = Connect::new(V5, MqttString::new());
+        expected.password = Some(Bytes::from_static(b"pw"));
+        assert_vector(
+            V5,
+            &[
+                &[0x10],       // CONNECT
+                &[0x11],       // remaining length 17
+                &[0x00, 0x04], // protocol name length 4
+                b"MQTT",       // protocol name
+                &[0x05],       // protocol level 5: MQTT 5.0
+                &[0x42],       // flags: password, clean start
+                &[0x00, 0x3C], // keep alive 60 s
+                &[0x00],       // property length 0
+                &[0x00, 0x00], // client id: empty
+                &[0x00, 0x02], // password length 2
+                b"pw",         // password
+            ],
+            connect(expected),
+        );
+    }
+
+    #[test]
+    fn v311_connack_return_codes_0_to_5_map_to_connect_reason_codes() {
+        // 3.1.1 §3.2.2.3, Table 3.1, and the 5.0 code each one became.
+        let table = [
+            (0x00, ConnectReasonCode::Success),                    // accepted
+            (0x01, ConnectReasonCode::UnsupportedProtocolVersion), // unacceptable protocol version
+            (0x02, ConnectReasonCode::ClientIdentifierNotValid),   // identifier rejected
+            (0x03, ConnectReasonCode::ServerUnavailable),          // server unavailable
+            (0x04, ConnectReasonCode::BadUserNameOrPassword),      // bad user name or password
+            (0x05, ConnectReasonCode::NotAuthorized),              // not authorized
+        ];
+        for (code, reason) in table {
+            assert_vector(
+                V311,
+                &[
+                    &[0x20], // CONNACK
+                    &[0x02], // remaining length 2
+                    &[0x00], // acknowledge flags: no session present
+                    &[code], // return code
+                ],
+                connack(ConnAck::new(false, reason)),
+            );
+        }
+    }
+
+    #[test]
+    fn v311_connack_with_session_present() {
+        assert_vector(
+            V311,
+            &[
+                &[0x20], // CONNACK
+                &[0x02], // remaining length 2
+                &[0x01], // acknowledge flags: session present
+                &[0x00], // return code 0: accepted
+            ],
+            connack(ConnAck::new(true, ConnectReasonCode::Success)),
+        );
+    }
+
+    #[test]
+    fn v5_connack_minimal_success_and_session_present() {
+        assert_vector(
+            V5,
+            &[
+                &[0x20], // CONNACK
+                &[0x03], // remaining length 3
+                &[0x00], // acknowledge flags: no session present
+                &[0x00], // reason code 0x00: success
+                &[0x00], // property length 0
+            ],
+            connack(ConnAck::new(false, ConnectReasonCode::Success)),
+        );
+        assert_vector(
+            V5,
+            &[
+                &[0x20], // CONNACK
+                &[0x03], // remaining length 3
+                &[0x01], // acknowledge flags: session present
+                &[0x00], // reason code 0x00: success
+                &[0x00], // property length 0
+            ],
+            connack(ConnAck::new(true, ConnectReasonCode::Success)),
+        );
+    }
+
+    #[test]
+    fn v5_connack_with_every_property() {
+        let mut users = UserProperties::new();
+        users.push(s("node"), s("n1"));
+        users.push(s("zone"), s("a"));
+        let properties = ConnAckProperties {
+            session_expiry_interval: Some(120),
+            receive_maximum: Some(20),
+            maximum_qos: Some(QoS::AtLeastOnce),
+            retain_available: Some(false),
+            maximum_packet_size: Some(4096),
+            assigned_client_identifier: Some(s("auto-4F2A91")),
+            topic_alias_maximum: Some(10),
+            reason_string: Some(s("welcome")),
+            wildcard_subscription_available: Some(false),
+            subscription_identifiers_available: Some(false),
+            shared_subscription_available: Some(true),
+            server_keep_alive: Some(30),
+            response_information: Some(s("replies/4F")),
+            server_reference: Some(s("broker2:1883")),
+            authentication_method: Some(s("token")),
+            authentication_data: Some(Bytes::from_static(&[0xAB, 0xCD])),
+            user_properties: users,
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0x20],                         // CONNACK
+                &[0x76],                         // remaining length 118
+                &[0x00],                         // acknowledge flags: no session present
+                &[0x00],                         // reason code 0x00: success
+                &[0x73],                         // property length 115
+                &[0x11, 0x00, 0x00, 0x00, 0x78], // session expiry interval 120 s
+                &[0x21, 0x00, 0x14],             // receive maximum 20
+                &[0x24, 0x01],                   // maximum QoS 1
+                &[0x25, 0x00],                   // retain available: no
+                &[0x27, 0x00, 0x00, 0x10, 0x00], // maximum packet size 4096
+                &[0x12, 0x00, 0x0B],             // assigned client identifier, length 11
+                b"auto-4F2A91",                  //   "auto-4F2A91"
+                &[0x22, 0x00, 0x0A],             // topic alias maximum 10
+                &[0x1F, 0x00, 0x07],             // reason string, length 7
+                b"welcome",                      //   "welcome"
+                &[0x28, 0x00],                   // wildcard subscription available: no
+                &[0x29, 0x00],                   // subscription identifiers available: no
+                &[0x2A, 0x01],                   // shared subscription available: yes
+                &[0x13, 0x00, 0x1E],             // server keep alive 30 s
+                &[0x1A, 0x00, 0x0A],             // response information, length 10
+                b"replies/4F",                   //   "replies/4F"
+                &[0x1C, 0x00, 0x0C],             // server reference, length 12
+                b"broker2:1883",                 //   "broker2:1883"
+                &[0x15, 0x00, 0x05],             // authentication method, length 5
+                b"token",                        //   "token"
+                &[0x16, 0x00, 0x02, 0xAB, 0xCD], // authentication data AB CD
+                &[0x26, 0x00, 0x04],             // user property, name length 4
+                b"node",                         //   name "node"
+                &[0x00, 0x02],                   //   value length 2
+                b"n1",                           //   value "n1"
+                &[0x26, 0x00, 0x04],             // user property, name length 4
+                b"zone",                         //   name "zone"
+                &[0x00, 0x01],                   //   value length 1
+                b"a",                            //   value "a"
+            ],
+            connack(ConnAck {
+                session_present: false,
+                reason_code: ConnectReasonCode::Success,
+                properties,
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_connack_refusals_with_reason_string_and_server_reference() {
+        let mut refused = ConnAck::new(false, ConnectReasonCode::BadUserNameOrPassword);
+        refused.properties.reason_string = Some(s("denied"));
+        assert_vector(
+            V5,
+            &[
+                &[0x20],             // CONNACK
+                &[0x0C],             // remaining length 12
+                &[0x00],             // acknowledge flags: no session present
+                &[0x86],             // reason code 0x86: bad user name or password
+                &[0x09],             // property length 9
+                &[0x1F, 0x00, 0x06], // reason string, length 6
+                b"denied",           //   "denied"
+            ],
+            connack(refused),
+        );
+        let mut moved = ConnAck::new(false, ConnectReasonCode::UseAnotherServer);
+        moved.properties.server_reference = Some(s("other:1883"));
+        assert_vector(
+            V5,
+            &[
+                &[0x20],             // CONNACK
+                &[0x10],             // remaining length 16
+                &[0x00],             // acknowledge flags: no session present
+                &[0x9C],             // reason code 0x9C: use another server
+                &[0x0D],             // property length 13
+                &[0x1C, 0x00, 0x0A], // server reference, length 10
+                b"other:1883",       //   "other:1883"
+            ],
+            connack(moved),
+        );
     }
 }

@@ -145,3 +145,390 @@ impl Auth {
         write_props_block(buf, len, |b| self.properties.write(b));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Byte vectors for DISCONNECT, AUTH, PINGREQ and PINGRESP, written by
+    //! hand from the spec (§3.12 to §3.15) or captured from mosquitto
+    //! 2.0.11's command-line tools. Each one is checked both ways: the bytes
+    //! decode to the struct, the struct encodes to exactly the bytes, and
+    //! `encoded_len` agrees.
+
+    use bytes::{Bytes, BytesMut};
+
+    use crate::codec::{
+        Auth, AuthProperties, AuthReasonCode, Disconnect, DisconnectProperties,
+        DisconnectReasonCode, MqttString, Packet, ProtocolVersion, UserProperties, decode,
+        decode_bytes,
+    };
+
+    use ProtocolVersion::{V5, V311};
+
+    fn s(v: &'static str) -> MqttString {
+        MqttString::from_static(v)
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        parts.join(" ")
+    }
+
+    /// Checks one byte vector, given as its fields in wire order.
+    #[track_caller]
+    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
+        let wire = fields.concat();
+        // (a) The immutable path consumes exactly the packet ...
+        let mut input = Bytes::from(wire.clone());
+        let decoded = decode_bytes(&mut input, version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert!(input.is_empty(), "{} bytes left over", input.len());
+        // ... and so does the streaming one, with a limit of exactly the
+        // packet's size (the limit includes the fixed header).
+        let mut stream = BytesMut::from(&wire[..]);
+        let streamed = decode(&mut stream, version, wire.len());
+        assert_eq!(
+            streamed,
+            Ok(Some(expected.clone())),
+            "streaming {}",
+            hex(&wire)
+        );
+        assert!(stream.is_empty());
+        // (b) Encoding writes exactly these bytes.
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        // (c) The size is known before writing.
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    /// For a valid but longer-than-needed form: it decodes to `expected`,
+    /// which encodes to the shortest form, `canonical`.
+    #[track_caller]
+    fn assert_decodes_to_shorter(
+        version: ProtocolVersion,
+        long: &[&[u8]],
+        expected: Packet,
+        canonical: &[&[u8]],
+    ) {
+        let wire = long.concat();
+        let decoded = decode_bytes(&mut Bytes::from(wire.clone()), version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert_vector(version, canonical, expected);
+    }
+
+    // ---- PINGREQ, PINGRESP ----
+
+    #[test]
+    fn pingreq_and_pingresp_in_both_versions() {
+        for version in [V311, V5] {
+            assert_vector(
+                version,
+                &[
+                    &[0xC0], // PINGREQ
+                    &[0x00], // remaining length 0
+                ],
+                Packet::PingReq,
+            );
+            assert_vector(
+                version,
+                &[
+                    &[0xD0], // PINGRESP
+                    &[0x00], // remaining length 0
+                ],
+                Packet::PingResp,
+            );
+        }
+    }
+
+    // ---- DISCONNECT ----
+
+    #[test]
+    fn v311_disconnect_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv311 ..., after its PUBLISH was acknowledged.
+        assert_vector(
+            V311,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x00], // remaining length 0
+            ],
+            Packet::Disconnect(Disconnect::default()),
+        );
+    }
+
+    #[test]
+    fn v311_disconnect_has_no_reason_or_properties() {
+        let mut d = Disconnect::new(DisconnectReasonCode::ServerShuttingDown);
+        d.properties.reason_string = Some(s("5.0 only"));
+        let mut out = BytesMut::new();
+        Packet::Disconnect(d.clone())
+            .encode(V311, &mut out)
+            .expect("encode");
+        assert_eq!(
+            &out[..],
+            &[
+                0xE0, // DISCONNECT
+                0x00, // remaining length 0
+            ]
+        );
+        assert_eq!(Packet::Disconnect(d).encoded_len(V311), Ok(2));
+    }
+
+    #[test]
+    fn v5_disconnect_remaining_length_0_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv5 ...: "If the Remaining Length is
+        // less than 1 the value of 0x00 (Normal disconnection) is used".
+        assert_vector(
+            V5,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x00], // remaining length 0: normal disconnection, no properties
+            ],
+            Packet::Disconnect(Disconnect::default()),
+        );
+    }
+
+    #[test]
+    fn v5_disconnect_remaining_length_1_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv5 ... -W 2 when its timeout expires.
+        assert_vector(
+            V5,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x01], // remaining length 1: no property length
+                &[0x04], // reason code 0x04: disconnect with will message
+            ],
+            Packet::Disconnect(Disconnect::new(
+                DisconnectReasonCode::DisconnectWithWillMessage,
+            )),
+        );
+        assert_vector(
+            V5,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x01], // remaining length 1
+                &[0x8E], // reason code 0x8E: session taken over
+            ],
+            Packet::Disconnect(Disconnect::new(DisconnectReasonCode::SessionTakenOver)),
+        );
+    }
+
+    #[test]
+    fn v5_disconnect_remaining_length_2_with_empty_properties_is_written_shorter() {
+        assert_decodes_to_shorter(
+            V5,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x02], // remaining length 2
+                &[0x00], // reason code 0x00: normal disconnection
+                &[0x00], // property length 0
+            ],
+            Packet::Disconnect(Disconnect::default()),
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x00], // remaining length 0
+            ],
+        );
+        assert_decodes_to_shorter(
+            V5,
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x02], // remaining length 2
+                &[0x8B], // reason code 0x8B: server shutting down
+                &[0x00], // property length 0
+            ],
+            Packet::Disconnect(Disconnect::new(DisconnectReasonCode::ServerShuttingDown)),
+            &[
+                &[0xE0], // DISCONNECT
+                &[0x01], // remaining length 1
+                &[0x8B], // reason code 0x8B: server shutting down
+            ],
+        );
+    }
+
+    #[test]
+    fn v5_disconnect_from_a_client_with_properties() {
+        let mut users = UserProperties::new();
+        users.push(s("k"), s("v"));
+        let properties = DisconnectProperties {
+            session_expiry_interval: Some(3600),
+            reason_string: Some(s("bye")),
+            user_properties: users,
+            ..Default::default()
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0xE0],                         // DISCONNECT
+                &[0x14],                         // remaining length 20
+                &[0x04],                         // reason code 0x04: disconnect with will message
+                &[0x12],                         // property length 18
+                &[0x11, 0x00, 0x00, 0x0E, 0x10], // session expiry interval 3600 s
+                &[0x1F, 0x00, 0x03],             // reason string, length 3
+                b"bye",                          //   "bye"
+                &[0x26, 0x00, 0x01],             // user property, name length 1
+                b"k",                            //   name "k"
+                &[0x00, 0x01],                   //   value length 1
+                b"v",                            //   value "v"
+            ],
+            Packet::Disconnect(Disconnect {
+                reason_code: DisconnectReasonCode::DisconnectWithWillMessage,
+                properties,
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_disconnect_from_a_server_with_a_server_reference() {
+        let mut moved = Disconnect::new(DisconnectReasonCode::ServerMoved);
+        moved.properties.server_reference = Some(s("other:1883"));
+        assert_vector(
+            V5,
+            &[
+                &[0xE0],             // DISCONNECT
+                &[0x0F],             // remaining length 15
+                &[0x9D],             // reason code 0x9D: server moved
+                &[0x0D],             // property length 13
+                &[0x1C, 0x00, 0x0A], // server reference, length 10
+                b"other:1883",       //   "other:1883"
+            ],
+            Packet::Disconnect(moved),
+        );
+        // Normal disconnection with properties: the reason byte is needed
+        // in front of them.
+        let mut normal = Disconnect::default();
+        normal.properties.reason_string = Some(s("ok"));
+        assert_vector(
+            V5,
+            &[
+                &[0xE0],             // DISCONNECT
+                &[0x07],             // remaining length 7
+                &[0x00],             // reason code 0x00: normal disconnection
+                &[0x05],             // property length 5
+                &[0x1F, 0x00, 0x02], // reason string, length 2
+                b"ok",               //   "ok"
+            ],
+            Packet::Disconnect(normal),
+        );
+    }
+
+    // ---- AUTH (5.0 only) ----
+
+    #[test]
+    fn v5_auth_remaining_length_0_is_success() {
+        assert_vector(
+            V5,
+            &[
+                &[0xF0], // AUTH
+                &[0x00], // remaining length 0: success, no properties
+            ],
+            Packet::Auth(Auth::new(AuthReasonCode::Success)),
+        );
+    }
+
+    #[test]
+    fn v5_auth_continue_with_method_and_data() {
+        let properties = AuthProperties {
+            authentication_method: Some(s("SCRAM-SHA-256")),
+            authentication_data: Some(Bytes::from_static(&[1, 2, 3, 4])),
+            ..Default::default()
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0xF0],                         // AUTH
+                &[0x19],                         // remaining length 25
+                &[0x18],                         // reason code 0x18: continue authentication
+                &[0x17],                         // property length 23
+                &[0x15, 0x00, 0x0D],             // authentication method, length 13
+                b"SCRAM-SHA-256",                //   "SCRAM-SHA-256"
+                &[0x16, 0x00, 0x04, 1, 2, 3, 4], // authentication data 01 02 03 04
+            ],
+            Packet::Auth(Auth {
+                reason_code: AuthReasonCode::ContinueAuthentication,
+                properties,
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_auth_reauthenticate_with_every_auth_property() {
+        let mut users = UserProperties::new();
+        users.push(s("x"), s("y"));
+        users.push(s("x"), s("z"));
+        let properties = AuthProperties {
+            authentication_method: Some(s("SCRAM-SHA-256")),
+            authentication_data: Some(Bytes::from_static(&[0xAA, 0xBB])),
+            reason_string: Some(s("again")),
+            user_properties: users,
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0xF0],                         // AUTH
+                &[0x2D],                         // remaining length 45
+                &[0x19],                         // reason code 0x19: re-authenticate
+                &[0x2B],                         // property length 43
+                &[0x15, 0x00, 0x0D],             // authentication method, length 13
+                b"SCRAM-SHA-256",                //   "SCRAM-SHA-256"
+                &[0x16, 0x00, 0x02, 0xAA, 0xBB], // authentication data AA BB
+                &[0x1F, 0x00, 0x05],             // reason string, length 5
+                b"again",                        //   "again"
+                &[0x26, 0x00, 0x01],             // user property, name length 1
+                b"x",                            //   name "x"
+                &[0x00, 0x01],                   //   value length 1
+                b"y",                            //   value "y"
+                &[0x26, 0x00, 0x01],             // user property, name length 1
+                b"x",                            //   name "x" again
+                &[0x00, 0x01],                   //   value length 1
+                b"z",                            //   value "z"
+            ],
+            Packet::Auth(Auth {
+                reason_code: AuthReasonCode::ReAuthenticate,
+                properties,
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_auth_success_with_properties_keeps_its_reason_byte() {
+        let mut done = Auth::new(AuthReasonCode::Success);
+        done.properties.authentication_method = Some(s("SCRAM-SHA-256"));
+        assert_vector(
+            V5,
+            &[
+                &[0xF0],             // AUTH
+                &[0x12],             // remaining length 18
+                &[0x00],             // reason code 0x00: success
+                &[0x10],             // property length 16
+                &[0x15, 0x00, 0x0D], // authentication method, length 13
+                b"SCRAM-SHA-256",    //   "SCRAM-SHA-256"
+            ],
+            Packet::Auth(done),
+        );
+    }
+
+    #[test]
+    fn v5_auth_continue_without_properties_writes_a_property_length() {
+        // Only Success may drop the reason and property length (§3.15.2.1).
+        assert_vector(
+            V5,
+            &[
+                &[0xF0], // AUTH
+                &[0x02], // remaining length 2
+                &[0x18], // reason code 0x18: continue authentication
+                &[0x00], // property length 0
+            ],
+            Packet::Auth(Auth::new(AuthReasonCode::ContinueAuthentication)),
+        );
+    }
+}

@@ -93,10 +93,15 @@ pub enum DecodeError {
     /// A reason code the packet may not carry.
     #[error(transparent)]
     InvalidReasonCode(#[from] InvalidReasonCode),
-    /// Reserved bits of subscription options are set, or Retain Handling is 3
-    /// ([MQTT-3.8.3-5]).
+    /// Reserved bits of subscription options are set ([MQTT-3.8.3-5]).
     #[error("invalid subscription options 0x{0:02X}")]
     InvalidSubscriptionOptions(u8),
+    /// A subscription's Maximum QoS is 3.
+    #[error("invalid maximum QoS 3 in subscription options")]
+    InvalidSubscriptionQoS,
+    /// A subscription's Retain Handling is 3.
+    #[error("invalid retain handling 3 in subscription options")]
+    InvalidRetainHandling,
     /// No Local on a shared subscription ([MQTT-3.8.3-4]).
     #[error("No Local set on a shared subscription")]
     NoLocalOnSharedSubscription,
@@ -147,8 +152,15 @@ impl From<DecodeError> for DisconnectReasonCode {
             InvalidTopicName(_) | EmptyTopicWithoutAlias => DisconnectReasonCode::TopicNameInvalid,
             InvalidTopicFilter(_) => DisconnectReasonCode::TopicFilterInvalid,
             ZeroTopicAlias => DisconnectReasonCode::TopicAliasInvalid,
+            // [MQTT-3.8.3-2], [MQTT-3.10.3-2]: "a SUBSCRIBE / UNSUBSCRIBE
+            // packet with no Payload is a Protocol Error".
+            EmptyPayload(PacketType::Subscribe | PacketType::Unsubscribe) => {
+                DisconnectReasonCode::ProtocolError
+            }
             DuplicateProperty(_)
             | InvalidPropertyValue(_)
+            | InvalidSubscriptionQoS
+            | InvalidRetainHandling
             | NoLocalOnSharedSubscription
             | AuthDataWithoutMethod
             | UnsupportedProtocolVersion(_)
@@ -222,4 +234,14 @@ pub enum EncodeError {
     /// A Subscription Identifier outside 1 to 268,435,455.
     #[error("subscription identifier out of range")]
     SubscriptionIdOutOfRange,
+    /// A property value the receiver would have to reject: 0 for Receive
+    /// Maximum, Maximum Packet Size or Topic Alias; Maximum QoS 2.
+    #[error("invalid value for property {0:?}")]
+    InvalidPropertyValue(PropertyId),
+    /// Authentication Data without an Authentication Method.
+    #[error("authentication data without an authentication method")]
+    AuthDataWithoutMethod,
+    /// No Local on a shared subscription ([MQTT-3.8.3-4]).
+    #[error("No Local cannot be set on a shared subscription")]
+    NoLocalOnSharedSubscription,
 }

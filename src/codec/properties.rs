@@ -178,8 +178,9 @@ pub(crate) trait PropValue: Sized {
     fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError>;
     fn wire_len(&self) -> usize;
     fn write(&self, buf: &mut BytesMut);
-    /// Checks a value the user set before it is written.
-    fn check(&self) -> Result<(), EncodeError> {
+    /// Checks a value the user set before it is written: what the
+    /// receiver's `read` would reject must not be sent.
+    fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         Ok(())
     }
 }
@@ -248,6 +249,13 @@ impl PropValue for QoS {
     fn write(&self, buf: &mut BytesMut) {
         buf.put_u8(*self as u8);
     }
+    fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
+        if *self == QoS::ExactlyOnce {
+            // Absence means 2; the property may only say 0 or 1.
+            return Err(EncodeError::InvalidPropertyValue(id));
+        }
+        Ok(())
+    }
 }
 
 impl PropValue for u16 {
@@ -267,6 +275,12 @@ impl PropValue for u16 {
     fn write(&self, buf: &mut BytesMut) {
         buf.put_u16(*self);
     }
+    fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
+        if *self == 0 && matches!(id, PropertyId::TopicAlias | PropertyId::ReceiveMaximum) {
+            return Err(EncodeError::InvalidPropertyValue(id));
+        }
+        Ok(())
+    }
 }
 
 impl PropValue for u32 {
@@ -284,6 +298,12 @@ impl PropValue for u32 {
     fn write(&self, buf: &mut BytesMut) {
         buf.put_u32(*self);
     }
+    fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
+        if *self == 0 && id == PropertyId::MaximumPacketSize {
+            return Err(EncodeError::InvalidPropertyValue(id));
+        }
+        Ok(())
+    }
 }
 
 /// Subscription Identifiers are variable byte integers from 1 to 268,435,455.
@@ -298,7 +318,7 @@ impl PropValue for NonZeroU32 {
     fn write(&self, buf: &mut BytesMut) {
         write_var_int(buf, self.get() as usize);
     }
-    fn check(&self) -> Result<(), EncodeError> {
+    fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.get() > MAX_VARIABLE_INT {
             return Err(EncodeError::SubscriptionIdOutOfRange);
         }
@@ -328,7 +348,7 @@ impl PropValue for Bytes {
     fn write(&self, buf: &mut BytesMut) {
         write_binary(buf, self);
     }
-    fn check(&self) -> Result<(), EncodeError> {
+    fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.len() > MAX_FIELD_LEN {
             return Err(EncodeError::BinaryTooLong);
         }
@@ -356,8 +376,8 @@ fn opt_write<T: PropValue>(v: &Option<T>, id: PropertyId, buf: &mut BytesMut) {
     }
 }
 
-fn opt_check<T: PropValue>(v: &Option<T>) -> Result<(), EncodeError> {
-    v.as_ref().map_or(Ok(()), PropValue::check)
+fn opt_check<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<(), EncodeError> {
+    v.as_ref().map_or(Ok(()), |v| v.check(id))
 }
 
 /// A property that may appear more than once, kept in order.
@@ -628,7 +648,8 @@ impl SubscriptionIdentifiers {
     }
 
     fn check(&self) -> Result<(), EncodeError> {
-        self.iter().try_for_each(|id| id.check())
+        self.iter()
+            .try_for_each(|id| id.check(PropertyId::SubscriptionIdentifier))
     }
 }
 
@@ -729,7 +750,7 @@ macro_rules! property_set {
 
             /// Checks what the types allow but the wire does not.
             pub(crate) fn check(&self) -> Result<(), EncodeError> {
-                $( opt_check(&self.$field)?; )*
+                $( opt_check(&self.$field, PropertyId::$id)?; )*
                 $( self.$rfield.check()?; )?
                 Ok(())
             }

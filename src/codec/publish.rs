@@ -148,6 +148,11 @@ impl Publish {
         }
         if version == ProtocolVersion::V5 {
             self.properties.check()?;
+            // [MQTT-3.3.2-14] The Response Topic is a Topic Name: no
+            // wildcards. `read` refuses one, so never write one.
+            if let Some(response_topic) = &self.properties.response_topic {
+                validate_topic_name(response_topic).map_err(EncodeError::InvalidTopicName)?;
+            }
         }
         Ok(())
     }
@@ -283,5 +288,749 @@ where
             let len = self.properties.wire_len();
             write_props_block(buf, len, |b| self.properties.write(b));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Byte vectors for PUBLISH and its four acknowledgements, written by
+    //! hand from the spec (§3.3 to §3.7) or captured from mosquitto 2.0.11's
+    //! command-line tools. Each one is checked both ways: the bytes decode to
+    //! the struct, the struct encodes to exactly the bytes, and
+    //! `encoded_len` agrees.
+
+    use std::num::{NonZeroU16, NonZeroU32};
+
+    use bytes::{Bytes, BytesMut};
+
+    use crate::codec::{
+        AckProperties, EncodeError, MqttString, Packet, PayloadFormat, ProtocolVersion, PubAck,
+        PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, PublishProperties,
+        QoS, SubscriptionIdentifiers, UserProperties, decode, decode_bytes,
+    };
+    use crate::topic::TopicError;
+
+    use ProtocolVersion::{V5, V311};
+
+    fn s(v: &'static str) -> MqttString {
+        MqttString::from_static(v)
+    }
+
+    fn id(n: u16) -> NonZeroU16 {
+        NonZeroU16::new(n).expect("non-zero packet id")
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        parts.join(" ")
+    }
+
+    /// Checks one byte vector, given as its fields in wire order.
+    #[track_caller]
+    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
+        let wire = fields.concat();
+        // (a) The immutable path consumes exactly the packet ...
+        let mut input = Bytes::from(wire.clone());
+        let decoded = decode_bytes(&mut input, version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert!(input.is_empty(), "{} bytes left over", input.len());
+        // ... and so does the streaming one, with a limit of exactly the
+        // packet's size (the limit includes the fixed header).
+        let mut stream = BytesMut::from(&wire[..]);
+        let streamed = decode(&mut stream, version, wire.len());
+        assert_eq!(
+            streamed,
+            Ok(Some(expected.clone())),
+            "streaming {}",
+            hex(&wire)
+        );
+        assert!(stream.is_empty());
+        // (b) Encoding writes exactly these bytes.
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        // (c) The size is known before writing.
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    /// For a valid but longer-than-needed form: it decodes to `expected`,
+    /// which encodes to the shortest form, `canonical`.
+    #[track_caller]
+    fn assert_decodes_to_shorter(
+        version: ProtocolVersion,
+        long: &[&[u8]],
+        expected: Packet,
+        canonical: &[&[u8]],
+    ) {
+        let wire = long.concat();
+        let decoded = decode_bytes(&mut Bytes::from(wire.clone()), version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert_vector(version, canonical, expected);
+    }
+
+    /// What `expected` encodes to in `version`, when it is not what it
+    /// decodes from (a field that version does not carry).
+    #[track_caller]
+    fn assert_encodes_to(version: ProtocolVersion, expected: Packet, fields: &[&[u8]]) {
+        let wire = fields.concat();
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    // ---- PUBLISH, MQTT 3.1.1 ----
+
+    #[test]
+    fn v311_publish_qos0() {
+        assert_vector(
+            V311,
+            &[
+                &[0x30],       // PUBLISH, QoS 0
+                &[0x07],       // remaining length 7
+                &[0x00, 0x03], // topic length 3
+                b"a/b",        // topic "a/b"
+                b"hi",         // payload (the rest of the packet)
+            ],
+            Packet::Publish(Publish::new(s("a/b"), "hi")),
+        );
+    }
+
+    #[test]
+    fn v311_publish_qos0_with_empty_payload() {
+        assert_vector(
+            V311,
+            &[
+                &[0x30],       // PUBLISH, QoS 0
+                &[0x05],       // remaining length 5
+                &[0x00, 0x03], // topic length 3
+                b"a/b",        // topic "a/b"; no payload
+            ],
+            Packet::Publish(Publish::new(s("a/b"), Bytes::new())),
+        );
+    }
+
+    #[test]
+    fn v311_publish_qos1_retained_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv311 -i plover-capture
+        //   -t home/living-room/temperature -m 21.5 -q 1 -r
+        assert_vector(
+            V311,
+            &[
+                &[0x33],                         // PUBLISH, QoS 1, retain
+                &[0x24],                         // remaining length 36
+                &[0x00, 0x1C],                   // topic length 28
+                b"home/living-room/temperature", // topic
+                &[0x00, 0x01],                   // packet id 1
+                b"21.5",                         // payload
+            ],
+            Packet::Publish(
+                Publish::new(s("home/living-room/temperature"), "21.5")
+                    .with_qos(QoS::AtLeastOnce, Some(id(1)))
+                    .with_retain(true),
+            ),
+        );
+    }
+
+    #[test]
+    fn v311_publish_qos2_dup_with_binary_payload() {
+        let mut expected = Publish::new(s("a/b"), Bytes::from_static(&[1, 2, 3]))
+            .with_qos(QoS::ExactlyOnce, Some(id(0x1234)));
+        expected.dup = true;
+        assert_vector(
+            V311,
+            &[
+                &[0x3C],       // PUBLISH, DUP, QoS 2
+                &[0x0A],       // remaining length 10
+                &[0x00, 0x03], // topic length 3
+                b"a/b",        // topic "a/b"
+                &[0x12, 0x34], // packet id 0x1234
+                &[1, 2, 3],    // payload 01 02 03
+            ],
+            Packet::Publish(expected),
+        );
+    }
+
+    #[test]
+    fn v311_publish_qos1_dup_retained_with_the_highest_packet_id() {
+        let mut expected = Publish::new(s("x"), Bytes::new())
+            .with_qos(QoS::AtLeastOnce, Some(id(0xFFFF)))
+            .with_retain(true);
+        expected.dup = true;
+        assert_vector(
+            V311,
+            &[
+                &[0x3B],       // PUBLISH, DUP, QoS 1, retain
+                &[0x05],       // remaining length 5
+                &[0x00, 0x01], // topic length 1
+                b"x",          // topic "x"
+                &[0xFF, 0xFF], // packet id 65535; no payload
+            ],
+            Packet::Publish(expected),
+        );
+    }
+
+    #[test]
+    fn v311_publish_with_a_two_byte_remaining_length() {
+        let payload = [0xAB; 200];
+        assert_vector(
+            V311,
+            &[
+                &[0x30],       // PUBLISH, QoS 0
+                &[0xCB, 0x01], // remaining length 203: 0x4B + 1 * 128
+                &[0x00, 0x01], // topic length 1
+                b"t",          // topic "t"
+                &payload,      // payload: 200 bytes of 0xAB
+            ],
+            Packet::Publish(Publish::new(s("t"), Bytes::copy_from_slice(&payload))),
+        );
+    }
+
+    // ---- PUBLISH, MQTT 5.0 ----
+
+    #[test]
+    fn v5_publish_qos1_retained_as_sent_by_mosquitto_pub_2_0_x() {
+        // mosquitto_pub 2.0.11 -V mqttv5 -i plover-capture
+        //   -t home/living-room/temperature -m 21.5 -q 1 -r
+        assert_vector(
+            V5,
+            &[
+                &[0x33],                         // PUBLISH, QoS 1, retain
+                &[0x25],                         // remaining length 37
+                &[0x00, 0x1C],                   // topic length 28
+                b"home/living-room/temperature", // topic
+                &[0x00, 0x01],                   // packet id 1
+                &[0x00],                         // property length 0
+                b"21.5",                         // payload
+            ],
+            Packet::Publish(
+                Publish::new(s("home/living-room/temperature"), "21.5")
+                    .with_qos(QoS::AtLeastOnce, Some(id(1)))
+                    .with_retain(true),
+            ),
+        );
+    }
+
+    #[test]
+    fn v5_publish_qos0_without_properties() {
+        assert_vector(
+            V5,
+            &[
+                &[0x30],       // PUBLISH, QoS 0
+                &[0x08],       // remaining length 8
+                &[0x00, 0x03], // topic length 3
+                b"a/b",        // topic "a/b"
+                &[0x00],       // property length 0
+                b"hi",         // payload
+            ],
+            Packet::Publish(Publish::new(s("a/b"), "hi")),
+        );
+    }
+
+    #[test]
+    fn v5_publish_qos1_with_every_publish_property() {
+        let mut users = UserProperties::new();
+        users.push(s("a"), s("1"));
+        users.push(s("a"), s("2"));
+        users.push(s("b"), s(""));
+        let subscription_identifiers: SubscriptionIdentifiers = [1, 200, 268_435_455]
+            .into_iter()
+            .map(|n| NonZeroU32::new(n).expect("non-zero"))
+            .collect();
+        let properties = PublishProperties {
+            payload_format_indicator: Some(PayloadFormat::Utf8),
+            message_expiry_interval: Some(60),
+            topic_alias: Some(3),
+            response_topic: Some(s("sensors/reply")),
+            correlation_data: Some(Bytes::from_static(&[0xDE, 0xAD, 0xBE, 0xEF])),
+            content_type: Some(s("application/json")),
+            subscription_identifiers,
+            user_properties: users,
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0x32],                                     // PUBLISH, QoS 1
+                &[0x70],                                     // remaining length 112
+                &[0x00, 0x0C],                               // topic length 12
+                b"sensors/door",                             // topic
+                &[0x00, 0x0A],                               // packet id 10
+                &[0x52],                                     // property length 82
+                &[0x01, 0x01],                               // payload format indicator: UTF-8
+                &[0x02, 0x00, 0x00, 0x00, 0x3C],             // message expiry interval 60 s
+                &[0x23, 0x00, 0x03],                         // topic alias 3
+                &[0x08, 0x00, 0x0D],                         // response topic, length 13
+                b"sensors/reply",                            //   "sensors/reply"
+                &[0x09, 0x00, 0x04, 0xDE, 0xAD, 0xBE, 0xEF], // correlation data DE AD BE EF
+                &[0x03, 0x00, 0x10],                         // content type, length 16
+                b"application/json",                         //   "application/json"
+                &[0x0B, 0x01],                               // subscription identifier 1
+                &[0x0B, 0xC8, 0x01],                         // subscription identifier 200
+                &[0x0B, 0xFF, 0xFF, 0xFF, 0x7F],             // subscription identifier 268435455
+                &[0x26, 0x00, 0x01],                         // user property, name length 1
+                b"a",                                        //   name "a"
+                &[0x00, 0x01],                               //   value length 1
+                b"1",                                        //   value "1"
+                &[0x26, 0x00, 0x01],                         // user property, name length 1
+                b"a",                                        //   name "a" again
+                &[0x00, 0x01],                               //   value length 1
+                b"2",                                        //   value "2"
+                &[0x26, 0x00, 0x01],                         // user property, name length 1
+                b"b",                                        //   name "b"
+                &[0x00, 0x00],                               //   value: empty
+                b"{\"open\":true}",                          // payload
+            ],
+            Packet::Publish(
+                Publish::new(s("sensors/door"), "{\"open\":true}")
+                    .with_qos(QoS::AtLeastOnce, Some(id(10)))
+                    .with_properties(properties),
+            ),
+        );
+    }
+
+    #[test]
+    fn v5_publish_qos2_with_empty_topic_and_topic_alias() {
+        let properties = PublishProperties {
+            topic_alias: Some(3),
+            ..Default::default()
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0x34],             // PUBLISH, QoS 2
+                &[0x0E],             // remaining length 14
+                &[0x00, 0x00],       // topic: empty, the alias stands in for it
+                &[0x00, 0x02],       // packet id 2
+                &[0x03],             // property length 3
+                &[0x23, 0x00, 0x03], // topic alias 3
+                b"closed",           // payload
+            ],
+            Packet::Publish(
+                Publish::new(MqttString::new(), "closed")
+                    .with_qos(QoS::ExactlyOnce, Some(id(2)))
+                    .with_properties(properties),
+            ),
+        );
+    }
+
+    #[test]
+    fn v5_publish_qos2_dup_retained_with_two_subscription_identifiers() {
+        let properties = PublishProperties {
+            subscription_identifiers: [5, 128]
+                .into_iter()
+                .map(|n| NonZeroU32::new(n).expect("non-zero"))
+                .collect(),
+            ..Default::default()
+        };
+        let mut expected = Publish::new(s("a/b"), Bytes::new())
+            .with_qos(QoS::ExactlyOnce, Some(id(0x0100)))
+            .with_retain(true)
+            .with_properties(properties);
+        expected.dup = true;
+        assert_vector(
+            V5,
+            &[
+                &[0x3D],             // PUBLISH, DUP, QoS 2, retain
+                &[0x0D],             // remaining length 13
+                &[0x00, 0x03],       // topic length 3
+                b"a/b",              // topic "a/b"
+                &[0x01, 0x00],       // packet id 256
+                &[0x05],             // property length 5
+                &[0x0B, 0x05],       // subscription identifier 5
+                &[0x0B, 0x80, 0x01], // subscription identifier 128 (two bytes)
+            ],
+            Packet::Publish(expected),
+        );
+    }
+
+    #[test]
+    fn v5_publish_with_a_two_byte_property_length() {
+        let long_value = [b'x'; 130];
+        let mut properties = PublishProperties::default();
+        properties.user_properties.push(
+            s("k"),
+            MqttString::try_from(Bytes::copy_from_slice(&long_value)).expect("valid string"),
+        );
+        assert_vector(
+            V5,
+            &[
+                &[0x30],             // PUBLISH, QoS 0
+                &[0x8D, 0x01],       // remaining length 141: 0x0D + 1 * 128
+                &[0x00, 0x01],       // topic length 1
+                b"t",                // topic "t"
+                &[0x88, 0x01],       // property length 136: 0x08 + 1 * 128
+                &[0x26, 0x00, 0x01], // user property, name length 1
+                b"k",                //   name "k"
+                &[0x00, 0x82],       //   value length 130
+                &long_value,         //   value: 130 times "x"; no payload
+            ],
+            Packet::Publish(Publish::new(s("t"), Bytes::new()).with_properties(properties)),
+        );
+    }
+
+    #[test]
+    fn v5_publish_with_a_wildcard_response_topic_is_not_written() {
+        // [MQTT-3.3.2-14] The Response Topic MUST NOT contain wildcards; the
+        // decoder refuses such a PUBLISH, so the encoder must not write one.
+        let properties = PublishProperties {
+            response_topic: Some(s("replies/#")),
+            ..Default::default()
+        };
+        let bad = Packet::Publish(Publish::new(s("a/b"), "hi").with_properties(properties));
+        let mut out = BytesMut::new();
+        assert_eq!(
+            bad.encode(V5, &mut out),
+            Err(EncodeError::InvalidTopicName(TopicError::WildcardInName))
+        );
+        assert!(out.is_empty(), "nothing is written on error");
+        assert_eq!(
+            bad.encoded_len(V5),
+            Err(EncodeError::InvalidTopicName(TopicError::WildcardInName))
+        );
+        // 3.1.1 has no properties, so there is nothing wrong to write.
+        assert_encodes_to(
+            V311,
+            bad,
+            &[
+                &[0x30],       // PUBLISH, QoS 0
+                &[0x07],       // remaining length 7
+                &[0x00, 0x03], // topic length 3
+                b"a/b",        // topic "a/b"
+                b"hi",         // payload
+            ],
+        );
+    }
+
+    // ---- PUBACK, PUBREC, PUBREL, PUBCOMP, MQTT 3.1.1 ----
+
+    #[test]
+    fn v311_puback() {
+        assert_vector(
+            V311,
+            &[
+                &[0x40],       // PUBACK
+                &[0x02],       // remaining length 2
+                &[0x00, 0x01], // packet id 1
+            ],
+            Packet::PubAck(PubAck::new(id(1))),
+        );
+    }
+
+    #[test]
+    fn v311_pubrec_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv311 ... -q 2, receiving a QoS 2 PUBLISH with id 7.
+        assert_vector(
+            V311,
+            &[
+                &[0x50],       // PUBREC
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubRec(PubRec::new(id(7))),
+        );
+    }
+
+    #[test]
+    fn v311_pubrel() {
+        assert_vector(
+            V311,
+            &[
+                &[0x62],       // PUBREL (flags 0010, as [MQTT-3.6.1-1] requires)
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubRel(PubRel::new(id(7))),
+        );
+    }
+
+    #[test]
+    fn v311_pubcomp_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv311 ... -q 2, after our PUBREL for id 7.
+        assert_vector(
+            V311,
+            &[
+                &[0x70],       // PUBCOMP
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubComp(PubComp::new(id(7))),
+        );
+    }
+
+    #[test]
+    fn v311_acks_do_not_carry_5_0_reason_codes_or_properties() {
+        let props = AckProperties {
+            reason_string: Some(s("ignored")),
+            ..Default::default()
+        };
+        let puback = PubAck {
+            packet_id: id(3),
+            reason_code: PubAckReasonCode::QuotaExceeded,
+            properties: props.clone(),
+        };
+        assert_encodes_to(
+            V311,
+            Packet::PubAck(puback),
+            &[
+                &[0x40],       // PUBACK
+                &[0x02],       // remaining length 2
+                &[0x00, 0x03], // packet id 3; reason and properties are 5.0 only
+            ],
+        );
+        let pubrel = PubRel {
+            packet_id: id(3),
+            reason_code: PubRelReasonCode::PacketIdentifierNotFound,
+            properties: props,
+        };
+        assert_encodes_to(
+            V311,
+            Packet::PubRel(pubrel),
+            &[
+                &[0x62],       // PUBREL
+                &[0x02],       // remaining length 2
+                &[0x00, 0x03], // packet id 3
+            ],
+        );
+    }
+
+    // ---- PUBACK, PUBREC, PUBREL, PUBCOMP, MQTT 5.0 ----
+
+    #[test]
+    fn v5_puback_remaining_length_2_is_success_without_properties() {
+        assert_vector(
+            V5,
+            &[
+                &[0x40],       // PUBACK
+                &[0x02],       // remaining length 2: reason and properties omitted
+                &[0x00, 0x01], // packet id 1
+            ],
+            Packet::PubAck(PubAck::new(id(1))),
+        );
+    }
+
+    #[test]
+    fn v5_puback_remaining_length_3_has_a_reason_and_no_property_length() {
+        let mut expected = PubAck::new(id(1));
+        expected.reason_code = PubAckReasonCode::NoMatchingSubscribers;
+        assert_vector(
+            V5,
+            &[
+                &[0x40],       // PUBACK
+                &[0x03],       // remaining length 3: no property length
+                &[0x00, 0x01], // packet id 1
+                &[0x10],       // reason code 0x10: no matching subscribers
+            ],
+            Packet::PubAck(expected),
+        );
+    }
+
+    #[test]
+    fn v5_puback_remaining_length_4_or_more_has_properties() {
+        let mut refused = PubAck::new(id(1));
+        refused.reason_code = PubAckReasonCode::NotAuthorized;
+        refused.properties.reason_string = Some(s("denied"));
+        assert_vector(
+            V5,
+            &[
+                &[0x40],             // PUBACK
+                &[0x0D],             // remaining length 13
+                &[0x00, 0x01],       // packet id 1
+                &[0x87],             // reason code 0x87: not authorized
+                &[0x09],             // property length 9
+                &[0x1F, 0x00, 0x06], // reason string, length 6
+                b"denied",           //   "denied"
+            ],
+            Packet::PubAck(refused),
+        );
+        // Success with properties: the reason byte must be written anyway,
+        // since the properties come after it.
+        let mut ok = PubAck::new(id(2));
+        ok.properties.user_properties.push(s("k"), s("v"));
+        assert_vector(
+            V5,
+            &[
+                &[0x40],             // PUBACK
+                &[0x0B],             // remaining length 11
+                &[0x00, 0x02],       // packet id 2
+                &[0x00],             // reason code 0x00: success
+                &[0x07],             // property length 7
+                &[0x26, 0x00, 0x01], // user property, name length 1
+                b"k",                //   name "k"
+                &[0x00, 0x01],       //   value length 1
+                b"v",                //   value "v"
+            ],
+            Packet::PubAck(ok),
+        );
+    }
+
+    #[test]
+    fn v5_puback_with_explicit_empty_properties_decodes_and_is_written_shorter() {
+        // §3.4.2.1 lets the sender omit the reason and property length, but
+        // does not oblige it to: the long forms are valid and mean the same.
+        assert_decodes_to_shorter(
+            V5,
+            &[
+                &[0x40],       // PUBACK
+                &[0x04],       // remaining length 4
+                &[0x00, 0x01], // packet id 1
+                &[0x00],       // reason code 0x00: success
+                &[0x00],       // property length 0
+            ],
+            Packet::PubAck(PubAck::new(id(1))),
+            &[
+                &[0x40],       // PUBACK
+                &[0x02],       // remaining length 2
+                &[0x00, 0x01], // packet id 1
+            ],
+        );
+        let mut expected = PubAck::new(id(1));
+        expected.reason_code = PubAckReasonCode::NoMatchingSubscribers;
+        assert_decodes_to_shorter(
+            V5,
+            &[
+                &[0x40],       // PUBACK
+                &[0x04],       // remaining length 4
+                &[0x00, 0x01], // packet id 1
+                &[0x10],       // reason code 0x10: no matching subscribers
+                &[0x00],       // property length 0
+            ],
+            Packet::PubAck(expected),
+            &[
+                &[0x40],       // PUBACK
+                &[0x03],       // remaining length 3
+                &[0x00, 0x01], // packet id 1
+                &[0x10],       // reason code 0x10: no matching subscribers
+            ],
+        );
+    }
+
+    #[test]
+    fn v5_pubrec_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv5 ... -q 2, receiving a QoS 2 PUBLISH
+        // with id 7: the shortest form.
+        assert_vector(
+            V5,
+            &[
+                &[0x50],       // PUBREC
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubRec(PubRec::new(id(7))),
+        );
+    }
+
+    #[test]
+    fn v5_pubrec_with_reason_only_and_with_properties() {
+        let mut in_use = PubRec::new(id(7));
+        in_use.reason_code = PubAckReasonCode::PacketIdentifierInUse;
+        assert_vector(
+            V5,
+            &[
+                &[0x50],       // PUBREC
+                &[0x03],       // remaining length 3
+                &[0x00, 0x07], // packet id 7
+                &[0x91],       // reason code 0x91: packet identifier in use
+            ],
+            Packet::PubRec(in_use),
+        );
+        let mut full = PubRec::new(id(8));
+        full.reason_code = PubAckReasonCode::QuotaExceeded;
+        full.properties.reason_string = Some(s("full"));
+        full.properties.user_properties.push(s("retry"), s("later"));
+        assert_vector(
+            V5,
+            &[
+                &[0x50],             // PUBREC
+                &[0x1A],             // remaining length 26
+                &[0x00, 0x08],       // packet id 8
+                &[0x97],             // reason code 0x97: quota exceeded
+                &[0x16],             // property length 22
+                &[0x1F, 0x00, 0x04], // reason string, length 4
+                b"full",             //   "full"
+                &[0x26, 0x00, 0x05], // user property, name length 5
+                b"retry",            //   name "retry"
+                &[0x00, 0x05],       //   value length 5
+                b"later",            //   value "later"
+            ],
+            Packet::PubRec(full),
+        );
+    }
+
+    #[test]
+    fn v5_pubrel_remaining_lengths_2_3_and_more() {
+        assert_vector(
+            V5,
+            &[
+                &[0x62],       // PUBREL
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubRel(PubRel::new(id(7))),
+        );
+        let mut not_found = PubRel::new(id(7));
+        not_found.reason_code = PubRelReasonCode::PacketIdentifierNotFound;
+        assert_vector(
+            V5,
+            &[
+                &[0x62],       // PUBREL
+                &[0x03],       // remaining length 3
+                &[0x00, 0x07], // packet id 7
+                &[0x92],       // reason code 0x92: packet identifier not found
+            ],
+            Packet::PubRel(not_found.clone()),
+        );
+        not_found.properties.reason_string = Some(s("gone"));
+        assert_vector(
+            V5,
+            &[
+                &[0x62],             // PUBREL
+                &[0x0B],             // remaining length 11
+                &[0x00, 0x07],       // packet id 7
+                &[0x92],             // reason code 0x92: packet identifier not found
+                &[0x07],             // property length 7
+                &[0x1F, 0x00, 0x04], // reason string, length 4
+                b"gone",             //   "gone"
+            ],
+            Packet::PubRel(not_found),
+        );
+    }
+
+    #[test]
+    fn v5_pubcomp_as_sent_by_mosquitto_sub_2_0_x_and_with_properties() {
+        // mosquitto_sub 2.0.11 -V mqttv5 ... -q 2, after our PUBREL for id 7.
+        assert_vector(
+            V5,
+            &[
+                &[0x70],       // PUBCOMP
+                &[0x02],       // remaining length 2
+                &[0x00, 0x07], // packet id 7
+            ],
+            Packet::PubComp(PubComp::new(id(7))),
+        );
+        let mut done = PubComp::new(id(9));
+        done.properties.reason_string = Some(s("done"));
+        assert_vector(
+            V5,
+            &[
+                &[0x70],             // PUBCOMP
+                &[0x0B],             // remaining length 11
+                &[0x00, 0x09],       // packet id 9
+                &[0x00],             // reason code 0x00: success
+                &[0x07],             // property length 7
+                &[0x1F, 0x00, 0x04], // reason string, length 4
+                b"done",             //   "done"
+            ],
+            Packet::PubComp(done),
+        );
     }
 }

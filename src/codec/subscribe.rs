@@ -57,13 +57,15 @@ impl SubscriptionOptions {
         if byte & reserved != 0 {
             return Err(DecodeError::InvalidSubscriptionOptions(byte));
         }
-        let qos = QoS::from_u8(byte & 0b11).ok_or(DecodeError::InvalidQoS)?;
+        // 5.0 §3.8.3.1: "It is a Protocol Error if the Maximum QoS field
+        // has the value 3" (3.1.1 calls the packet malformed).
+        let qos = QoS::from_u8(byte & 0b11).ok_or(DecodeError::InvalidSubscriptionQoS)?;
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtSubscribeIfNew,
             2 => RetainHandling::DoNotSend,
             // "It is a Protocol Error to send a Retain Handling value of 3."
-            _ => return Err(DecodeError::InvalidSubscriptionOptions(byte)),
+            _ => return Err(DecodeError::InvalidRetainHandling),
         };
         Ok(SubscriptionOptions {
             qos,
@@ -146,8 +148,13 @@ impl Subscribe {
             self.properties.check()?;
             len += props_block_len(version, self.properties.wire_len());
         }
-        for (filter, _) in &self.filters {
+        for (filter, options) in &self.filters {
             validate_topic_filter(filter).map_err(EncodeError::InvalidTopicFilter)?;
+            // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
+            // shared subscription (the option exists only in 5.0).
+            if version == ProtocolVersion::V5 && options.no_local && filter.starts_with("$share/") {
+                return Err(EncodeError::NoLocalOnSharedSubscription);
+            }
             len += filter.wire_len() + 1;
         }
         Ok(len)
@@ -359,5 +366,535 @@ impl UnsubAck {
         for code in &self.reason_codes {
             buf.put_u8(code.as_u8());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Byte vectors for SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK, written
+    //! by hand from the spec (§3.8 to §3.11) or captured from mosquitto
+    //! 2.0.11's command-line tools. Each one is checked both ways: the bytes
+    //! decode to the struct, the struct encodes to exactly the bytes, and
+    //! `encoded_len` agrees.
+
+    use std::num::{NonZeroU16, NonZeroU32};
+
+    use bytes::{Bytes, BytesMut};
+
+    use crate::codec::{
+        AckProperties, MqttString, Packet, ProtocolVersion, QoS, RetainHandling, SubAck,
+        SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck,
+        UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties, decode,
+        decode_bytes,
+    };
+
+    use ProtocolVersion::{V5, V311};
+
+    fn s(v: &'static str) -> MqttString {
+        MqttString::from_static(v)
+    }
+
+    fn id(n: u16) -> NonZeroU16 {
+        NonZeroU16::new(n).expect("non-zero packet id")
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        parts.join(" ")
+    }
+
+    /// Checks one byte vector, given as its fields in wire order.
+    #[track_caller]
+    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
+        let wire = fields.concat();
+        // (a) The immutable path consumes exactly the packet ...
+        let mut input = Bytes::from(wire.clone());
+        let decoded = decode_bytes(&mut input, version, usize::MAX);
+        assert_eq!(
+            decoded,
+            Ok(Some(expected.clone())),
+            "decoding {}",
+            hex(&wire)
+        );
+        assert!(input.is_empty(), "{} bytes left over", input.len());
+        // ... and so does the streaming one, with a limit of exactly the
+        // packet's size (the limit includes the fixed header).
+        let mut stream = BytesMut::from(&wire[..]);
+        let streamed = decode(&mut stream, version, wire.len());
+        assert_eq!(
+            streamed,
+            Ok(Some(expected.clone())),
+            "streaming {}",
+            hex(&wire)
+        );
+        assert!(stream.is_empty());
+        // (b) Encoding writes exactly these bytes.
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        // (c) The size is known before writing.
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    /// What `expected` encodes to in `version`, when it is not what it
+    /// decodes from (a field that version does not carry).
+    #[track_caller]
+    fn assert_encodes_to(version: ProtocolVersion, expected: Packet, fields: &[&[u8]]) {
+        let wire = fields.concat();
+        let mut out = BytesMut::new();
+        expected.encode(version, &mut out).expect("encode");
+        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
+        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
+    }
+
+    /// The SUBSCRIBE of `mosquitto_sub -t home/+/temperature -t alarm/# -q 2`.
+    fn mosquitto_sub_subscribe() -> Packet {
+        let qos2 = SubscriptionOptions::new(QoS::ExactlyOnce);
+        Packet::Subscribe(Subscribe {
+            packet_id: id(1),
+            filters: vec![(s("home/+/temperature"), qos2), (s("alarm/#"), qos2)],
+            properties: SubscribeProperties::default(),
+        })
+    }
+
+    // ---- SUBSCRIBE ----
+
+    #[test]
+    fn v311_subscribe_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv311 -t home/+/temperature -t alarm/# -q 2
+        assert_vector(
+            V311,
+            &[
+                &[0x82],               // SUBSCRIBE (flags 0010, as [MQTT-3.8.1-1] requires)
+                &[0x21],               // remaining length 33
+                &[0x00, 0x01],         // packet id 1
+                &[0x00, 0x12],         // filter length 18
+                b"home/+/temperature", // filter
+                &[0x02],               // requested QoS 2
+                &[0x00, 0x07],         // filter length 7
+                b"alarm/#",            // filter
+                &[0x02],               // requested QoS 2
+            ],
+            mosquitto_sub_subscribe(),
+        );
+    }
+
+    #[test]
+    fn v5_subscribe_as_sent_by_mosquitto_sub_2_0_x() {
+        // mosquitto_sub 2.0.11 -V mqttv5 -t home/+/temperature -t alarm/# -q 2
+        assert_vector(
+            V5,
+            &[
+                &[0x82],               // SUBSCRIBE
+                &[0x22],               // remaining length 34
+                &[0x00, 0x01],         // packet id 1
+                &[0x00],               // property length 0
+                &[0x00, 0x12],         // filter length 18
+                b"home/+/temperature", // filter
+                &[0x02],               // options: QoS 2, no option bits
+                &[0x00, 0x07],         // filter length 7
+                b"alarm/#",            // filter
+                &[0x02],               // options: QoS 2, no option bits
+            ],
+            mosquitto_sub_subscribe(),
+        );
+    }
+
+    #[test]
+    fn v311_subscribe_with_three_filters_at_qos_0_1_and_2() {
+        assert_vector(
+            V311,
+            &[
+                &[0x82],       // SUBSCRIBE
+                &[0x10],       // remaining length 16
+                &[0x00, 0x0A], // packet id 10
+                &[0x00, 0x01], // filter length 1
+                b"a",          // filter "a"
+                &[0x00],       // requested QoS 0
+                &[0x00, 0x03], // filter length 3
+                b"b/+",        // filter "b/+"
+                &[0x01],       // requested QoS 1
+                &[0x00, 0x01], // filter length 1
+                b"#",          // filter "#"
+                &[0x02],       // requested QoS 2
+            ],
+            Packet::Subscribe(Subscribe {
+                packet_id: id(10),
+                filters: vec![
+                    (s("a"), SubscriptionOptions::new(QoS::AtMostOnce)),
+                    (s("b/+"), SubscriptionOptions::new(QoS::AtLeastOnce)),
+                    (s("#"), SubscriptionOptions::new(QoS::ExactlyOnce)),
+                ],
+                properties: SubscribeProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_subscribe_with_every_option_and_properties() {
+        let mut users = UserProperties::new();
+        users.push(s("app"), s("web"));
+        users.push(s("app"), s("cli"));
+        let properties = SubscribeProperties {
+            subscription_identifier: NonZeroU32::new(16_384),
+            user_properties: users,
+        };
+        let filters = vec![
+            (
+                s("a/b"),
+                SubscriptionOptions {
+                    qos: QoS::AtLeastOnce,
+                    no_local: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                s("c/#"),
+                SubscriptionOptions {
+                    qos: QoS::ExactlyOnce,
+                    retain_as_published: true,
+                    retain_handling: RetainHandling::SendAtSubscribeIfNew,
+                    ..Default::default()
+                },
+            ),
+            (
+                s("$share/g/d/+"),
+                SubscriptionOptions {
+                    qos: QoS::AtMostOnce,
+                    retain_handling: RetainHandling::DoNotSend,
+                    ..Default::default()
+                },
+            ),
+            (
+                s("+"),
+                SubscriptionOptions {
+                    qos: QoS::ExactlyOnce,
+                    no_local: true,
+                    retain_as_published: true,
+                    retain_handling: RetainHandling::DoNotSend,
+                },
+            ),
+        ];
+        assert_vector(
+            V5,
+            &[
+                &[0x82],                   // SUBSCRIBE
+                &[0x3C],                   // remaining length 60
+                &[0x00, 0x10],             // packet id 16
+                &[0x1A],                   // property length 26
+                &[0x0B, 0x80, 0x80, 0x01], // subscription identifier 16384 (three bytes)
+                &[0x26, 0x00, 0x03],       // user property, name length 3
+                b"app",                    //   name "app"
+                &[0x00, 0x03],             //   value length 3
+                b"web",                    //   value "web"
+                &[0x26, 0x00, 0x03],       // user property, name length 3
+                b"app",                    //   name "app" again
+                &[0x00, 0x03],             //   value length 3
+                b"cli",                    //   value "cli"
+                &[0x00, 0x03],             // filter length 3
+                b"a/b",                    // filter "a/b"
+                &[0x05],                   // options: QoS 1, no local
+                &[0x00, 0x03],             // filter length 3
+                b"c/#",                    // filter "c/#"
+                &[0x1A],                   // options: QoS 2, retain as published, retain handling 1
+                &[0x00, 0x0C],             // filter length 12
+                b"$share/g/d/+",           // shared subscription: group "g", filter "d/+"
+                &[0x20],                   // options: QoS 0, retain handling 2
+                &[0x00, 0x01],             // filter length 1
+                b"+",                      // filter "+"
+                &[0x2E], // options: QoS 2, no local, retain as published, retain handling 2
+            ],
+            Packet::Subscribe(Subscribe {
+                packet_id: id(16),
+                filters,
+                properties,
+            }),
+        );
+    }
+
+    #[test]
+    fn v311_subscribe_does_not_carry_5_0_options() {
+        let mut subscribe = Subscribe::new(
+            id(2),
+            s("a"),
+            SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                no_local: true,
+                retain_as_published: true,
+                retain_handling: RetainHandling::DoNotSend,
+            },
+        );
+        subscribe.properties.subscription_identifier = NonZeroU32::new(1);
+        assert_encodes_to(
+            V311,
+            Packet::Subscribe(subscribe),
+            &[
+                &[0x82],       // SUBSCRIBE
+                &[0x06],       // remaining length 6
+                &[0x00, 0x02], // packet id 2; no properties in 3.1.1
+                &[0x00, 0x01], // filter length 1
+                b"a",          // filter "a"
+                &[0x01],       // requested QoS 1; the other bits are reserved in 3.1.1
+            ],
+        );
+    }
+
+    // ---- SUBACK ----
+
+    #[test]
+    fn v311_suback_with_grants_and_a_failure() {
+        assert_vector(
+            V311,
+            &[
+                &[0x90],       // SUBACK
+                &[0x06],       // remaining length 6
+                &[0x00, 0x0A], // packet id 10
+                &[0x00],       // granted QoS 0
+                &[0x01],       // granted QoS 1
+                &[0x02],       // granted QoS 2
+                &[0x80],       // failure
+            ],
+            Packet::SubAck(SubAck {
+                packet_id: id(10),
+                reason_codes: vec![
+                    SubAckReasonCode::GrantedQoS0,
+                    SubAckReasonCode::GrantedQoS1,
+                    SubAckReasonCode::GrantedQoS2,
+                    SubAckReasonCode::UnspecifiedError,
+                ],
+                properties: AckProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v311_suback_writes_every_5_0_failure_as_0x80() {
+        let properties = AckProperties {
+            reason_string: Some(s("not in 3.1.1")),
+            ..Default::default()
+        };
+        assert_encodes_to(
+            V311,
+            Packet::SubAck(SubAck {
+                packet_id: id(3),
+                reason_codes: vec![
+                    SubAckReasonCode::GrantedQoS1,
+                    SubAckReasonCode::NotAuthorized,
+                    SubAckReasonCode::WildcardSubscriptionsNotSupported,
+                ],
+                properties,
+            }),
+            &[
+                &[0x90],       // SUBACK
+                &[0x05],       // remaining length 5
+                &[0x00, 0x03], // packet id 3; no properties in 3.1.1
+                &[0x01],       // granted QoS 1
+                &[0x80],       // failure (was 0x87 not authorized)
+                &[0x80],       // failure (was 0xA2 wildcards not supported)
+            ],
+        );
+    }
+
+    #[test]
+    fn v5_suback_granting_qos2_twice_as_the_real_client_test_sends() {
+        assert_vector(
+            V5,
+            &[
+                &[0x90],       // SUBACK
+                &[0x05],       // remaining length 5
+                &[0x00, 0x01], // packet id 1
+                &[0x00],       // property length 0
+                &[0x02],       // granted QoS 2
+                &[0x02],       // granted QoS 2
+            ],
+            Packet::SubAck(SubAck {
+                packet_id: id(1),
+                reason_codes: vec![SubAckReasonCode::GrantedQoS2; 2],
+                properties: AckProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_suback_with_every_failure_code_and_properties() {
+        use SubAckReasonCode::*;
+        let properties = AckProperties {
+            reason_string: Some(s("partial")),
+            user_properties: [(s("n"), s("2"))].into_iter().collect(),
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0x90],             // SUBACK
+                &[0x20],             // remaining length 32
+                &[0x00, 0x10],       // packet id 16
+                &[0x11],             // property length 17
+                &[0x1F, 0x00, 0x07], // reason string, length 7
+                b"partial",          //   "partial"
+                &[0x26, 0x00, 0x01], // user property, name length 1
+                b"n",                //   name "n"
+                &[0x00, 0x01],       //   value length 1
+                b"2",                //   value "2"
+                &[0x01],             // granted QoS 1
+                &[0x80],             // unspecified error
+                &[0x83],             // implementation specific error
+                &[0x87],             // not authorized
+                &[0x8F],             // topic filter invalid
+                &[0x91],             // packet identifier in use
+                &[0x97],             // quota exceeded
+                &[0x9E],             // shared subscriptions not supported
+                &[0xA1],             // subscription identifiers not supported
+                &[0xA2],             // wildcard subscriptions not supported
+                &[0x00],             // granted QoS 0
+                &[0x02],             // granted QoS 2
+            ],
+            Packet::SubAck(SubAck {
+                packet_id: id(16),
+                reason_codes: vec![
+                    GrantedQoS1,
+                    UnspecifiedError,
+                    ImplementationSpecificError,
+                    NotAuthorized,
+                    TopicFilterInvalid,
+                    PacketIdentifierInUse,
+                    QuotaExceeded,
+                    SharedSubscriptionsNotSupported,
+                    SubscriptionIdentifiersNotSupported,
+                    WildcardSubscriptionsNotSupported,
+                    GrantedQoS0,
+                    GrantedQoS2,
+                ],
+                properties,
+            }),
+        );
+    }
+
+    // ---- UNSUBSCRIBE ----
+
+    #[test]
+    fn v311_unsubscribe_with_two_filters() {
+        assert_vector(
+            V311,
+            &[
+                &[0xA2],       // UNSUBSCRIBE (flags 0010, as [MQTT-3.10.1-1] requires)
+                &[0x0A],       // remaining length 10
+                &[0x00, 0x0B], // packet id 11
+                &[0x00, 0x03], // filter length 3
+                b"a/b",        // filter "a/b"
+                &[0x00, 0x01], // filter length 1
+                b"#",          // filter "#"
+            ],
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: id(11),
+                filters: vec![s("a/b"), s("#")],
+                properties: UnsubscribeProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_unsubscribe_with_user_property_and_shared_filter() {
+        let mut properties = UnsubscribeProperties::default();
+        properties.user_properties.push(s("reason"), s("done"));
+        assert_vector(
+            V5,
+            &[
+                &[0xA2],               // UNSUBSCRIBE
+                &[0x32],               // remaining length 50
+                &[0x00, 0x0C],         // packet id 12
+                &[0x0F],               // property length 15
+                &[0x26, 0x00, 0x06],   // user property, name length 6
+                b"reason",             //   name "reason"
+                &[0x00, 0x04],         //   value length 4
+                b"done",               //   value "done"
+                &[0x00, 0x12],         // filter length 18
+                b"home/+/temperature", // filter
+                &[0x00, 0x0A],         // filter length 10
+                b"$share/g/x",         // shared subscription: group "g", filter "x"
+            ],
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: id(12),
+                filters: vec![s("home/+/temperature"), s("$share/g/x")],
+                properties,
+            }),
+        );
+    }
+
+    // ---- UNSUBACK ----
+
+    #[test]
+    fn v311_unsuback() {
+        assert_vector(
+            V311,
+            &[
+                &[0xB0],       // UNSUBACK
+                &[0x02],       // remaining length 2
+                &[0x00, 0x0B], // packet id 11; 3.1.1 has no payload
+            ],
+            Packet::UnsubAck(UnsubAck {
+                packet_id: id(11),
+                reason_codes: Vec::new(),
+                properties: AckProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_unsuback_minimal() {
+        assert_vector(
+            V5,
+            &[
+                &[0xB0],       // UNSUBACK
+                &[0x04],       // remaining length 4
+                &[0x00, 0x0C], // packet id 12
+                &[0x00],       // property length 0
+                &[0x00],       // success
+            ],
+            Packet::UnsubAck(UnsubAck {
+                packet_id: id(12),
+                reason_codes: vec![UnsubAckReasonCode::Success],
+                properties: AckProperties::default(),
+            }),
+        );
+    }
+
+    #[test]
+    fn v5_unsuback_with_every_reason_code_and_a_reason_string() {
+        use UnsubAckReasonCode::*;
+        let properties = AckProperties {
+            reason_string: Some(s("done")),
+            ..Default::default()
+        };
+        assert_vector(
+            V5,
+            &[
+                &[0xB0],             // UNSUBACK
+                &[0x11],             // remaining length 17
+                &[0x00, 0x0C],       // packet id 12
+                &[0x07],             // property length 7
+                &[0x1F, 0x00, 0x04], // reason string, length 4
+                b"done",             //   "done"
+                &[0x00],             // success
+                &[0x11],             // no subscription existed
+                &[0x80],             // unspecified error
+                &[0x83],             // implementation specific error
+                &[0x87],             // not authorized
+                &[0x8F],             // topic filter invalid
+                &[0x91],             // packet identifier in use
+            ],
+            Packet::UnsubAck(UnsubAck {
+                packet_id: id(12),
+                reason_codes: vec![
+                    Success,
+                    NoSubscriptionExisted,
+                    UnspecifiedError,
+                    ImplementationSpecificError,
+                    NotAuthorized,
+                    TopicFilterInvalid,
+                    PacketIdentifierInUse,
+                ],
+                properties,
+            }),
+        );
     }
 }

@@ -169,9 +169,17 @@ pub enum RequestError {
         /// The broker's limit.
         max: usize,
     },
-    /// Every packet identifier is in use.
-    #[error("no free packet identifier")]
-    NoPacketId,
+    /// The broker's Maximum QoS (5.0 CONNACK) is below the QoS asked for.
+    #[error("the broker supports QoS up to {maximum}, not {requested}")]
+    QoSNotSupported {
+        /// The QoS of the publish.
+        requested: QoS,
+        /// The broker's maximum.
+        maximum: QoS,
+    },
+    /// The broker does not support retained messages (5.0 CONNACK).
+    #[error("the broker does not support retained messages")]
+    RetainNotSupported,
 }
 
 /// A rule the broker broke.
@@ -289,6 +297,8 @@ struct PendingRequest {
     packet: Packet,
     /// Filters asked for, to check the acknowledgement's count.
     filters: usize,
+    /// Order of sending, to ask again in the same order after a reconnect.
+    seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +341,8 @@ pub struct Session {
     keep_alive: Duration,
     inflight_limit: usize,
     broker_max_packet: usize,
+    max_qos: QoS,
+    retain_available: bool,
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
     ping_sent: Option<Instant>,
@@ -361,6 +373,8 @@ impl Session {
             events: VecDeque::new(),
             now: None,
             broker_max_packet: usize::MAX,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
             last_sent: None,
             last_received: None,
             ping_sent: None,
@@ -437,6 +451,8 @@ impl Session {
         self.keep_alive = Duration::from_secs(self.config.keep_alive.into());
         self.inflight_limit = self.config.max_inflight.max(1).into();
         self.broker_max_packet = usize::MAX;
+        self.max_qos = QoS::ExactlyOnce;
+        self.retain_available = true;
         self.last_sent = Some(now);
         self.last_received = Some(now);
         self.ping_sent = None;
@@ -810,6 +826,8 @@ impl Session {
         if let Some(max) = props.maximum_packet_size {
             self.broker_max_packet = max as usize;
         }
+        self.max_qos = props.maximum_qos.unwrap_or(QoS::ExactlyOnce);
+        self.retain_available = props.retain_available.unwrap_or(true);
         let session_present = connack.session_present;
         self.connack = Some(connack.clone());
         self.events.push_back(Event::Connected(connack));
@@ -864,15 +882,16 @@ impl Session {
                 }
             }
         }
-        // SUBSCRIBE / UNSUBSCRIBE without an answer: ask again.
+        // SUBSCRIBE / UNSUBSCRIBE without an answer: ask again, in the
+        // order first asked (a subscribe then unsubscribe of one filter must
+        // not end up subscribed), ahead of requests made while offline.
         let mut pending: Vec<(u16, PendingRequest)> = self.requests.drain().collect();
-        pending.sort_by_key(|(id, _)| *id);
-        for (id, r) in pending {
+        pending.sort_by_key(|(_, r)| r.seq);
+        for (id, r) in pending.into_iter().rev() {
             if let Some(nz) = NonZeroU16::new(id) {
                 self.ids.release(nz);
             }
-            self.queued_requests
-                .push_front((r.request, r.packet, r.filters));
+            self.queued_requests.push_front((r.request, r.packet, r.filters));
         }
     }
 
@@ -894,14 +913,10 @@ impl Session {
             }
             match self.check_and_send(&packet) {
                 Ok(()) => {
-                    self.requests.insert(
-                        id.get(),
-                        PendingRequest {
-                            request,
-                            packet,
-                            filters,
-                        },
-                    );
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    let pending = PendingRequest { request, packet, filters, seq };
+                    self.requests.insert(id.get(), pending);
                 }
                 Err(e) => {
                     self.ids.release(id);
@@ -909,7 +924,13 @@ impl Session {
                 }
             }
         }
-        while let Some((_, front)) = self.queued.front() {
+        while let Some((request, front)) = self.queued.front() {
+            if let Some(e) = self.refusal(front) {
+                let request = *request;
+                self.queued.pop_front();
+                self.events.push_back(Event::PublishDone { request, result: Err(e) });
+                continue;
+            }
             let id = if front.qos == QoS::AtMostOnce {
                 None
             } else {
@@ -976,6 +997,21 @@ impl Session {
         if self.state == State::Draining {
             self.finish_draining(false);
         }
+    }
+
+    /// Why the broker's CONNACK forbids sending this publish, if it does.
+    fn refusal(&self, publish: &Publish) -> Option<RequestError> {
+        if publish.qos > self.max_qos {
+            // [MQTT-3.2.2-11] never above the broker's Maximum QoS. Refused
+            // rather than downgraded: a silent downgrade would weaken the
+            // delivery guarantee the caller asked for.
+            return Some(RequestError::QoSNotSupported { requested: publish.qos, maximum: self.max_qos });
+        }
+        if publish.retain && !self.retain_available {
+            // [MQTT-3.2.2-14] no RETAIN when Retain Available is 0.
+            return Some(RequestError::RetainNotSupported);
+        }
+        None
     }
 
     /// Sends a packet unless it is larger than the broker accepts.
@@ -1086,7 +1122,8 @@ impl Session {
     }
 
     fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
-        let inflight = self.take_inflight(PacketType::PubAck, ack.packet_id, Stage::PublishSentQos1)?;
+        let inflight =
+            self.take_inflight(PacketType::PubAck, ack.packet_id, Stage::PublishSentQos1)?;
         let outcome = PublishOutcome {
             packet_id: Some(ack.packet_id),
             reason_code: ack.reason_code,
