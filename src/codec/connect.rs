@@ -325,6 +325,11 @@ impl ConnAck {
     }
 
     pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        // 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]: a refusal MUST have
+        // Session Present 0, and our decoder holds the broker to it.
+        if self.session_present && self.reason_code != ConnectReasonCode::Success {
+            return Err(EncodeError::SessionPresentOnRefusal);
+        }
         match version {
             ProtocolVersion::V311 => {
                 if self.reason_code.to_v311().is_none() {

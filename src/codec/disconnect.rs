@@ -108,9 +108,10 @@ impl Auth {
         // §3.15.2.1: "The Reason Code and Property Length can be omitted if
         // the Reason Code is 0x00 (Success) and there are no Properties."
         let mut out = Auth::new(AuthReasonCode::Success);
-        if !r.is_empty() {
-            out.reason_code = AuthReasonCode::try_from(r.u8()?)?;
+        if r.is_empty() {
+            return Ok(out);
         }
+        out.reason_code = AuthReasonCode::try_from(r.u8()?)?;
         if !r.is_empty() {
             out.properties = AuthProperties::read(r, PacketType::Auth)?;
         }
@@ -118,6 +119,11 @@ impl Auth {
             && out.properties.authentication_method.is_none()
         {
             return Err(DecodeError::AuthDataWithoutMethod);
+        }
+        // §3.15.2.2.2: "It is a Protocol Error to omit the Authentication
+        // Method"; only the bare Success above carries none.
+        if out.properties.authentication_method.is_none() {
+            return Err(DecodeError::MissingAuthenticationMethod);
         }
         Ok(out)
     }
@@ -132,6 +138,9 @@ impl Auth {
         self.properties.check()?;
         if self.reason_code == AuthReasonCode::Success && self.properties.is_empty() {
             return Ok(0);
+        }
+        if self.properties.authentication_method.is_none() {
+            return Err(EncodeError::MissingAuthenticationMethod);
         }
         Ok(1 + props_block_len(version, self.properties.wire_len()))
     }
@@ -518,17 +527,31 @@ mod tests {
     }
 
     #[test]
-    fn v5_auth_continue_without_properties_writes_a_property_length() {
-        // Only Success may drop the reason and property length (§3.15.2.1).
+    fn v5_auth_continue_needs_its_method() {
+        // Only the bare Success may drop the reason code and properties
+        // (§3.15.2.1); any other AUTH must name its method (§3.15.2.2.2).
+        let mut auth = Auth::new(AuthReasonCode::ContinueAuthentication);
+        auth.properties.authentication_method = Some(MqttString::from_static("X"));
         assert_vector(
             V5,
             &[
-                &[0xF0], // AUTH
-                &[0x02], // remaining length 2
-                &[0x18], // reason code 0x18: continue authentication
-                &[0x00], // property length 0
+                &[0xF0],             // AUTH
+                &[0x06],             // remaining length 6
+                &[0x18],             // reason code 0x18: continue authentication
+                &[0x04],             // property length 4
+                &[0x15, 0x00, 0x01], // authentication method, length 1
+                &[b'X'],             // "X"
             ],
-            Packet::Auth(Auth::new(AuthReasonCode::ContinueAuthentication)),
+            Packet::Auth(auth),
+        );
+        let bare = Packet::Auth(Auth::new(AuthReasonCode::ContinueAuthentication));
+        assert_eq!(
+            bare.encode(V5, &mut BytesMut::new()),
+            Err(crate::codec::EncodeError::MissingAuthenticationMethod)
+        );
+        assert_eq!(
+            decode(&mut BytesMut::from(&[0xF0, 0x02, 0x18, 0x00][..]), V5, 100),
+            Err(crate::codec::DecodeError::MissingAuthenticationMethod)
         );
     }
 }

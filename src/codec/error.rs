@@ -137,6 +137,10 @@ pub enum DecodeError {
     /// Authentication Data without an Authentication Method.
     #[error("authentication data without an authentication method")]
     AuthDataWithoutMethod,
+    /// An AUTH other than the bare Success without an Authentication Method
+    /// (§3.15.2.2.2).
+    #[error("AUTH without an authentication method")]
+    MissingAuthenticationMethod,
 }
 
 impl From<DecodeError> for DisconnectReasonCode {
@@ -163,6 +167,7 @@ impl From<DecodeError> for DisconnectReasonCode {
             | InvalidRetainHandling
             | NoLocalOnSharedSubscription
             | AuthDataWithoutMethod
+            | MissingAuthenticationMethod
             | UnsupportedProtocolVersion(_)
             | InvalidProtocolName => DisconnectReasonCode::ProtocolError,
             MalformedVariableInteger
@@ -244,4 +249,10 @@ pub enum EncodeError {
     /// No Local on a shared subscription ([MQTT-3.8.3-4]).
     #[error("No Local cannot be set on a shared subscription")]
     NoLocalOnSharedSubscription,
+    /// An AUTH that needs an Authentication Method has none.
+    #[error("AUTH without an authentication method")]
+    MissingAuthenticationMethod,
+    /// A refusing CONNACK with Session Present set ([MQTT-3.2.2-6]).
+    #[error("a refusing CONNACK cannot have Session Present set")]
+    SessionPresentOnRefusal,
 }

@@ -441,11 +441,15 @@ pub fn frame_len(
     Ok(Some((header_len, total)))
 }
 
+/// The most [`decode`] reserves ahead for a packet not yet received.
+const MAX_EAGER_RESERVE: usize = 1 << 20;
+
 /// Decodes the next packet from a buffer the network fills.
 ///
 /// See the [module documentation](self) for the three outcomes. When the
 /// packet is incomplete, `buf` keeps its contents and gains the capacity the
-/// rest of the packet needs, so the next read does not reallocate.
+/// rest of the packet needs (up to 1 MiB), so the next reads do not
+/// reallocate.
 ///
 /// `max_packet_size` bounds the whole packet, fixed header included, as MQTT
 /// 5.0's Maximum Packet Size does; pass `usize::MAX` for no limit of your
@@ -462,7 +466,10 @@ pub fn decode(
         return Ok(None);
     };
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Make room for the rest now so the next reads do not reallocate,
+        // but never more than 1 MiB on the word of a header alone: a peer
+        // announcing 256 MiB must send it before we commit that memory.
+        buf.reserve((total - buf.len()).min(MAX_EAGER_RESERVE));
         return Ok(None);
     }
     let mut frame = buf.split_to(total).freeze();

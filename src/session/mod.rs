@@ -891,7 +891,8 @@ impl Session {
             if let Some(nz) = NonZeroU16::new(id) {
                 self.ids.release(nz);
             }
-            self.queued_requests.push_front((r.request, r.packet, r.filters));
+            self.queued_requests
+                .push_front((r.request, r.packet, r.filters));
         }
     }
 
@@ -915,7 +916,12 @@ impl Session {
                 Ok(()) => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
-                    let pending = PendingRequest { request, packet, filters, seq };
+                    let pending = PendingRequest {
+                        request,
+                        packet,
+                        filters,
+                        seq,
+                    };
                     self.requests.insert(id.get(), pending);
                 }
                 Err(e) => {
@@ -928,7 +934,10 @@ impl Session {
             if let Some(e) = self.refusal(front) {
                 let request = *request;
                 self.queued.pop_front();
-                self.events.push_back(Event::PublishDone { request, result: Err(e) });
+                self.events.push_back(Event::PublishDone {
+                    request,
+                    result: Err(e),
+                });
                 continue;
             }
             let id = if front.qos == QoS::AtMostOnce {
@@ -1005,7 +1014,10 @@ impl Session {
             // [MQTT-3.2.2-11] never above the broker's Maximum QoS. Refused
             // rather than downgraded: a silent downgrade would weaken the
             // delivery guarantee the caller asked for.
-            return Some(RequestError::QoSNotSupported { requested: publish.qos, maximum: self.max_qos });
+            return Some(RequestError::QoSNotSupported {
+                requested: publish.qos,
+                maximum: self.max_qos,
+            });
         }
         if publish.retain && !self.retain_available {
             // [MQTT-3.2.2-14] no RETAIN when Retain Available is 0.

@@ -1694,9 +1694,9 @@ fn packets_a_broker_never_sends_are_protocol_errors() {
     }
     // An AUTH we did not ask for (5.0).
     let mut h = connected(V5);
-    h.feed(Packet::Auth(Auth::new(
-        AuthReasonCode::ContinueAuthentication,
-    )));
+    let mut auth = Auth::new(AuthReasonCode::ContinueAuthentication);
+    auth.properties.authentication_method = Some(MqttString::from_static("SCRAM-SHA-256"));
+    h.feed(Packet::Auth(auth));
     assert_eq!(
         h.events(),
         vec![protocol_closed(ProtocolError::UnexpectedPacket(
