@@ -540,7 +540,7 @@ mod tests {
                 &[0x18],             // reason code 0x18: continue authentication
                 &[0x04],             // property length 4
                 &[0x15, 0x00, 0x01], // authentication method, length 1
-                &[b'X'],             // "X"
+                b"X",                // "X"
             ],
             Packet::Auth(auth),
         );

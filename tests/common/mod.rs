@@ -185,3 +185,143 @@ pub fn client_id(tag: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for tests/client.rs and tests/interop_paho.rs.
+
+impl Broker {
+    /// Like [`Broker::start_with`], but `prepare` runs on the broker's
+    /// scratch directory before mosquitto is launched, so files the
+    /// configuration names (a password file, say) exist when it reads them.
+    pub fn start_with_files(extra: &str, prepare: impl FnOnce(&Path)) -> Broker {
+        require("mosquitto");
+        let dir = TempDir::new("mosquitto");
+        prepare(dir.path());
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "listener {port} 127.0.0.1\nlog_dest stderr\nuser root\npersistence false\n{}",
+                extra.replace("{dir}", &dir.path().display().to_string())
+            );
+            if let Some(child) = Broker::launch(&dir, port, &config) {
+                return Broker {
+                    child,
+                    port,
+                    dir,
+                    config,
+                };
+            }
+        }
+        panic!("mosquitto did not start");
+    }
+
+    /// Waits (at most `secs`) until mosquitto's log contains `needle`, and
+    /// returns the log. mosquitto writes its log unbuffered, so a line there
+    /// means the broker has finished handling what it describes.
+    pub async fn wait_for_log(&self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {needle:?} in the mosquitto log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A Python interpreter with paho-mqtt 2.x importable: a virtualenv under
+/// `target/paho-venv`, created on first use.
+///
+/// The venv is built in a directory private to this process and renamed
+/// into place when complete, so test binaries (or `cargo test` runs) racing
+/// to create it never see a half-installed one: the loser of the rename
+/// just uses the winner's. Within one binary a `OnceLock` builds it once.
+pub fn paho_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(build_paho_venv).clone()
+}
+
+fn venv_python(venv: &Path) -> PathBuf {
+    venv.join("bin").join("python")
+}
+
+fn paho_importable(python: &Path) -> bool {
+    Command::new(python)
+        .arg("-c")
+        .arg("import paho.mqtt, sys; sys.exit(0 if paho.mqtt.__version__.startswith('2.') else 1)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn build_paho_venv() -> PathBuf {
+    require("python3");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let venv = target.join("paho-venv");
+    if paho_importable(&venv_python(&venv)) {
+        return venv_python(&venv);
+    }
+    std::fs::create_dir_all(&target).expect("create the target directory");
+    let staging = target.join(format!(
+        "paho-venv.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({}); the paho interop tests need Python 3 with venv \
+             and pip able to install paho-mqtt 2.x.\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&staging),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(venv_python(&staging))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--timeout",
+                "60",
+                "--retries",
+                "2",
+            ])
+            .arg("paho-mqtt>=2,<3"),
+        "pip install 'paho-mqtt>=2,<3'",
+    );
+    // A stale, broken venv in the way is replaced; a working one that
+    // another process put there meanwhile wins and ours is discarded.
+    if !paho_importable(&venv_python(&venv)) {
+        let _ = std::fs::remove_dir_all(&venv);
+        if std::fs::rename(&staging, &venv).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    let python = venv_python(&venv);
+    assert!(
+        paho_importable(&python),
+        "paho-mqtt 2.x is not importable from {} after installing it",
+        python.display()
+    );
+    python
+}
