@@ -38,6 +38,9 @@ pub struct Message {
     pub retain: bool,
     /// True if the broker may have delivered it before.
     pub dup: bool,
+    /// The packet identifier it came with (QoS 1 and 2), as tools such as
+    /// `mosquitto_sub -F %m` show it.
+    pub packet_id: Option<std::num::NonZeroU16>,
     /// 5.0 properties: content type, response topic, correlation data, user
     /// properties, message expiry, subscription identifiers, ...
     pub properties: PublishProperties,
@@ -58,6 +61,7 @@ impl From<Publish> for Message {
             qos: p.qos,
             retain: p.retain,
             dup: p.dup,
+            packet_id: p.packet_id,
             properties: p.properties,
         }
     }
@@ -403,12 +407,25 @@ impl Client {
     }
 
     /// Sets the user name and optional password for the next `connect`.
-    pub fn username_pw_set(
+    ///
+    /// ```
+    /// # let client = plover::Client::new("id");
+    /// client.username_pw_set("alice", Some("secret"))?;
+    /// # Ok::<(), plover::ClientError>(())
+    /// ```
+    ///
+    /// MQTT 5.0 also allows a password without a user name
+    /// (`username_pw_set(None, Some("token"))`); 3.1.1 does not, and says so
+    /// with [`ClientError::InvalidArgument`].
+    pub fn username_pw_set<'a>(
         &self,
-        username: &str,
+        username: impl Into<Option<&'a str>>,
         password: Option<&str>,
     ) -> Result<(), ClientError> {
-        let username = string("user name", username)?;
+        let username = username
+            .into()
+            .map(|u| string("user name", u))
+            .transpose()?;
         let password = password.map(|p| Bytes::copy_from_slice(p.as_bytes()));
         if password.as_ref().is_some_and(|p| p.len() > 65_535) {
             return Err(ClientError::InvalidArgument(
@@ -416,7 +433,13 @@ impl Client {
             ));
         }
         let mut o = self.options();
-        o.username = Some(username);
+        if username.is_none() && password.is_some() && o.protocol == ProtocolVersion::V311 {
+            // [MQTT-3.1.2-22]
+            return Err(ClientError::InvalidArgument(
+                "MQTT 3.1.1 has no password without a user name",
+            ));
+        }
+        o.username = username;
         o.password = password;
         Ok(())
     }
