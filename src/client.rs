@@ -104,6 +104,9 @@ pub enum ClientError {
         /// The limit.
         max: usize,
     },
+    /// A QoS other than 0, 1 or 2 (from `QoS::try_from(n)?`).
+    #[error(transparent)]
+    InvalidQoS(#[from] crate::codec::InvalidQoS),
     /// Another argument the protocol cannot carry.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

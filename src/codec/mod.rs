@@ -60,6 +60,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
 pub use error::{DecodeError, EncodeError};
+
 pub use primitives::{MAX_VARIABLE_INT, MqttString, StringError};
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
@@ -139,10 +140,21 @@ impl QoS {
     }
 }
 
+/// A number that is not a QoS (only 0, 1 and 2 are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid QoS {0}: must be 0, 1 or 2")]
+pub struct InvalidQoS(pub u8);
+
+/// ```
+/// use plover::QoS;
+///
+/// assert_eq!(QoS::try_from(1), Ok(QoS::AtLeastOnce));
+/// assert!(QoS::try_from(3).is_err());
+/// ```
 impl TryFrom<u8> for QoS {
-    type Error = DecodeError;
-    fn try_from(value: u8) -> Result<Self, DecodeError> {
-        QoS::from_u8(value).ok_or(DecodeError::InvalidQoS)
+    type Error = InvalidQoS;
+    fn try_from(value: u8) -> Result<Self, InvalidQoS> {
+        QoS::from_u8(value).ok_or(InvalidQoS(value))
     }
 }
 
