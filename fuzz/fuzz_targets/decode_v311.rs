@@ -1,0 +1,11 @@
+//! Decodes any bytes as an MQTT 3.1.1 stream without panicking, and checks
+//! decode(encode(p)) == p for every packet decoded.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use plover::codec::ProtocolVersion;
+
+#[path = "../checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::check_stream(data, ProtocolVersion::V311));
