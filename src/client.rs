@@ -19,9 +19,12 @@ use crate::codec::{
     SubAck, SubAckReasonCode, SubscribeProperties, SubscriptionOptions, UnsubAck,
     UnsubscribeProperties, WillProperties,
 };
-use crate::eventloop::{Command, EventLoop, Outlets, Transport};
+use crate::eventloop::{Command, EventLoop, Outlets};
 use crate::session::{CloseReason, PublishOutcome, RequestError, Session, SessionConfig};
 use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
+use crate::transport::{
+    self, BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions,
+};
 
 /// A message received from the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,12 +122,17 @@ pub enum ClientError {
     /// `connect` while a connection is already up.
     #[error("already connected")]
     AlreadyConnected,
-    /// The network connection could not be made.
+    /// The network connection could not be made: host not found,
+    /// connection refused, untrusted certificate, wrong host name, TLS
+    /// handshake timeout, ...
     #[error("cannot connect: {0}")]
-    Io(#[from] std::io::Error),
-    /// No answer from the broker within the connect timeout.
-    #[error("timed out connecting to the broker")]
+    Transport(#[from] TransportError),
+    /// No CONNACK from the broker within the connect timeout.
+    #[error("timed out waiting for the broker to accept the connection")]
     ConnectTimeout,
+    /// A connection URL that cannot be used.
+    #[error("invalid broker URL: {0}")]
+    InvalidUrl(#[from] UrlError),
     /// The broker refused the connection.
     #[error("connection refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
     ConnectionRefused {
@@ -196,6 +204,8 @@ struct Options {
     connect_timeout: Duration,
     message_capacity: usize,
     max_packet_size: usize,
+    tls: Option<TlsOptions>,
+    websocket: Option<WsOptions>,
 }
 
 /// Builds a [`Client`] with settings other than [`Client::new`]'s.
@@ -268,6 +278,16 @@ impl ClientBuilder {
     /// advertised in 5.0 as our Maximum Packet Size.
     pub fn max_packet_size(mut self, bytes: usize) -> Self {
         self.options.max_packet_size = bytes.clamp(16, 268_435_460);
+        self
+    }
+
+    /// Connect over WebSocket (paho's `transport="websockets"`), with the
+    /// default path `/mqtt`; see [`Client::ws_set_options`]. Needs the
+    /// `websocket` feature.
+    pub fn websockets(mut self) -> Self {
+        self.options
+            .websocket
+            .get_or_insert_with(WsOptions::default);
         self
     }
 
@@ -367,6 +387,8 @@ impl Client {
                 connect_timeout: Duration::from_secs(30),
                 message_capacity: 1024,
                 max_packet_size: 16 * 1024 * 1024,
+                tls: None,
+                websocket: None,
             },
         }
     }
@@ -517,22 +539,94 @@ impl Client {
             return Err(ClientError::AlreadyConnected);
         }
         let options = self.options().clone();
-        let stream = tokio::time::timeout(
-            options.connect_timeout,
-            tokio::net::TcpStream::connect((host, port)),
-        )
-        .await
-        .map_err(|_| ClientError::ConnectTimeout)??;
-        // MQTT packets are small and latency matters more than packing.
-        stream.set_nodelay(true)?;
-        self.connect_over(Box::pin(stream), keepalive, options)
-            .await
+        let endpoint = Endpoint {
+            host: host.to_owned(),
+            port,
+            tls: options.tls.clone(),
+            websocket: options.websocket.clone(),
+        };
+        let stream = transport::connect(&endpoint, options.connect_timeout).await?;
+        self.connect_over(stream, keepalive, options).await
+    }
+
+    /// Connects to the broker a URL names: `mqtt://host[:1883]`,
+    /// `mqtts://host[:8883]`, `ws://host[:80][/mqtt]` or
+    /// `wss://host[:443][/mqtt]`, optionally with `user:password@` (which
+    /// replaces any set with [`username_pw_set`](Self::username_pw_set)).
+    ///
+    /// `mqtts` and `wss` verify the server against the Mozilla roots unless
+    /// [`tls_set`](Self::tls_set) chose otherwise.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), plover::ClientError> {
+    /// let client = plover::Client::new("dashboard");
+    /// client.connect_url("mqtts://user:password@broker.example.com", 60).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Cancel safety: as [`connect`](Self::connect).
+    pub async fn connect_url(&self, url: &str, keepalive: u16) -> Result<ConnAck, ClientError> {
+        if self.is_connected() {
+            return Err(ClientError::AlreadyConnected);
+        }
+        let url: BrokerUrl = url.parse()?;
+        if let Some(user) = &url.username {
+            self.username_pw_set(user.as_str(), url.password.as_deref())?;
+        }
+        let options = self.options().clone();
+        let tls = match (url.scheme.is_tls(), &options.tls) {
+            (true, Some(tls)) => Some(tls.clone()),
+            (true, None) => Some(TlsOptions::new()),
+            (false, _) => None,
+        };
+        let websocket = url.scheme.is_websocket().then(|| WsOptions {
+            path: url.path.clone(),
+            headers: options
+                .websocket
+                .as_ref()
+                .map(|w| w.headers.clone())
+                .unwrap_or_default(),
+        });
+        let endpoint = Endpoint {
+            host: url.host.clone(),
+            port: url.port,
+            tls,
+            websocket,
+        };
+        let stream = transport::connect(&endpoint, options.connect_timeout).await?;
+        self.connect_over(stream, keepalive, options).await
+    }
+
+    /// Uses TLS from the next `connect`, with these settings: which servers
+    /// to trust (the Mozilla roots by default, or your CA), an optional
+    /// client certificate for mutual TLS, ALPN, or a whole
+    /// `rustls::ClientConfig`. See [`TlsOptions`].
+    pub fn tls_set(&self, options: TlsOptions) {
+        self.options().tls = Some(options);
+    }
+
+    /// Goes back to plain TCP (or plain WebSocket).
+    pub fn tls_clear(&self) {
+        self.options().tls = None;
+    }
+
+    /// WebSocket settings (paho's `ws_set_options`): the request path and
+    /// extra headers. Also switches the client to WebSocket, as
+    /// [`ClientBuilder::websockets`] does. Needs the `websocket` feature.
+    pub fn ws_set_options(&self, path: &str, headers: &[(&str, &str)]) {
+        self.options().websocket = Some(WsOptions {
+            path: path.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
     }
 
     /// Runs the MQTT handshake over an established transport.
     async fn connect_over(
         &self,
-        transport: Pin<Box<dyn Transport>>,
+        transport: transport::BoxTransport,
         keepalive: u16,
         options: Options,
     ) -> Result<ConnAck, ClientError> {
@@ -623,6 +717,8 @@ impl Client {
 
     /// [`publish`](Self::publish) with 5.0 properties (content type,
     /// response topic, correlation data, user properties, message expiry).
+    ///
+    /// Cancel safety: as [`publish`](Self::publish).
     pub async fn publish_with_properties(
         &self,
         topic: &str,
@@ -659,6 +755,9 @@ impl Client {
     /// Subscribes to one filter and returns the QoS the broker granted.
     ///
     /// A refusal (SUBACK failure code) is [`ClientError::SubscribeRejected`].
+    ///
+    /// Cancel safety: cancelling after the request was queued does not
+    /// withdraw it; the subscription may still be made.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, ClientError> {
         let ack = self
             .subscribe_many(
@@ -678,6 +777,8 @@ impl Client {
     /// Subscribes to several filters in one SUBSCRIBE, each with its own
     /// options (5.0: no local, retain as published, retain handling), and
     /// returns the SUBACK: one reason code per filter, in order.
+    ///
+    /// Cancel safety: as [`subscribe`](Self::subscribe).
     pub async fn subscribe_many(
         &self,
         filters: &[(&str, SubscriptionOptions)],
@@ -707,12 +808,17 @@ impl Client {
     }
 
     /// Unsubscribes from one filter and waits for the UNSUBACK.
+    ///
+    /// Cancel safety: cancelling after the request was queued does not
+    /// withdraw it.
     pub async fn unsubscribe(&self, filter: &str) -> Result<UnsubAck, ClientError> {
         self.unsubscribe_many(&[filter], UnsubscribeProperties::default())
             .await
     }
 
     /// Unsubscribes from several filters in one UNSUBSCRIBE.
+    ///
+    /// Cancel safety: as [`unsubscribe`](Self::unsubscribe).
     pub async fn unsubscribe_many(
         &self,
         filters: &[&str],
@@ -744,6 +850,9 @@ impl Client {
     /// Disconnects cleanly: waits (up to 5 s) for messages in flight to be
     /// acknowledged, then sends DISCONNECT and closes the connection. The
     /// broker does not publish the will.
+    ///
+    /// Cancel safety: once the request is queued, cancelling only stops the
+    /// waiting; the disconnect goes ahead.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         self.disconnect_with(Disconnect::default(), Duration::from_secs(5))
             .await
@@ -755,6 +864,8 @@ impl Client {
     /// published), waiting at most `timeout` for messages in flight.
     /// Requests still unanswered then fail with
     /// [`ClientError::ConnectionClosed`].
+    ///
+    /// Cancel safety: as [`disconnect`](Self::disconnect).
     pub async fn disconnect_with(
         &self,
         disconnect: Disconnect,
@@ -823,6 +934,9 @@ pub struct PublishHandle {
 
 impl PublishHandle {
     /// Waits for the acknowledgement (paho's `wait_for_publish`).
+    ///
+    /// Cancel safety: dropping the future only stops the waiting; the
+    /// message is still delivered as if the handle had been dropped.
     pub async fn wait_for_publish(self) -> Result<PublishOutcome, ClientError> {
         self.await
     }

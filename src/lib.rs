@@ -36,6 +36,7 @@ pub mod codec;
 mod eventloop;
 pub mod session;
 pub mod topic;
+pub mod transport;
 
 pub use client::{
     Client, ClientBuilder, ClientError, ConnectionEvent, ConnectionEvents, Message, Messages,

@@ -31,6 +31,7 @@ use plover::codec::{
     WillProperties,
 };
 use plover::topic::{validate_topic_filter, validate_topic_name};
+use plover::transport::TransportError;
 use plover::{Client, ClientError, CloseReason, Message, ProtocolVersion, QoS};
 
 /// Exit codes. mosquitto's clients return 1 for bad arguments and for a
@@ -941,12 +942,16 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
             refused(config, reason, code, reason_string.as_deref());
             Err(ExitCode::from(code))
         }
-        Err(ClientError::Io(e)) => {
-            match e.raw_os_error() {
+        Err(ClientError::Transport(e)) => {
+            match e {
                 // mosquitto prints strerror(errno): "Connection refused".
-                Some(_) => config.error(format_args!("Error: {}", strerror(&e))),
-                // No errno: the name did not resolve.
-                None => config.error("Unable to connect (Lookup error.)."),
+                TransportError::Refused { .. } => config.error("Error: Connection refused"),
+                TransportError::Io(e) => config.error(format_args!("Error: {}", strerror(&e))),
+                TransportError::Resolve { .. } => {
+                    config.error("Unable to connect (Lookup error.).")
+                }
+                TransportError::Timeout { .. } => config.error("Error: Connection timed out"),
+                other => config.error(format_args!("Error: {other}")),
             }
             Err(ExitCode::from(exit::ERROR))
         }
