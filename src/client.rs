@@ -191,7 +191,7 @@ fn string(what: &'static str, s: &str) -> Result<MqttString, ClientError> {
 }
 
 /// Settings gathered before `connect`, like paho's setters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Options {
     client_id: String,
     protocol: ProtocolVersion,
@@ -206,6 +206,26 @@ struct Options {
     max_packet_size: usize,
     tls: Option<TlsOptions>,
     websocket: Option<WsOptions>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("client_id", &self.client_id)
+            .field("protocol", &self.protocol)
+            .field("clean_start", &self.clean_start)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password", &crate::codec::redacted(&self.password))
+            .field("connect_properties", &self.connect_properties)
+            .field("max_inflight", &self.max_inflight)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("message_capacity", &self.message_capacity)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("tls", &self.tls)
+            .field("websocket", &self.websocket)
+            .finish()
+    }
 }
 
 /// Builds a [`Client`] with settings other than [`Client::new`]'s.

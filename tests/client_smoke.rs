@@ -146,3 +146,24 @@ fn qos_from_a_number_is_checked() {
         )))
     ));
 }
+
+/// The password shows nowhere in Debug output: not the client's, not a
+/// CONNECT's.
+#[test]
+fn passwords_stay_out_of_debug_output() {
+    let client = Client::new("secretive");
+    client
+        .username_pw_set("alice", Some("hunter2-s3cret"))
+        .unwrap();
+    let shown = format!("{client:?}");
+    assert!(shown.contains("alice"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    let mut connect = plover::codec::Connect::new(ProtocolVersion::V5, "x".try_into().unwrap());
+    connect.password = Some(bytes::Bytes::from_static(b"hunter2-s3cret"));
+    let shown = format!("{connect:?} {connect:#?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}

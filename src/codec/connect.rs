@@ -14,7 +14,9 @@ use crate::topic::validate_topic_name;
 /// Unlike every other packet, CONNECT says which protocol version it is
 /// written in (`protocol`), so it is read and written in that version
 /// whatever version the codec is given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows whether a password is set, never the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connect {
     /// The protocol version this connection will speak.
     pub protocol: ProtocolVersion,
@@ -61,6 +63,26 @@ impl LastWill {
             properties: WillProperties::default(),
         }
     }
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("protocol", &self.protocol)
+            .field("clean_start", &self.clean_start)
+            .field("keep_alive", &self.keep_alive)
+            .field("client_id", &self.client_id)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("properties", &self.properties)
+            .finish()
+    }
+}
+
+/// What `Debug` shows for a secret: whether there is one.
+pub(crate) fn redacted(secret: &Option<Bytes>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
 }
 
 impl Connect {

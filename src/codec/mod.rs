@@ -57,6 +57,7 @@ use std::num::NonZeroU16;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+pub(crate) use connect::redacted;
 pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
 pub use error::{DecodeError, EncodeError};

@@ -56,8 +56,8 @@ use packet_ids::PacketIds;
 /// among requests in progress.
 pub type RequestId = u64;
 
-/// What the session needs to know to connect.
-#[derive(Debug, Clone)]
+/// What the session needs to know to connect. `Debug` hides the password.
+#[derive(Clone)]
 pub struct SessionConfig {
     /// The protocol version to speak.
     pub version: ProtocolVersion,
@@ -81,6 +81,23 @@ pub struct SessionConfig {
     pub max_inflight: u16,
     /// How long to wait for CONNACK.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("clean_start", &self.clean_start)
+            .field("keep_alive", &self.keep_alive)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password", &crate::codec::redacted(&self.password))
+            .field("connect_properties", &self.connect_properties)
+            .field("max_inflight", &self.max_inflight)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 impl SessionConfig {
