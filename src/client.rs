@@ -19,12 +19,10 @@ use crate::codec::{
     SubAck, SubAckReasonCode, SubscribeProperties, SubscriptionOptions, UnsubAck,
     UnsubscribeProperties, WillProperties,
 };
-use crate::eventloop::{Command, EventLoop, Outlets};
+use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, Reconnect};
 use crate::session::{CloseReason, PublishOutcome, RequestError, Session, SessionConfig};
 use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
-use crate::transport::{
-    self, BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions,
-};
+use crate::transport::{BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions};
 
 /// A message received from the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +76,26 @@ pub enum ConnectionEvent {
     Connected(Box<ConnAck>),
     /// The connection ended, and why.
     Disconnected(CloseReason),
+    /// The client will try to connect again after `delay` (attempt 1, 2,
+    /// ... since the last successful connection).
+    Reconnecting {
+        /// Which attempt this will be.
+        attempt: u32,
+        /// How long the client waits first.
+        delay: Duration,
+    },
+}
+
+/// What [`Client::publish`] does when [`Client::max_queued_messages_set`]
+/// messages are already waiting or in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFull {
+    /// Wait for room (the default): `publish(..).await` returns once the
+    /// message fits, which slows a fast publisher to the broker's pace.
+    #[default]
+    Wait,
+    /// Fail at once with [`ClientError::QueueFull`].
+    Error,
 }
 
 /// Everything that can go wrong using a [`Client`].
@@ -119,6 +137,10 @@ pub enum ClientError {
     /// There is no connection (never connected, or it ended).
     #[error("not connected")]
     NotConnected,
+    /// The queue of unfinished messages is full and the policy is
+    /// [`QueueFull::Error`].
+    #[error("too many messages queued ({0})")]
+    QueueFull(usize),
     /// `connect` while a connection is already up.
     #[error("already connected")]
     AlreadyConnected,
@@ -206,6 +228,14 @@ struct Options {
     max_packet_size: usize,
     tls: Option<TlsOptions>,
     websocket: Option<WsOptions>,
+    reconnect: bool,
+    retry_first_connect: bool,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    max_queued: usize,
+    queue_full: QueueFull,
+    queue_qos0_offline: bool,
+    resubscribe: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -224,6 +254,13 @@ impl std::fmt::Debug for Options {
             .field("max_packet_size", &self.max_packet_size)
             .field("tls", &self.tls)
             .field("websocket", &self.websocket)
+            .field("reconnect", &self.reconnect)
+            .field("retry_first_connect", &self.retry_first_connect)
+            .field("reconnect_delay", &(self.reconnect_min, self.reconnect_max))
+            .field("max_queued", &self.max_queued)
+            .field("queue_full", &self.queue_full)
+            .field("queue_qos0_offline", &self.queue_qos0_offline)
+            .field("resubscribe", &self.resubscribe)
             .finish()
     }
 }
@@ -311,6 +348,61 @@ impl ClientBuilder {
         self
     }
 
+    /// Reconnect automatically when a connection ends for a reason that may
+    /// pass (default true). A refusal for good (bad credentials, not
+    /// authorised, banned), a protocol version the broker does not speak,
+    /// or [`Client::disconnect`] stop the client regardless.
+    pub fn automatic_reconnect(mut self, on: bool) -> Self {
+        self.options.reconnect = on;
+        self
+    }
+
+    /// What `connect` does when the very first attempt fails (default
+    /// false: it returns the error, as paho's `connect` raises). With true
+    /// it keeps trying with the reconnect backoff until the broker accepts
+    /// or refuses for good, and returns then.
+    pub fn retry_first_connect(mut self, on: bool) -> Self {
+        self.options.retry_first_connect = on;
+        self
+    }
+
+    /// Reconnect backoff: start at `min`, double per failed attempt up to
+    /// `max` (defaults 1 s and 120 s, as paho), with random jitter.
+    pub fn reconnect_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.options.reconnect_min = min;
+        self.options.reconnect_max = max.max(min);
+        self
+    }
+
+    /// Most messages published but not finished (queued while offline,
+    /// waiting for an in-flight slot, or awaiting their acknowledgement);
+    /// default 1,000. See [`queue_full`](Self::queue_full).
+    pub fn max_queued_messages(mut self, n: usize) -> Self {
+        self.options.max_queued = n.max(1);
+        self
+    }
+
+    /// What `publish` does when the queue is full (default: wait).
+    pub fn queue_full(mut self, policy: QueueFull) -> Self {
+        self.options.queue_full = policy;
+        self
+    }
+
+    /// Queue QoS 0 messages published while disconnected, to send after
+    /// reconnecting (default false: such a publish fails with
+    /// [`ClientError::NotConnected`], as QoS 0 promises nothing anyway).
+    pub fn queue_qos0_offline(mut self, on: bool) -> Self {
+        self.options.queue_qos0_offline = on;
+        self
+    }
+
+    /// Subscribe again to everything subscribed when a reconnect finds the
+    /// broker without our session (default true).
+    pub fn resubscribe(mut self, on: bool) -> Self {
+        self.options.resubscribe = on;
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client::from_options(self.options)
@@ -323,6 +415,11 @@ struct Connection {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     version: ProtocolVersion,
+    /// Places in the queue of unfinished publishes.
+    queue: Arc<tokio::sync::Semaphore>,
+    max_queued: usize,
+    queue_full: QueueFull,
+    queue_qos0_offline: bool,
 }
 
 /// State the event loop keeps current for the handles.
@@ -409,6 +506,14 @@ impl Client {
                 max_packet_size: 16 * 1024 * 1024,
                 tls: None,
                 websocket: None,
+                reconnect: true,
+                retry_first_connect: false,
+                reconnect_min: Duration::from_secs(1),
+                reconnect_max: Duration::from_secs(120),
+                max_queued: 1000,
+                queue_full: QueueFull::Wait,
+                queue_qos0_offline: false,
+                resubscribe: true,
             },
         }
     }
@@ -540,6 +645,21 @@ impl Client {
         self.options().max_inflight = n.max(1);
     }
 
+    /// Most messages published and not finished, from the next `connect`
+    /// (paho's `max_queued_messages_set`; default 1,000). See
+    /// [`ClientBuilder::max_queued_messages`] and [`ClientBuilder::queue_full`].
+    pub fn max_queued_messages_set(&self, n: usize) {
+        self.options().max_queued = n.max(1);
+    }
+
+    /// Reconnect backoff bounds, from the next `connect` (paho's
+    /// `reconnect_delay_set`; defaults 1 s and 120 s).
+    pub fn reconnect_delay_set(&self, min: Duration, max: Duration) {
+        let mut o = self.options();
+        o.reconnect_min = min;
+        o.reconnect_max = max.max(min);
+    }
+
     /// Connects to `host:port` over TCP, sends CONNECT and waits for the
     /// broker's answer. `keepalive` is in seconds (0: none).
     ///
@@ -555,7 +675,7 @@ impl Client {
         port: u16,
         keepalive: u16,
     ) -> Result<ConnAck, ClientError> {
-        if self.is_connected() {
+        if self.connection().is_ok() {
             return Err(ClientError::AlreadyConnected);
         }
         let options = self.options().clone();
@@ -565,8 +685,7 @@ impl Client {
             tls: options.tls.clone(),
             websocket: options.websocket.clone(),
         };
-        let stream = transport::connect(&endpoint, options.connect_timeout).await?;
-        self.connect_over(stream, keepalive, options).await
+        self.start(endpoint, keepalive, options).await
     }
 
     /// Connects to the broker a URL names: `mqtt://host[:1883]`,
@@ -586,7 +705,7 @@ impl Client {
     ///
     /// Cancel safety: as [`connect`](Self::connect).
     pub async fn connect_url(&self, url: &str, keepalive: u16) -> Result<ConnAck, ClientError> {
-        if self.is_connected() {
+        if self.connection().is_ok() {
             return Err(ClientError::AlreadyConnected);
         }
         let url: BrokerUrl = url.parse()?;
@@ -613,8 +732,7 @@ impl Client {
             tls,
             websocket,
         };
-        let stream = transport::connect(&endpoint, options.connect_timeout).await?;
-        self.connect_over(stream, keepalive, options).await
+        self.start(endpoint, keepalive, options).await
     }
 
     /// Uses TLS from the next `connect`, with these settings: which servers
@@ -643,10 +761,10 @@ impl Client {
         });
     }
 
-    /// Runs the MQTT handshake over an established transport.
-    async fn connect_over(
+    /// Starts the event loop for `endpoint` and waits for its first CONNACK.
+    async fn start(
         &self,
-        transport: transport::BoxTransport,
+        endpoint: Endpoint,
         keepalive: u16,
         options: Options,
     ) -> Result<ConnAck, ClientError> {
@@ -675,6 +793,7 @@ impl Client {
             connect_properties,
             max_inflight: options.max_inflight,
             connect_timeout: options.connect_timeout,
+            resubscribe: options.resubscribe,
         };
         let shared = Arc::new(Shared::new());
         let (commands, commands_rx) = mpsc::channel(256);
@@ -685,11 +804,19 @@ impl Client {
             connack: Some(connack_tx),
             shared: shared.clone(),
         };
+        let reconnect = Reconnect {
+            endpoint,
+            connect_timeout: options.connect_timeout,
+            enabled: options.reconnect,
+            retry_first: options.retry_first_connect,
+            min_delay: options.reconnect_min,
+            max_delay: options.reconnect_max,
+        };
         let event_loop = EventLoop::new(
             Session::new(config),
-            transport,
             commands_rx,
             outlets,
+            reconnect,
             options.max_packet_size,
         );
         *self
@@ -700,11 +827,16 @@ impl Client {
             commands,
             shared,
             version: options.protocol,
+            queue: Arc::new(tokio::sync::Semaphore::new(options.max_queued)),
+            max_queued: options.max_queued,
+            queue_full: options.queue_full,
+            queue_qos0_offline: options.queue_qos0_offline,
         });
         tokio::spawn(event_loop.run());
         match connack_rx.await {
             Ok(Ok(connack)) => Ok(connack),
-            Ok(Err(reason)) => Err(reason.into()),
+            Ok(Err(ConnectFailure::Transport(e))) => Err(ClientError::Transport(e)),
+            Ok(Err(ConnectFailure::Closed(reason))) => Err(reason.into()),
             Err(_) => Err(ClientError::NotConnected),
         }
     }
@@ -764,9 +896,26 @@ impl Client {
         let Packet::Publish(publish) = packet else {
             return Err(ClientError::InvalidArgument("not a publish"));
         };
+        let online = conn.shared.connected.load(Ordering::Acquire);
+        if qos == QoS::AtMostOnce && !online && !conn.queue_qos0_offline {
+            return Err(ClientError::NotConnected);
+        }
+        let permit = match conn.queue_full {
+            QueueFull::Wait => conn.queue.clone().acquire_owned().await.ok(),
+            QueueFull::Error => Some(
+                conn.queue
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| ClientError::QueueFull(conn.max_queued))?,
+            ),
+        };
         let (done, rx) = oneshot::channel();
         conn.commands
-            .send(Command::Publish { publish, done })
+            .send(Command::Publish {
+                publish,
+                done,
+                permit,
+            })
             .await
             .map_err(|_| ClientError::NotConnected)?;
         Ok(PublishHandle { rx })

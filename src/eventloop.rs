@@ -1,6 +1,8 @@
-//! The tokio task that drives one connection: it reads into a buffer, feeds
-//! the session, writes what the session wants written, and sleeps until the
-//! session's next deadline. No protocol rules live here.
+//! The tokio task that drives the client's connections: it opens the
+//! transport, reads into a buffer, feeds the session, writes what the session
+//! wants written, sleeps until the session's next deadline, and when a
+//! connection breaks opens the next one after a backoff. No protocol rules
+//! live here.
 //!
 //! # Back-pressure
 //!
@@ -14,25 +16,36 @@
 //! The broker then holds further messages for us (its own in-flight window
 //! for QoS 1/2), so memory stays bounded on both sides and nothing is lost.
 //! Incoming QoS 1/2 messages are acknowledged when they enter the channel.
+//!
+//! # Reconnecting
+//!
+//! When a connection ends for a reason that may pass (the network, a
+//! keepalive timeout, the broker restarting or busy), the loop waits a
+//! backoff delay — doubling from the minimum to the maximum, with random
+//! jitter so a fleet of clients does not reconnect in lockstep — and
+//! connects again. Requests go on being accepted meanwhile and wait in the
+//! session; the session replays or resends what was in flight when the new
+//! CONNACK arrives. A refusal that will not pass by retrying (bad
+//! credentials, not authorised, banned, ...) or a `disconnect` ends the loop.
 
 use std::collections::HashMap;
-use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use tracing::Instrument;
 
 use crate::client::{ConnectionEvent, Message, Shared};
 use crate::codec::{
-    self, ConnAck, Disconnect, MqttString, Publish, SubAck, SubscribeProperties,
-    SubscriptionOptions, UnsubAck, UnsubscribeProperties,
+    self, ConnAck, ConnectReasonCode, Disconnect, DisconnectReasonCode, MqttString, Publish,
+    SubAck, SubscribeProperties, SubscriptionOptions, UnsubAck, UnsubscribeProperties,
 };
 use crate::session::{CloseReason, Event, PublishOutcome, RequestError, RequestId, Session};
+use crate::transport::{self, BoxTransport, Endpoint, TransportError};
 
 /// Anything the loop can run over: TCP, TLS, WebSocket.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -43,6 +56,8 @@ pub(crate) enum Command {
     Publish {
         publish: Publish,
         done: oneshot::Sender<Result<PublishOutcome, RequestError>>,
+        /// A place in the client's queue bound, given back on completion.
+        permit: Option<OwnedSemaphorePermit>,
     },
     Subscribe {
         filters: Vec<(MqttString, SubscriptionOptions)>,
@@ -63,9 +78,19 @@ pub(crate) enum Command {
 
 /// Someone waiting on a request's completion.
 enum Waiter {
-    Publish(oneshot::Sender<Result<PublishOutcome, RequestError>>),
+    Publish(
+        oneshot::Sender<Result<PublishOutcome, RequestError>>,
+        Option<OwnedSemaphorePermit>,
+    ),
     Subscribe(oneshot::Sender<Result<SubAck, RequestError>>),
     Unsubscribe(oneshot::Sender<Result<UnsubAck, RequestError>>),
+}
+
+/// Why the first connection did not come up.
+#[derive(Debug)]
+pub(crate) enum ConnectFailure {
+    Transport(TransportError),
+    Closed(CloseReason),
 }
 
 /// The channels the loop reports through.
@@ -73,17 +98,36 @@ pub(crate) struct Outlets {
     pub(crate) messages: mpsc::Sender<Message>,
     pub(crate) events: broadcast::Sender<ConnectionEvent>,
     /// Answered once, with the first CONNACK or why there was none.
-    pub(crate) connack: Option<oneshot::Sender<Result<ConnAck, CloseReason>>>,
+    pub(crate) connack: Option<oneshot::Sender<Result<ConnAck, ConnectFailure>>>,
     /// Connection facts the handles read without asking the loop.
     pub(crate) shared: Arc<Shared>,
 }
 
+/// How to (re)open the transport, and when.
+#[derive(Debug, Clone)]
+pub(crate) struct Reconnect {
+    pub(crate) endpoint: Endpoint,
+    /// Time for opening the transport (TCP, TLS, WebSocket).
+    pub(crate) connect_timeout: Duration,
+    /// Reconnect after a connection ends for a passing reason.
+    pub(crate) enabled: bool,
+    /// Keep trying when the very first connection fails.
+    pub(crate) retry_first: bool,
+    pub(crate) min_delay: Duration,
+    pub(crate) max_delay: Duration,
+}
+
+/// One open transport, split so reads and writes can wait at once.
+struct Io {
+    reader: ReadHalf<BoxTransport>,
+    writer: WriteHalf<BoxTransport>,
+}
+
 pub(crate) struct EventLoop {
     session: Session,
-    reader: ReadHalf<Pin<Box<dyn Transport>>>,
-    writer: WriteHalf<Pin<Box<dyn Transport>>>,
     commands: mpsc::Receiver<Command>,
     outlets: Outlets,
+    reconnect: Reconnect,
     /// Bytes read and not yet decoded. Kept in `self` so nothing is lost if
     /// a future is cancelled between reads and decodes.
     read_buf: BytesMut,
@@ -97,6 +141,10 @@ pub(crate) struct EventLoop {
     disconnect_done: Vec<oneshot::Sender<()>>,
     close_reason: Option<CloseReason>,
     commands_open: bool,
+    /// Whether the current connection got its CONNACK.
+    connected: bool,
+    /// State of the jitter generator (xorshift: no need for a real RNG).
+    jitter: u64,
 }
 
 /// How long to keep flushing after the session closed.
@@ -105,21 +153,27 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 /// Read chunk: big enough to take many small packets per syscall.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Stop taking commands while this many publishes wait in the session, so
+/// a flood waits in the bounded command channel and the callers' awaits.
+const MAX_SESSION_QUEUE: usize = 1024;
+
 impl EventLoop {
     pub(crate) fn new(
         session: Session,
-        transport: Pin<Box<dyn Transport>>,
         commands: mpsc::Receiver<Command>,
         outlets: Outlets,
+        reconnect: Reconnect,
         max_packet_size: usize,
     ) -> Self {
-        let (reader, writer) = tokio::io::split(transport);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32);
         EventLoop {
             session,
-            reader,
-            writer,
             commands,
             outlets,
+            reconnect,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: Bytes::new(),
             max_packet_size,
@@ -129,6 +183,8 @@ impl EventLoop {
             disconnect_done: Vec::new(),
             close_reason: None,
             commands_open: true,
+            connected: false,
+            jitter: seed | 1,
         }
     }
 
@@ -136,30 +192,141 @@ impl EventLoop {
         Instant::now().into_std()
     }
 
-    /// Runs the connection to its end, then fails whatever is still waiting.
+    /// Runs connections until the client is done with them, then fails
+    /// whatever is still waiting.
     pub(crate) async fn run(mut self) {
-        self.session.handle_connect(Self::now());
-        let reason = self.drive().await;
-        tracing::debug!(%reason, "connection ended");
+        let mut attempt: u32 = 0;
+        let mut ever_connected = false;
+        let reason = loop {
+            let span = tracing::info_span!(
+                "mqtt_connection",
+                attempt,
+                host = %self.reconnect.endpoint.host,
+                port = self.reconnect.endpoint.port
+            );
+            let retry = if ever_connected {
+                self.reconnect.enabled
+            } else {
+                self.reconnect.retry_first
+            };
+            let transport =
+                transport::connect(&self.reconnect.endpoint, self.reconnect.connect_timeout)
+                    .instrument(span.clone())
+                    .await;
+            let reason = match transport {
+                Ok(io) => {
+                    let reason = self.run_connection(io).instrument(span.clone()).await;
+                    if self.connected {
+                        ever_connected = true;
+                        attempt = 0;
+                        let _ = self
+                            .outlets
+                            .events
+                            .send(ConnectionEvent::Disconnected(reason.clone()));
+                    }
+                    reason
+                }
+                Err(e) if !retry => {
+                    if let Some(tx) = self.outlets.connack.take() {
+                        let _ = tx.send(Err(ConnectFailure::Transport(e)));
+                    }
+                    break CloseReason::ConnectionLost;
+                }
+                Err(e) => {
+                    span.in_scope(|| tracing::info!(error = %e, "cannot reach the broker"));
+                    CloseReason::ConnectionLost
+                }
+            };
+            if !retry || is_final(&reason) || !self.commands_open {
+                break reason;
+            }
+            attempt = attempt.saturating_add(1);
+            let delay = self.backoff(attempt);
+            span.in_scope(|| tracing::info!(%reason, ?delay, attempt, "reconnecting"));
+            let _ = self
+                .outlets
+                .events
+                .send(ConnectionEvent::Reconnecting { attempt, delay });
+            if let Some(reason) = self.wait_offline(delay).await {
+                break reason;
+            }
+        };
+        tracing::debug!(%reason, "client stopped");
         self.session.abort_requests(reason.clone());
         self.drain_events();
         if let Some(tx) = self.outlets.connack.take() {
-            let _ = tx.send(Err(reason.clone()));
+            let _ = tx.send(Err(ConnectFailure::Closed(reason)));
         }
-        let _ = self
-            .outlets
-            .events
-            .send(ConnectionEvent::Disconnected(reason));
         for done in self.disconnect_done.drain(..) {
             let _ = done.send(());
         }
     }
 
-    async fn drive(&mut self) -> CloseReason {
+    /// Delay before reconnect attempt `attempt` (1, 2, ...): the minimum
+    /// doubled per attempt up to the maximum, then a random point in its
+    /// upper half.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let base = self
+            .reconnect
+            .min_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.reconnect.max_delay);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let fraction = (self.jitter >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.5 + fraction / 2.0)
+    }
+
+    /// Between connections: keep taking requests (they wait in the session)
+    /// until `delay` passes. Returns why to stop instead, if the client
+    /// disconnected or went away.
+    async fn wait_offline(&mut self, delay: Duration) -> Option<CloseReason> {
+        let until = Instant::now() + delay;
+        loop {
+            let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return None,
+                command = self.commands.recv(), if accepting => match command {
+                    Some(command) => self.handle_command(command),
+                    None => {
+                        self.commands_open = false;
+                        return Some(CloseReason::Normal);
+                    }
+                },
+                permit = self.outlets.messages.clone().reserve_owned(), if self.stalled.is_some() => {
+                    if let (Ok(permit), Some(message)) = (permit, self.stalled.take()) {
+                        permit.send(message);
+                    }
+                }
+            }
+            self.drain_events();
+            if let Some(reason) = self.close_reason.take() {
+                // Only a disconnect closes an idle session.
+                return Some(reason);
+            }
+        }
+    }
+
+    /// Drives one connection from CONNECT to its end.
+    async fn run_connection(&mut self, transport: BoxTransport) -> CloseReason {
+        let (reader, writer) = tokio::io::split(transport);
+        let mut io = Io { reader, writer };
+        self.read_buf.clear();
+        self.write_buf = Bytes::new();
+        self.close_reason = None;
+        self.connected = false;
+        self.session.handle_connect(Self::now());
+        let reason = self.drive(&mut io).await;
+        self.flush_and_close(&mut io).await;
+        self.close_reason = None;
+        reason
+    }
+
+    async fn drive(&mut self, io: &mut Io) -> CloseReason {
         loop {
             self.drain_events();
             if let Some(reason) = self.close_reason.clone() {
-                self.flush_and_close().await;
                 return reason;
             }
             if self.write_buf.is_empty() {
@@ -167,13 +334,10 @@ impl EventLoop {
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
             let reading = self.stalled.is_none();
-            // Keep taking commands only while the session's queue is modest,
-            // so a flood of publishes waits in the bounded command channel
-            // (and so in the callers' awaits) rather than in memory here.
-            let accepting = self.commands_open && self.session.queued_len() < 1024;
+            let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
 
             tokio::select! {
-                read = self.reader.read_buf(&mut self.read_buf), if reading => {
+                read = io.reader.read_buf(&mut self.read_buf), if reading => {
                     match read {
                         Ok(0) | Err(_) => {
                             if let Err(e) = &read {
@@ -184,7 +348,7 @@ impl EventLoop {
                         Ok(_) => self.decode_packets(),
                     }
                 }
-                written = self.writer.write(&self.write_buf), if !self.write_buf.is_empty() => {
+                written = io.writer.write(&self.write_buf), if !self.write_buf.is_empty() => {
                     match written {
                         Ok(0) | Err(_) => self.session.handle_connection_lost(Self::now()),
                         Ok(n) => self.write_buf.advance(n),
@@ -210,11 +374,6 @@ impl EventLoop {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.session.handle_timeout(Self::now());
                 }
-            }
-            if self.session.is_closed() && self.close_reason.is_none() {
-                // Closed without an event (never happens by design), or the
-                // event is still queued: drain_events picks it up.
-                self.drain_events();
             }
         }
     }
@@ -245,10 +404,15 @@ impl EventLoop {
     fn handle_command(&mut self, command: Command) {
         let now = Self::now();
         let request = self.next_request;
-        self.next_request = self.next_request.wrapping_add(1);
+        // Wraps long before reaching the session's reserved id.
+        self.next_request = (self.next_request + 1) % (u64::MAX / 2);
         match command {
-            Command::Publish { publish, done } => {
-                self.waiters.insert(request, Waiter::Publish(done));
+            Command::Publish {
+                publish,
+                done,
+                permit,
+            } => {
+                self.waiters.insert(request, Waiter::Publish(done, permit));
                 self.session.handle_publish(request, publish, now);
             }
             Command::Subscribe {
@@ -286,6 +450,7 @@ impl EventLoop {
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Connected(connack) => {
+                    self.connected = true;
                     let max = connack
                         .properties
                         .maximum_packet_size
@@ -305,7 +470,8 @@ impl EventLoop {
                 }
                 Event::Message(publish) => self.deliver(Message::from(publish)),
                 Event::PublishDone { request, result } => {
-                    if let Some(Waiter::Publish(tx)) = self.waiters.remove(&request) {
+                    // Dropping the waiter gives its queue permit back.
+                    if let Some(Waiter::Publish(tx, _permit)) = self.waiters.remove(&request) {
                         let _ = tx.send(result);
                     }
                 }
@@ -347,7 +513,7 @@ impl EventLoop {
     }
 
     /// Writes what is left (a DISCONNECT, usually) and shuts the transport.
-    async fn flush_and_close(&mut self) {
+    async fn flush_and_close(&mut self, io: &mut Io) {
         let flush = async {
             loop {
                 if self.write_buf.is_empty() {
@@ -356,17 +522,53 @@ impl EventLoop {
                         None => break,
                     }
                 }
-                match self.writer.write(&self.write_buf).await {
+                match io.writer.write(&self.write_buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => self.write_buf.advance(n),
                 }
             }
-            let _ = self.writer.flush().await;
-            let _ = self.writer.shutdown().await;
+            let _ = io.writer.flush().await;
+            let _ = io.writer.shutdown().await;
         };
         if tokio::time::timeout(CLOSE_FLUSH, flush).await.is_err() {
             tracing::debug!("gave up flushing the closing connection");
         }
+        self.write_buf = Bytes::new();
+        // Whatever the session queued for this connection is gone with it.
+        let _ = self.session.poll_transmit();
+        if !self.session.is_closed() {
+            self.session.handle_connection_lost(Self::now());
+            self.drain_events();
+        }
+    }
+}
+
+/// Whether a connection's end is one that retrying will not fix.
+fn is_final(reason: &CloseReason) -> bool {
+    use ConnectReasonCode as C;
+    match reason {
+        CloseReason::Normal | CloseReason::InvalidConnect(_) => true,
+        // Refusals that say something about us, not about the broker's load.
+        CloseReason::Refused { reason, .. } => matches!(
+            reason,
+            C::MalformedPacket
+                | C::ProtocolError
+                | C::UnsupportedProtocolVersion
+                | C::ClientIdentifierNotValid
+                | C::BadUserNameOrPassword
+                | C::NotAuthorized
+                | C::Banned
+                | C::BadAuthenticationMethod
+                | C::TopicNameInvalid
+                | C::PacketTooLarge
+                | C::PayloadFormatInvalid
+                | C::RetainNotSupported
+                | C::QoSNotSupported
+        ),
+        CloseReason::ServerDisconnect { reason, .. } => {
+            matches!(reason, DisconnectReasonCode::NotAuthorized)
+        }
+        _ => false,
     }
 }
 

@@ -40,7 +40,7 @@ pub mod transport;
 
 pub use client::{
     Client, ClientBuilder, ClientError, ConnectionEvent, ConnectionEvents, Message, Messages,
-    PublishHandle,
+    PublishHandle, QueueFull,
 };
 pub use codec::{ProtocolVersion, QoS};
 pub use session::{CloseReason, PublishOutcome};

@@ -56,6 +56,18 @@ use packet_ids::PacketIds;
 /// among requests in progress.
 pub type RequestId = u64;
 
+/// The request id of subscriptions the session re-establishes on its own
+/// after the broker lost our session; drivers have no waiter for it.
+pub const RESUBSCRIBE_REQUEST: RequestId = u64::MAX;
+
+/// A subscription the broker granted, remembered for resubscribing.
+#[derive(Debug, Clone, PartialEq)]
+struct ActiveSubscription {
+    filter: MqttString,
+    options: SubscriptionOptions,
+    properties: SubscribeProperties,
+}
+
 /// What the session needs to know to connect. `Debug` hides the password.
 #[derive(Clone)]
 pub struct SessionConfig {
@@ -81,6 +93,9 @@ pub struct SessionConfig {
     pub max_inflight: u16,
     /// How long to wait for CONNACK.
     pub connect_timeout: Duration,
+    /// Subscribe again to every granted subscription when the broker
+    /// answers a (re)connect without a session for us.
+    pub resubscribe: bool,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -96,6 +111,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("connect_properties", &self.connect_properties)
             .field("max_inflight", &self.max_inflight)
             .field("connect_timeout", &self.connect_timeout)
+            .field("resubscribe", &self.resubscribe)
             .finish()
     }
 }
@@ -115,6 +131,7 @@ impl SessionConfig {
             connect_properties: ConnectProperties::default(),
             max_inflight: 20,
             connect_timeout: Duration::from_secs(30),
+            resubscribe: true,
         }
     }
 }
@@ -350,6 +367,8 @@ pub struct Session {
     incoming_qos2: HashSet<u16>,
     /// Topic aliases the broker defined on this connection.
     incoming_aliases: HashMap<u16, MqttString>,
+    /// Granted subscriptions, in the order first granted.
+    subscriptions: Vec<ActiveSubscription>,
     tx: BytesMut,
     events: VecDeque<Event>,
 
@@ -386,6 +405,7 @@ impl Session {
             queued_requests: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             incoming_aliases: HashMap::new(),
+            subscriptions: Vec::new(),
             tx: BytesMut::new(),
             events: VecDeque::new(),
             now: None,
@@ -446,6 +466,12 @@ impl Session {
     /// Publishes waiting for a connection or a free in-flight slot.
     pub fn queued_len(&self) -> usize {
         self.queued.len()
+    }
+
+    /// The topic filters the broker has granted and not been asked to
+    /// remove, in the order first granted.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&MqttString, &SubscriptionOptions)> {
+        self.subscriptions.iter().map(|s| (&s.filter, &s.options))
     }
 
     /// Requests that have not completed: queued or in flight publishes,
@@ -911,6 +937,39 @@ impl Session {
             self.queued_requests
                 .push_front((r.request, r.packet, r.filters));
         }
+        if !session_present && self.config.resubscribe {
+            self.queue_resubscribe();
+        }
+    }
+
+    /// Asks again for every granted subscription, ahead of anything else,
+    /// one SUBSCRIBE per run of subscriptions that share their properties
+    /// (5.0 subscription identifiers are per SUBSCRIBE).
+    fn queue_resubscribe(&mut self) {
+        let mut packets: Vec<(Vec<(MqttString, SubscriptionOptions)>, SubscribeProperties)> =
+            Vec::new();
+        for sub in &self.subscriptions {
+            match packets.last_mut() {
+                Some((filters, props)) if *props == sub.properties => {
+                    filters.push((sub.filter.clone(), sub.options));
+                }
+                _ => packets.push((
+                    vec![(sub.filter.clone(), sub.options)],
+                    sub.properties.clone(),
+                )),
+            }
+        }
+        for (filters, properties) in packets.into_iter().rev() {
+            let n = filters.len();
+            let packet_id = NonZeroU16::MIN; // placeholder until sent
+            let packet = Packet::Subscribe(Subscribe {
+                packet_id,
+                filters,
+                properties,
+            });
+            self.queued_requests
+                .push_front((RESUBSCRIBE_REQUEST, packet, n));
+        }
     }
 
     /// Sends whatever may be sent now: queued subscribes/unsubscribes, then
@@ -1218,7 +1277,7 @@ impl Session {
         packet: PacketType,
         id: NonZeroU16,
         count: usize,
-    ) -> Result<RequestId, ProtocolError> {
+    ) -> Result<(RequestId, Packet), ProtocolError> {
         let expected = match self.requests.get(&id.get()) {
             Some(r) if r.packet.packet_type() == request_type_for(packet) => r.filters,
             _ => {
@@ -1242,12 +1301,34 @@ impl Session {
                 id: id.get(),
             })?;
         self.ids.release(id);
-        Ok(r.request)
+        Ok((r.request, r.packet))
     }
 
     fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
-        let request =
+        let (request, packet) =
             self.take_request(PacketType::SubAck, ack.packet_id, ack.reason_codes.len())?;
+        if let Packet::Subscribe(sub) = packet {
+            for ((filter, options), code) in sub.filters.into_iter().zip(&ack.reason_codes) {
+                if code.is_error() {
+                    continue;
+                }
+                let properties = sub.properties.clone();
+                let entry = ActiveSubscription {
+                    filter,
+                    options,
+                    properties,
+                };
+                match self
+                    .subscriptions
+                    .iter_mut()
+                    .find(|s| s.filter == entry.filter)
+                {
+                    // Subscribing again to a filter replaces its options [MQTT-3.8.4-3].
+                    Some(existing) => *existing = entry,
+                    None => self.subscriptions.push(entry),
+                }
+            }
+        }
         self.events.push_back(Event::SubscribeDone {
             request,
             result: Ok(ack),
@@ -1257,8 +1338,18 @@ impl Session {
     }
 
     fn on_unsuback(&mut self, ack: UnsubAck) -> Result<(), ProtocolError> {
-        let request =
+        let (request, packet) =
             self.take_request(PacketType::UnsubAck, ack.packet_id, ack.reason_codes.len())?;
+        if let Packet::Unsubscribe(unsub) = packet {
+            // Forget a filter unless the broker says it could not remove it
+            // (3.1.1's UNSUBACK carries no codes: it always succeeded).
+            for (i, filter) in unsub.filters.iter().enumerate() {
+                let failed = ack.reason_codes.get(i).is_some_and(|c| c.is_error());
+                if !failed {
+                    self.subscriptions.retain(|s| &s.filter != filter);
+                }
+            }
+        }
         self.events.push_back(Event::UnsubscribeDone {
             request,
             result: Ok(ack),
