@@ -83,6 +83,9 @@ pub enum ConnectionEvent {
         attempt: u32,
         /// How long the client waits first.
         delay: Duration,
+        /// Why the last connection or attempt ended (e.g. "connection
+        /// refused by 127.0.0.1:1883", "keepalive timeout: ...").
+        cause: String,
     },
 }
 

@@ -213,6 +213,7 @@ impl EventLoop {
                 transport::connect(&self.reconnect.endpoint, self.reconnect.connect_timeout)
                     .instrument(span.clone())
                     .await;
+            let mut cause = None;
             let reason = match transport {
                 Ok(io) => {
                     let reason = self.run_connection(io).instrument(span.clone()).await;
@@ -234,6 +235,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     span.in_scope(|| tracing::info!(error = %e, "cannot reach the broker"));
+                    cause = Some(e.to_string());
                     CloseReason::ConnectionLost
                 }
             };
@@ -242,11 +244,13 @@ impl EventLoop {
             }
             attempt = attempt.saturating_add(1);
             let delay = self.backoff(attempt);
+            let cause = cause.unwrap_or_else(|| reason.to_string());
             span.in_scope(|| tracing::info!(%reason, ?delay, attempt, "reconnecting"));
-            let _ = self
-                .outlets
-                .events
-                .send(ConnectionEvent::Reconnecting { attempt, delay });
+            let _ = self.outlets.events.send(ConnectionEvent::Reconnecting {
+                attempt,
+                delay,
+                cause,
+            });
             if let Some(reason) = self.wait_offline(delay).await {
                 break reason;
             }
