@@ -836,12 +836,21 @@ impl Client {
             queue_qos0_offline: options.queue_qos0_offline,
         });
         tokio::spawn(event_loop.run());
-        match connack_rx.await {
-            Ok(Ok(connack)) => Ok(connack),
+        let result = match connack_rx.await {
+            Ok(Ok(connack)) => return Ok(connack),
             Ok(Err(ConnectFailure::Transport(e))) => Err(ClientError::Transport(e)),
             Ok(Err(ConnectFailure::Closed(reason))) => Err(reason.into()),
             Err(_) => Err(ClientError::NotConnected),
-        }
+        };
+        // The loop answers before it has dropped its end of the command
+        // channel; forget the failed connection now so that an immediate
+        // second `connect` is not taken for a live one.
+        *self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        result
     }
 
     /// True while connected to the broker.

@@ -345,7 +345,14 @@ impl EventLoop {
                     match read {
                         Ok(0) | Err(_) => {
                             if let Err(e) = &read {
-                                tracing::debug!(error = %e, "read failed");
+                                if self.connected {
+                                    tracing::debug!(error = %e, "read failed");
+                                } else {
+                                    // Before CONNACK this is often the only
+                                    // word on why (e.g. a TLS 1.3 alert that
+                                    // the broker wants a client certificate).
+                                    tracing::warn!(error = %e, "connection failed before CONNACK");
+                                }
                             }
                             self.session.handle_connection_lost(Self::now());
                         }

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+/// The rustls that plover uses, for building a `ClientConfig` for
+/// [`TlsOptions::from_rustls_config`] with the same version.
+pub use rustls;
 pub use tls::{TlsError, TlsOptions};
 pub use url::{BrokerUrl, Scheme, UrlError};
 
@@ -116,31 +119,35 @@ pub enum TransportError {
 }
 
 /// Opens the transport to `endpoint`, all of it within `timeout`.
+///
+/// One deadline covers the whole; the TLS handshake gets what is left of
+/// it as its own limit, so a server that accepts the TCP connection and
+/// then says nothing is reported as [`TransportError::TlsHandshakeTimeout`]
+/// rather than as a TCP [`TransportError::Timeout`].
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     timeout: Duration,
 ) -> Result<BoxTransport, TransportError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = || TransportError::Timeout {
         host: endpoint.host.clone(),
         port: endpoint.port,
     };
-    tokio::time::timeout(timeout, connect_inner(endpoint, timeout))
+    let tcp = tokio::time::timeout_at(deadline, connect_tcp(&endpoint.host, endpoint.port))
         .await
-        .map_err(|_| timed_out())?
-}
-
-async fn connect_inner(
-    endpoint: &Endpoint,
-    timeout: Duration,
-) -> Result<BoxTransport, TransportError> {
-    let tcp = connect_tcp(&endpoint.host, endpoint.port).await?;
+        .map_err(|_| timed_out())??;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     match (&endpoint.tls, &endpoint.websocket) {
         (None, None) => Ok(Box::pin(tcp)),
         (Some(tls), None) => {
-            let stream = tls::connect(tcp, &endpoint.host, tls, timeout).await?;
+            let stream = tls::connect(tcp, &endpoint.host, tls, left).await?;
             Ok(Box::pin(stream))
         }
-        (tls, Some(ws)) => connect_ws(tcp, endpoint, tls.as_ref(), ws, timeout).await,
+        (tls, Some(ws)) => {
+            tokio::time::timeout_at(deadline, connect_ws(tcp, endpoint, tls.as_ref(), ws, left))
+                .await
+                .map_err(|_| timed_out())?
+        }
     }
 }
 
