@@ -143,6 +143,8 @@ pub(crate) struct EventLoop {
     commands_open: bool,
     /// Whether the current connection got its CONNACK.
     connected: bool,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
     /// State of the jitter generator (xorshift: no need for a real RNG).
     jitter: u64,
 }
@@ -184,6 +186,7 @@ impl EventLoop {
             close_reason: None,
             commands_open: true,
             connected: false,
+            unflushed: false,
             jitter: seed | 1,
         }
     }
@@ -359,10 +362,16 @@ impl EventLoop {
                         Ok(_) => self.decode_packets(),
                     }
                 }
-                written = io.writer.write(&self.write_buf), if !self.write_buf.is_empty() => {
+                written = write_or_flush(&mut io.writer, &self.write_buf),
+                    if !self.write_buf.is_empty() || self.unflushed =>
+                {
                     match written {
-                        Ok(0) | Err(_) => self.session.handle_connection_lost(Self::now()),
-                        Ok(n) => self.write_buf.advance(n),
+                        Ok(Some(0)) | Err(_) => self.session.handle_connection_lost(Self::now()),
+                        Ok(Some(n)) => {
+                            self.write_buf.advance(n);
+                            self.unflushed = true;
+                        }
+                        Ok(None) => self.unflushed = false,
                     }
                 }
                 command = self.commands.recv(), if accepting => match command {
@@ -580,6 +589,20 @@ fn is_final(reason: &CloseReason) -> bool {
             matches!(reason, DisconnectReasonCode::NotAuthorized)
         }
         _ => false,
+    }
+}
+
+/// Writes some of `buf`, or, when it is empty, flushes: free on TCP, and
+/// what pushes a WebSocket frame (or TLS record) out even while reads are
+/// paused for a slow consumer. `Ok(None)` means flushed.
+async fn write_or_flush(
+    writer: &mut WriteHalf<BoxTransport>,
+    buf: &[u8],
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write(buf).await.map(Some)
     }
 }
 
