@@ -96,6 +96,10 @@ pub struct SessionConfig {
     /// Subscribe again to every granted subscription when the broker
     /// answers a (re)connect without a session for us.
     pub resubscribe: bool,
+    /// 5.0: replace repeated topics of outgoing PUBLISHes by Topic Aliases,
+    /// up to the broker's Topic Alias Maximum (off by default: it saves
+    /// bandwidth, but a captured stream is harder to read).
+    pub auto_topic_alias: bool,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -112,6 +116,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("max_inflight", &self.max_inflight)
             .field("connect_timeout", &self.connect_timeout)
             .field("resubscribe", &self.resubscribe)
+            .field("auto_topic_alias", &self.auto_topic_alias)
             .finish()
     }
 }
@@ -132,6 +137,7 @@ impl SessionConfig {
             max_inflight: 20,
             connect_timeout: Duration::from_secs(30),
             resubscribe: true,
+            auto_topic_alias: false,
         }
     }
 }
@@ -214,6 +220,27 @@ pub enum RequestError {
     /// The broker does not support retained messages (5.0 CONNACK).
     #[error("the broker does not support retained messages")]
     RetainNotSupported,
+    /// The message's Message Expiry Interval passed while it waited to be
+    /// sent, so it was not sent.
+    #[error("the message expired before it could be sent")]
+    MessageExpired,
+    /// A Topic Alias above the broker's Topic Alias Maximum (5.0 CONNACK).
+    #[error("topic alias {alias} exceeds the broker's maximum of {maximum}")]
+    TopicAliasInvalid {
+        /// The alias asked for.
+        alias: u16,
+        /// The broker's maximum (0: no aliases).
+        maximum: u16,
+    },
+    /// A wildcard filter, and the broker said it does not support them.
+    #[error("the broker does not support wildcard subscriptions")]
+    WildcardSubscriptionsNotSupported,
+    /// A `$share/` filter, and the broker said it does not support them.
+    #[error("the broker does not support shared subscriptions")]
+    SharedSubscriptionsNotSupported,
+    /// A Subscription Identifier, and the broker said it does not support them.
+    #[error("the broker does not support subscription identifiers")]
+    SubscriptionIdentifiersNotSupported,
 }
 
 /// A rule the broker broke.
@@ -242,6 +269,9 @@ pub enum ProtocolError {
     /// A Topic Alias above the maximum we allow, or one never defined.
     #[error("invalid topic alias {0}")]
     TopicAliasInvalid(u16),
+    /// More unacknowledged QoS 2 PUBLISHes than our Receive Maximum.
+    #[error("the broker exceeded our receive maximum")]
+    ReceiveMaximumExceeded,
 }
 
 impl From<ProtocolError> for DisconnectReasonCode {
@@ -249,6 +279,7 @@ impl From<ProtocolError> for DisconnectReasonCode {
         match e {
             ProtocolError::Decode(d) => d.into(),
             ProtocolError::TopicAliasInvalid(_) => DisconnectReasonCode::TopicAliasInvalid,
+            ProtocolError::ReceiveMaximumExceeded => DisconnectReasonCode::ReceiveMaximumExceeded,
             _ => DisconnectReasonCode::ProtocolError,
         }
     }
@@ -358,7 +389,9 @@ pub struct Session {
     inflight: HashMap<u16, Inflight>,
     next_seq: u64,
     /// Publishes waiting to be sent, in order.
-    queued: VecDeque<(RequestId, Publish)>,
+    /// Publishes waiting to be sent, in order, with when they were queued
+    /// (for Message Expiry; `None` for ones sent before and requeued).
+    queued: VecDeque<(RequestId, Publish, Option<Instant>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement, by id.
     requests: HashMap<u16, PendingRequest>,
     /// Subscribe / unsubscribe requests waiting for a connection.
@@ -379,6 +412,13 @@ pub struct Session {
     broker_max_packet: usize,
     max_qos: QoS,
     retain_available: bool,
+    /// CONNACK's Topic Alias Maximum: aliases we may use (0: none).
+    broker_alias_max: u16,
+    /// Topics given an alias on this connection.
+    outgoing_aliases: HashMap<MqttString, u16>,
+    wildcards_available: bool,
+    shared_available: bool,
+    subscription_ids_available: bool,
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
     ping_sent: Option<Instant>,
@@ -412,6 +452,11 @@ impl Session {
             broker_max_packet: usize::MAX,
             max_qos: QoS::ExactlyOnce,
             retain_available: true,
+            broker_alias_max: 0,
+            outgoing_aliases: HashMap::new(),
+            wildcards_available: true,
+            shared_available: true,
+            subscription_ids_available: true,
             last_sent: None,
             last_received: None,
             ping_sent: None,
@@ -496,6 +541,12 @@ impl Session {
         self.broker_max_packet = usize::MAX;
         self.max_qos = QoS::ExactlyOnce;
         self.retain_available = true;
+        // Aliases live and die with a connection [MQTT-3.3.2-7].
+        self.broker_alias_max = 0;
+        self.outgoing_aliases.clear();
+        self.wildcards_available = true;
+        self.shared_available = true;
+        self.subscription_ids_available = true;
         self.last_sent = Some(now);
         self.last_received = Some(now);
         self.ping_sent = None;
@@ -547,7 +598,7 @@ impl Session {
         self.now = Some(now);
         publish.packet_id = None;
         publish.dup = false;
-        self.queued.push_back((request, publish));
+        self.queued.push_back((request, publish, Some(now)));
         self.pump();
     }
 
@@ -674,7 +725,7 @@ impl Session {
                 result: Err(err()),
             });
         }
-        for (request, _) in std::mem::take(&mut self.queued) {
+        for (request, _, _) in std::mem::take(&mut self.queued) {
             self.events.push_back(Event::PublishDone {
                 request,
                 result: Err(err()),
@@ -871,6 +922,17 @@ impl Session {
         }
         self.max_qos = props.maximum_qos.unwrap_or(QoS::ExactlyOnce);
         self.retain_available = props.retain_available.unwrap_or(true);
+        self.broker_alias_max = props.topic_alias_maximum.unwrap_or(0);
+        self.wildcards_available = props.wildcard_subscription_available.unwrap_or(true);
+        self.shared_available = props.shared_subscription_available.unwrap_or(true);
+        self.subscription_ids_available = props.subscription_identifiers_available.unwrap_or(true);
+        if self.config.client_id.is_empty()
+            && let Some(id) = &props.assigned_client_identifier
+        {
+            // Keep the broker's choice, so a reconnect resumes this
+            // session instead of being given a new identity.
+            self.config.client_id = id.clone();
+        }
         let session_present = connack.session_present;
         self.connack = Some(connack.clone());
         self.events.push_back(Event::Connected(connack));
@@ -921,7 +983,7 @@ impl Session {
                     let mut p = i.publish;
                     p.dup = false;
                     p.packet_id = None;
-                    self.queued.push_front((i.request, p));
+                    self.queued.push_front((i.request, p, None));
                 }
             }
         }
@@ -988,7 +1050,11 @@ impl Session {
                 Packet::Unsubscribe(u) => u.packet_id = id,
                 _ => {}
             }
-            match self.check_and_send(&packet) {
+            let checked = match self.subscribe_refusal(&packet) {
+                Some(e) => Err(e),
+                None => self.check_and_send(&packet),
+            };
+            match checked {
                 Ok(()) => {
                     let seq = self.next_seq;
                     self.next_seq += 1;
@@ -1006,8 +1072,8 @@ impl Session {
                 }
             }
         }
-        while let Some((request, front)) = self.queued.front() {
-            if let Some(e) = self.refusal(front) {
+        while let Some((request, front, since)) = self.queued.front() {
+            if let Some(e) = self.refusal(front, *since) {
                 let request = *request;
                 self.queued.pop_front();
                 self.events.push_back(Event::PublishDone {
@@ -1027,12 +1093,23 @@ impl Session {
                     None => break,
                 }
             };
-            let Some((request, mut publish)) = self.queued.pop_front() else {
+            let Some((request, mut publish, since)) = self.queued.pop_front() else {
                 break;
             };
             publish.packet_id = id;
+            if let (Some(interval), Some(since), Some(now)) =
+                (publish.properties.message_expiry_interval, since, self.now)
+            {
+                // Pass on what is left of the lifetime, as a broker does for
+                // the messages it keeps ([MQTT-3.3.2-6] for the server side).
+                let waited = now.saturating_duration_since(since).as_secs();
+                let left = u64::from(interval).saturating_sub(waited);
+                publish.properties.message_expiry_interval =
+                    Some(left.try_into().unwrap_or(u32::MAX));
+            }
+            let wire = self.with_topic_alias(&publish);
             let packet = Packet::Publish(publish);
-            if let Err(e) = self.check_and_send(&packet) {
+            if let Err(e) = self.check_and_send(&wire) {
                 if let Some(id) = id {
                     self.ids.release(id);
                 }
@@ -1084,8 +1161,78 @@ impl Session {
         }
     }
 
+    /// Why the broker's CONNACK forbids this SUBSCRIBE, if it does: it is
+    /// refused here with a clear error rather than by the broker with a
+    /// DISCONNECT ([MQTT-3.2.2-13] and the 5.0 "... Available" properties).
+    fn subscribe_refusal(&self, packet: &Packet) -> Option<RequestError> {
+        let Packet::Subscribe(sub) = packet else {
+            return None;
+        };
+        if !self.subscription_ids_available && sub.properties.subscription_identifier.is_some() {
+            return Some(RequestError::SubscriptionIdentifiersNotSupported);
+        }
+        for (filter, _) in &sub.filters {
+            if !self.shared_available && filter.starts_with("$share/") {
+                return Some(RequestError::SharedSubscriptionsNotSupported);
+            }
+            if !self.wildcards_available && crate::topic::is_wildcard(filter) {
+                return Some(RequestError::WildcardSubscriptionsNotSupported);
+            }
+        }
+        None
+    }
+
+    /// The PUBLISH as it goes on the wire: with automatic topic aliases
+    /// (5.0, when enabled and the broker allows any), a topic sent before
+    /// on this connection travels as its alias and an empty topic name.
+    /// The original, with its topic, is what is kept for resending.
+    fn with_topic_alias(&mut self, publish: &Publish) -> Packet {
+        let mut wire = publish.clone();
+        let eligible = self.config.auto_topic_alias
+            && self.config.version == ProtocolVersion::V5
+            && self.broker_alias_max > 0
+            && publish.properties.topic_alias.is_none();
+        if eligible {
+            match self.outgoing_aliases.get(&publish.topic) {
+                Some(&alias) => {
+                    wire.topic = MqttString::new();
+                    wire.properties.topic_alias = Some(alias);
+                }
+                None => {
+                    // Hand out aliases 1..=maximum, first come first served;
+                    // topics beyond that travel in full.
+                    let next = self.outgoing_aliases.len() + 1;
+                    if let Ok(alias) = u16::try_from(next)
+                        && alias <= self.broker_alias_max
+                    {
+                        self.outgoing_aliases.insert(publish.topic.clone(), alias);
+                        wire.properties.topic_alias = Some(alias);
+                    }
+                }
+            }
+        }
+        Packet::Publish(wire)
+    }
+
     /// Why the broker's CONNACK forbids sending this publish, if it does.
-    fn refusal(&self, publish: &Publish) -> Option<RequestError> {
+    fn refusal(&self, publish: &Publish, since: Option<Instant>) -> Option<RequestError> {
+        if let (Some(interval), Some(since), Some(now)) =
+            (publish.properties.message_expiry_interval, since, self.now)
+        {
+            // A message whose lifetime ran out while it waited (offline, or
+            // behind the in-flight window) is not sent at all.
+            if now.saturating_duration_since(since) >= Duration::from_secs(interval.into()) {
+                return Some(RequestError::MessageExpired);
+            }
+        }
+        if let Some(alias) = publish.properties.topic_alias
+            && alias > self.broker_alias_max
+        {
+            return Some(RequestError::TopicAliasInvalid {
+                alias,
+                maximum: self.broker_alias_max,
+            });
+        }
         if publish.qos > self.max_qos {
             // [MQTT-3.2.2-11] never above the broker's Maximum QoS. Refused
             // rather than downgraded: a silent downgrade would weaken the
@@ -1138,6 +1285,18 @@ impl Session {
             (QoS::ExactlyOnce, Some(id)) => {
                 // [MQTT-4.3.3-9]: until PUBREL, a PUBLISH with this id is the
                 // same message again and must not be delivered twice.
+                let receive_maximum = self
+                    .config
+                    .connect_properties
+                    .receive_maximum
+                    .unwrap_or(u16::MAX);
+                let is_new = !self.incoming_qos2.contains(&id.get());
+                if is_new && self.incoming_qos2.len() >= usize::from(receive_maximum) {
+                    // [MQTT-3.3.4-9]: the broker must not send more QoS>0
+                    // PUBLISHes we have not acknowledged than we allow;
+                    // 0x93 Receive Maximum exceeded.
+                    return Err(ProtocolError::ReceiveMaximumExceeded);
+                }
                 if self.incoming_qos2.insert(id.get()) {
                     self.events.push_back(Event::Message(publish));
                 }
@@ -1406,3 +1565,5 @@ fn outcome_from_pubrec(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v5;
