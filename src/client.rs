@@ -239,6 +239,7 @@ struct Options {
     queue_full: QueueFull,
     queue_qos0_offline: bool,
     resubscribe: bool,
+    auto_topic_alias: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -264,6 +265,7 @@ impl std::fmt::Debug for Options {
             .field("queue_full", &self.queue_full)
             .field("queue_qos0_offline", &self.queue_qos0_offline)
             .field("resubscribe", &self.resubscribe)
+            .field("auto_topic_alias", &self.auto_topic_alias)
             .finish()
     }
 }
@@ -399,6 +401,15 @@ impl ClientBuilder {
         self
     }
 
+    /// 5.0: send repeated topics as Topic Aliases, up to the broker's Topic
+    /// Alias Maximum (default false). Aliases are per connection and start
+    /// afresh after a reconnect; messages resent after a reconnect carry
+    /// their full topic.
+    pub fn topic_alias_auto(mut self, on: bool) -> Self {
+        self.options.auto_topic_alias = on;
+        self
+    }
+
     /// Subscribe again to everything subscribed when a reconnect finds the
     /// broker without our session (default true).
     pub fn resubscribe(mut self, on: bool) -> Self {
@@ -517,6 +528,7 @@ impl Client {
                 queue_full: QueueFull::Wait,
                 queue_qos0_offline: false,
                 resubscribe: true,
+                auto_topic_alias: false,
             },
         }
     }
@@ -797,6 +809,7 @@ impl Client {
             max_inflight: options.max_inflight,
             connect_timeout: options.connect_timeout,
             resubscribe: options.resubscribe,
+            auto_topic_alias: options.auto_topic_alias,
         };
         let shared = Arc::new(Shared::new());
         let (commands, commands_rx) = mpsc::channel(256);
