@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::auth::Authenticator;
 use crate::codec::{
     ConnAck, ConnectProperties, ConnectReasonCode, Disconnect, EncodeError, LastWill, MqttString,
     Packet, ProtocolVersion, PubAckReasonCode, Publish, PublishProperties, QoS, StringError,
@@ -240,7 +241,11 @@ struct Options {
     queue_qos0_offline: bool,
     resubscribe: bool,
     auto_topic_alias: bool,
+    authenticator: Option<AuthenticatorFactory>,
 }
+
+/// Makes the authenticator for a connection (see [`Client::auth_set`]).
+type AuthenticatorFactory = Arc<dyn Fn() -> Box<dyn Authenticator> + Send + Sync>;
 
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -266,6 +271,10 @@ impl std::fmt::Debug for Options {
             .field("queue_qos0_offline", &self.queue_qos0_offline)
             .field("resubscribe", &self.resubscribe)
             .field("auto_topic_alias", &self.auto_topic_alias)
+            .field(
+                "authenticator",
+                &self.authenticator.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
@@ -529,6 +538,7 @@ impl Client {
                 queue_qos0_offline: false,
                 resubscribe: true,
                 auto_topic_alias: false,
+                authenticator: None,
             },
         }
     }
@@ -647,6 +657,36 @@ impl Client {
         };
         self.options().will = Some(will);
         Ok(())
+    }
+
+    /// Uses MQTT 5.0 enhanced authentication from the next `connect`:
+    /// `make` builds the [`Authenticator`] (e.g.
+    /// `plover::auth::ScramSha256`) that runs the AUTH
+    /// exchange on connect, on every reconnect and on
+    /// [`reauthenticate`](Self::reauthenticate). A failure on our side ends
+    /// the connection with `CloseReason::Authentication` and is not retried.
+    pub fn auth_set<A, F>(&self, make: F)
+    where
+        A: Authenticator + 'static,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        self.options().authenticator = Some(Arc::new(move || Box::new(make())));
+    }
+
+    /// Stops using enhanced authentication (from the next `connect`).
+    pub fn auth_clear(&self) {
+        self.options().authenticator = None;
+    }
+
+    /// Re-authenticates on the live connection (5.0 §4.12.1), e.g. before a
+    /// token expires. Returns once the request is queued; a failed
+    /// re-authentication ends the connection (see `connection_events`).
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        let conn = self.connection()?;
+        conn.commands
+            .send(Command::Reauthenticate)
+            .await
+            .map_err(|_| ClientError::NotConnected)
     }
 
     /// Removes the will.
@@ -828,8 +868,10 @@ impl Client {
             min_delay: options.reconnect_min,
             max_delay: options.reconnect_max,
         };
+        let mut session = Session::new(config);
+        session.set_authenticator(options.authenticator.as_ref().map(|make| make()));
         let event_loop = EventLoop::new(
-            Session::new(config),
+            session,
             commands_rx,
             outlets,
             reconnect,

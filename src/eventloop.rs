@@ -74,6 +74,8 @@ pub(crate) enum Command {
         timeout: Duration,
         done: oneshot::Sender<()>,
     },
+    /// Start a 5.0 re-authentication.
+    Reauthenticate,
 }
 
 /// Someone waiting on a request's completion.
@@ -462,6 +464,7 @@ impl EventLoop {
                 self.session
                     .handle_disconnect(disconnect, now, now + timeout);
             }
+            Command::Reauthenticate => self.session.handle_reauthenticate(now),
         }
     }
 
@@ -567,7 +570,9 @@ impl EventLoop {
 fn is_final(reason: &CloseReason) -> bool {
     use ConnectReasonCode as C;
     match reason {
-        CloseReason::Normal | CloseReason::InvalidConnect(_) => true,
+        CloseReason::Normal | CloseReason::InvalidConnect(_) | CloseReason::Authentication(_) => {
+            true
+        }
         // Refusals that say something about us, not about the broker's load.
         CloseReason::Refused { reason, .. } => matches!(
             reason,

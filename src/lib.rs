@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 mod client;
 pub mod codec;
 mod eventloop;

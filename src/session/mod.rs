@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::auth::{AuthError, Authenticator};
 use crate::codec::{
     AckProperties, ConnAck, Connect, ConnectProperties, ConnectReasonCode, DecodeError, Disconnect,
     DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketType, ProtocolVersion,
@@ -49,6 +50,7 @@ use crate::codec::{
     Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
     UnsubscribeProperties,
 };
+use crate::codec::{Auth, AuthReasonCode};
 use packet_ids::PacketIds;
 
 /// Identifies one user request (publish, subscribe, unsubscribe) across the
@@ -272,6 +274,9 @@ pub enum ProtocolError {
     /// More unacknowledged QoS 2 PUBLISHes than our Receive Maximum.
     #[error("the broker exceeded our receive maximum")]
     ReceiveMaximumExceeded,
+    /// An AUTH or CONNACK naming another Authentication Method than ours.
+    #[error("the broker answered with another authentication method")]
+    AuthMethodMismatch,
 }
 
 impl From<ProtocolError> for DisconnectReasonCode {
@@ -325,6 +330,10 @@ pub enum CloseReason {
     /// Our CONNECT could not be encoded (e.g. a password over 65,535 bytes).
     #[error("cannot send CONNECT: {0}")]
     InvalidConnect(EncodeError),
+    /// Our side of an enhanced authentication exchange failed (a wrong
+    /// secret, or a broker whose final data did not check out).
+    #[error(transparent)]
+    Authentication(#[from] AuthError),
 }
 
 fn fmt_reason_string(s: &Option<MqttString>) -> String {
@@ -427,6 +436,10 @@ pub struct Session {
     pending_disconnect: Option<Disconnect>,
     read_paused: bool,
     connack: Option<Box<ConnAck>>,
+    /// The enhanced authentication method, if one is used.
+    authenticator: Option<Box<dyn Authenticator>>,
+    /// A re-authentication we started is under way.
+    reauthenticating: bool,
 }
 
 impl Session {
@@ -465,6 +478,8 @@ impl Session {
             pending_disconnect: None,
             read_paused: false,
             connack: None,
+            authenticator: None,
+            reauthenticating: false,
         }
     }
 
@@ -555,6 +570,21 @@ impl Session {
         self.read_paused = false;
         self.incoming_aliases.clear();
         self.connack = None;
+        self.reauthenticating = false;
+        let mut properties = self.config.connect_properties.clone();
+        if let Some(auth) = self.authenticator.as_mut() {
+            // §4.12: the method and its first data travel in CONNECT.
+            match auth.start() {
+                Ok(data) => {
+                    properties.authentication_method = MqttString::try_from(auth.method()).ok();
+                    properties.authentication_data = data;
+                }
+                Err(e) => {
+                    self.close(CloseReason::Authentication(e));
+                    return;
+                }
+            }
+        }
         let connect = Connect {
             protocol: self.config.version,
             clean_start: self.config.clean_start,
@@ -563,10 +593,40 @@ impl Session {
             will: self.config.will.clone(),
             username: self.config.username.clone(),
             password: self.config.password.clone(),
-            properties: self.config.connect_properties.clone(),
+            properties,
         };
         if let Err(e) = self.send(&Packet::Connect(Box::new(connect))) {
             self.close(CloseReason::InvalidConnect(e));
+        }
+    }
+
+    /// Uses this enhanced authentication method (5.0) from the next
+    /// connection on; `None` for none.
+    pub fn set_authenticator(&mut self, authenticator: Option<Box<dyn Authenticator>>) {
+        self.authenticator = authenticator;
+    }
+
+    /// Starts a re-authentication (5.0 §4.12.1) on the live connection:
+    /// AUTH "Re-authenticate" with the authenticator's fresh data. Does
+    /// nothing without an authenticator or a connection. A failure ends
+    /// the connection, as the broker would.
+    pub fn handle_reauthenticate(&mut self, now: Instant) {
+        self.now = Some(now);
+        if self.state != State::Connected || self.reauthenticating {
+            return;
+        }
+        let Some(auth) = self.authenticator.as_mut() else {
+            return;
+        };
+        match auth.start() {
+            Ok(data) => {
+                let mut packet = Auth::new(AuthReasonCode::ReAuthenticate);
+                packet.properties.authentication_method = MqttString::try_from(auth.method()).ok();
+                packet.properties.authentication_data = data;
+                self.reauthenticating = true;
+                let _ = self.send(&Packet::Auth(packet));
+            }
+            Err(e) => self.fail_authentication(e),
         }
     }
 
@@ -870,6 +930,13 @@ impl Session {
                 self.on_connack(connack);
                 Ok(())
             }
+            // §4.12: AUTH may come before CONNACK, and after it while a
+            // re-authentication we started is under way.
+            Packet::Auth(auth)
+                if self.authenticator.is_some() && (connecting || self.reauthenticating) =>
+            {
+                self.on_auth(auth)
+            }
             // [MQTT-3.2.0-1] The first packet from the server MUST be CONNACK.
             other if connecting => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
             Packet::Publish(p) => self.on_publish(p),
@@ -905,6 +972,20 @@ impl Session {
                 reason_string: connack.properties.reason_string.clone(),
             });
             return;
+        }
+        if let Some(auth) = self.authenticator.as_mut() {
+            // [MQTT-4.12.0-5]: the method in CONNACK is the one we asked for.
+            let method = connack.properties.authentication_method.as_deref();
+            if method.is_some_and(|m| m != auth.method()) {
+                self.protocol_violation(ProtocolError::AuthMethodMismatch);
+                return;
+            }
+            // The broker's final word may prove it knows the secret too.
+            let data = connack.properties.authentication_data.as_deref();
+            if let Err(e) = auth.finish(data) {
+                self.close(CloseReason::Authentication(e));
+                return;
+            }
         }
         self.state = State::Connected;
         self.connect_deadline = None;
@@ -1272,6 +1353,52 @@ impl Session {
         let disconnect = self.pending_disconnect.take().unwrap_or_default();
         let _ = self.send(&Packet::Disconnect(disconnect));
         self.close(CloseReason::Normal);
+    }
+
+    /// An AUTH from the broker during an exchange.
+    fn on_auth(&mut self, packet: Auth) -> Result<(), ProtocolError> {
+        let Some(auth) = self.authenticator.as_mut() else {
+            return Err(ProtocolError::UnexpectedPacket(PacketType::Auth));
+        };
+        // [MQTT-4.12.0-5]: the Authentication Method stays the same.
+        if packet.properties.authentication_method.as_deref() != Some(auth.method()) {
+            return Err(ProtocolError::AuthMethodMismatch);
+        }
+        let data = packet.properties.authentication_data.as_deref();
+        match packet.reason_code {
+            AuthReasonCode::ContinueAuthentication => match auth.step(data) {
+                Ok(answer) => {
+                    let mut reply = Auth::new(AuthReasonCode::ContinueAuthentication);
+                    reply.properties.authentication_method =
+                        packet.properties.authentication_method;
+                    reply.properties.authentication_data = answer;
+                    let _ = self.send(&Packet::Auth(reply));
+                }
+                Err(e) => self.fail_authentication(e),
+            },
+            // A re-authentication ends with AUTH Success (a connect ends
+            // with CONNACK instead).
+            AuthReasonCode::Success if self.reauthenticating => {
+                self.reauthenticating = false;
+                if let Err(e) = auth.finish(data) {
+                    self.fail_authentication(e);
+                }
+            }
+            _ => return Err(ProtocolError::UnexpectedPacket(PacketType::Auth)),
+        }
+        Ok(())
+    }
+
+    /// Our side of the exchange failed: end the connection, telling a
+    /// connected broker why (0x80: 5.0 has no client-side "not authorized").
+    fn fail_authentication(&mut self, error: AuthError) {
+        tracing::warn!(%error, "enhanced authentication failed");
+        if self.is_connected() {
+            let _ = self.send(&Packet::Disconnect(Disconnect::new(
+                DisconnectReasonCode::UnspecifiedError,
+            )));
+        }
+        self.close(CloseReason::Authentication(error));
     }
 
     fn on_publish(&mut self, mut publish: Publish) -> Result<(), ProtocolError> {
