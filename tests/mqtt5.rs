@@ -1,0 +1,267 @@
+//! MQTT 5.0 features against a real mosquitto: limits from CONNACK, topic
+//! aliases, message expiry while offline, will delay, server keep alive.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Broker, client_id, within};
+use plover::codec::{PublishProperties, WillProperties};
+use plover::{Client, ClientError, ProtocolVersion, QoS};
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+async fn connected(broker: &Broker, id: &str) -> Client {
+    let client = Client::builder(id).protocol(V5).build();
+    within("connect", 10, client.connect("127.0.0.1", broker.port, 30))
+        .await
+        .unwrap();
+    client
+}
+
+/// mosquitto's `max_inflight_messages` is its Receive Maximum. With ours at
+/// 50, the client must still keep at most 3 unacknowledged, and everything
+/// gets through (mosquitto disconnects a client that overruns it).
+#[tokio::test]
+async fn the_brokers_receive_maximum_is_obeyed() {
+    let broker = Broker::start_with("allow_anonymous true\nmax_inflight_messages 3\n");
+    let client = Client::builder(client_id("rm"))
+        .protocol(V5)
+        .max_inflight_messages(50)
+        .build();
+    let connack = within("connect", 10, client.connect("127.0.0.1", broker.port, 30))
+        .await
+        .unwrap();
+    assert_eq!(connack.properties.receive_maximum, Some(3));
+    let mut handles = Vec::new();
+    for i in 0..300u32 {
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        handles.push(
+            client
+                .publish("rm/t", i.to_be_bytes().to_vec(), qos, false)
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        within("ack", 20, h).await.unwrap();
+    }
+    assert!(
+        client.is_connected(),
+        "the broker dropped us: {}",
+        broker.log()
+    );
+}
+
+/// With automatic aliases, repeated topics travel as aliases and the
+/// subscriber still sees every topic in full.
+#[tokio::test]
+async fn automatic_topic_aliases_round_trip() {
+    let broker = Broker::start_with("allow_anonymous true\nmax_topic_alias 2\nlog_type all\n");
+    let sub = connected(&broker, &client_id("alias-sub")).await;
+    let mut messages = sub.messages();
+    within("subscribe", 10, sub.subscribe("alias/#", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+
+    let publisher = Client::builder(client_id("alias-pub"))
+        .protocol(V5)
+        .topic_alias_auto(true)
+        .build();
+    let connack = within(
+        "connect",
+        10,
+        publisher.connect("127.0.0.1", broker.port, 30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(connack.properties.topic_alias_maximum, Some(2));
+    let topics = [
+        "alias/a", "alias/b", "alias/c", "alias/a", "alias/b", "alias/c", "alias/a",
+    ];
+    for (i, topic) in topics.iter().enumerate() {
+        let h = publisher
+            .publish(topic, vec![i as u8], QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+        within("puback", 10, h).await.unwrap();
+    }
+    for (i, topic) in topics.iter().enumerate() {
+        let msg = within("message", 10, messages.recv()).await.unwrap();
+        assert_eq!(
+            (msg.topic.as_str(), &msg.payload[..]),
+            (*topic, &[i as u8][..])
+        );
+    }
+    assert!(publisher.is_connected(), "{}", broker.log());
+}
+
+/// A message whose expiry passes while the subscriber is away is not
+/// delivered; one without expiry is.
+#[tokio::test]
+async fn messages_expire_while_the_subscriber_is_offline() {
+    let broker = Broker::start();
+    let id = client_id("expiry-sub");
+    let persistent = || {
+        Client::builder(&id)
+            .protocol(V5)
+            .clean_start(false)
+            .session_expiry(300)
+            .build()
+    };
+    let sub = persistent();
+    within("connect", 10, sub.connect("127.0.0.1", broker.port, 30))
+        .await
+        .unwrap();
+    within("subscribe", 10, sub.subscribe("expiry/#", QoS::AtLeastOnce))
+        .await
+        .unwrap();
+    within("disconnect", 10, sub.disconnect()).await.unwrap();
+
+    let publisher = connected(&broker, &client_id("expiry-pub")).await;
+    let short = PublishProperties {
+        message_expiry_interval: Some(1),
+        ..Default::default()
+    };
+    let h = publisher
+        .publish_with_properties("expiry/short", "gone", QoS::AtLeastOnce, false, short)
+        .await
+        .unwrap();
+    within("puback", 10, h).await.unwrap();
+    let h = publisher
+        .publish("expiry/forever", "kept", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    within("puback", 10, h).await.unwrap();
+    // Let the one-second lifetime run out while nobody is there.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    let sub = persistent();
+    let mut messages = sub.messages();
+    let connack = within("reconnect", 10, sub.connect("127.0.0.1", broker.port, 30))
+        .await
+        .unwrap();
+    assert!(connack.session_present);
+    let first = within("message", 10, messages.recv()).await.unwrap();
+    assert_eq!(
+        first.topic, "expiry/forever",
+        "the expired message was delivered"
+    );
+}
+
+/// A will with a delay is not published if the client comes back within
+/// the delay (the new connection takes the session over), and is
+/// published when it does not.
+#[tokio::test]
+async fn will_delay_lets_a_quick_reconnect_cancel_the_will() {
+    let broker = Broker::start();
+    let watcher = connected(&broker, &client_id("will-watch")).await;
+    let mut messages = watcher.messages();
+    within(
+        "subscribe",
+        10,
+        watcher.subscribe("will/#", QoS::AtLeastOnce),
+    )
+    .await
+    .unwrap();
+
+    let id = client_id("will-delay");
+    let start_dying_client = |delay: u32| {
+        let id = id.clone();
+        let port = broker.port;
+        // Its own runtime, so shutting that down kills the connection
+        // without a DISCONNECT, like a crash.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = Client::builder(&id)
+                    .protocol(V5)
+                    .clean_start(false)
+                    .session_expiry(60)
+                    .build();
+                let props = WillProperties {
+                    will_delay_interval: Some(delay),
+                    ..Default::default()
+                };
+                c.will_set_with_properties("will/status", "gone", QoS::AtLeastOnce, false, props)
+                    .unwrap();
+                c.connect("127.0.0.1", port, 30).await.unwrap();
+                // Leak the client into the runtime: shutting it down is the crash.
+                std::mem::forget(c);
+            });
+            rt.shutdown_background();
+        })
+        .join()
+        .unwrap();
+    };
+
+    // Dies with a 30 s will delay, and comes straight back: no will.
+    start_dying_client(30);
+    let back = Client::builder(&id)
+        .protocol(V5)
+        .clean_start(false)
+        .session_expiry(60)
+        .build();
+    within("reconnect", 10, back.connect("127.0.0.1", broker.port, 30))
+        .await
+        .unwrap();
+    within("disconnect", 10, back.disconnect()).await.unwrap();
+
+    // Dies with a 1 s will delay and stays away: the will comes.
+    start_dying_client(1);
+    let marker = watcher
+        .publish("will/marker", "m", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    within("marker ack", 10, marker).await.unwrap();
+    let first = within("marker", 10, messages.recv()).await.unwrap();
+    assert_eq!(
+        first.topic, "will/marker",
+        "a will was published despite the reconnect"
+    );
+    let will = within("will", 15, messages.recv()).await.unwrap();
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("will/status", &b"gone"[..])
+    );
+}
+
+/// mosquitto's `max_keepalive` comes back as Server Keep Alive, which the
+/// client then uses in place of its own.
+#[tokio::test]
+async fn server_keep_alive_is_reported() {
+    let broker = Broker::start_with("allow_anonymous true\nmax_keepalive 10\n");
+    let client = Client::builder(client_id("ka")).protocol(V5).build();
+    let connack = within("connect", 10, client.connect("127.0.0.1", broker.port, 600))
+        .await
+        .unwrap();
+    assert_eq!(connack.properties.server_keep_alive, Some(10));
+}
+
+/// A publish the broker refuses at QoS above its maximum never leaves the
+/// client.
+#[tokio::test]
+async fn qos_above_the_brokers_maximum_is_refused_locally() {
+    let broker = Broker::start_with("allow_anonymous true\nmax_qos 1\n");
+    let client = connected(&broker, &client_id("maxqos")).await;
+    let handle = client
+        .publish("q/t", "x", QoS::ExactlyOnce, false)
+        .await
+        .unwrap();
+    match within("result", 10, handle).await {
+        Err(ClientError::Request(plover::session::RequestError::QoSNotSupported { .. })) => {}
+        other => panic!("expected QoSNotSupported, got {other:?}"),
+    }
+    let ok = client
+        .publish("q/t", "x", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    within("puback", 10, ok).await.unwrap();
+}
