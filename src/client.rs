@@ -661,7 +661,7 @@ impl Client {
 
     /// Uses MQTT 5.0 enhanced authentication from the next `connect`:
     /// `make` builds the [`Authenticator`] (e.g.
-    /// `plover::auth::ScramSha256`) that runs the AUTH
+    /// [`ScramSha256`](crate::auth::ScramSha256)) that runs the AUTH
     /// exchange on connect, on every reconnect and on
     /// [`reauthenticate`](Self::reauthenticate). A failure on our side ends
     /// the connection with `CloseReason::Authentication` and is not retried.
@@ -824,6 +824,11 @@ impl Client {
         options: Options,
     ) -> Result<ConnAck, ClientError> {
         let client_id = string("client id", &options.client_id)?;
+        if options.authenticator.is_some() && options.protocol == ProtocolVersion::V311 {
+            return Err(ClientError::InvalidArgument(
+                "enhanced authentication (auth_set) needs MQTT 5.0",
+            ));
+        }
         if client_id.is_empty() && !options.clean_start && options.protocol == ProtocolVersion::V311
         {
             // [MQTT-3.1.3-7]: a zero-byte client id needs Clean Session 1.

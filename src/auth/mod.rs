@@ -21,10 +21,21 @@
 //! An error from any step ends the connection with
 //! [`CloseReason::Authentication`](crate::session::CloseReason::Authentication),
 //! and the client does not retry: a wrong secret does not get better.
+//!
+//! [`ScramSha256`] is the one method built in (RFC 5802/7677, as EMQX and
+//! other brokers offer it as `"SCRAM-SHA-256"`); anything else can be
+//! plugged in by implementing [`Authenticator`].
 
 use std::fmt;
 
 use bytes::Bytes;
+
+mod scram;
+
+pub use scram::ScramSha256;
+/// The base64 codec SCRAM uses, for the session tests' SCRAM server.
+#[cfg(test)]
+pub(crate) use scram::base64;
 
 /// Why an authentication exchange failed on our side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

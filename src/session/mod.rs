@@ -983,6 +983,10 @@ impl Session {
             // The broker's final word may prove it knows the secret too.
             let data = connack.properties.authentication_data.as_deref();
             if let Err(e) = auth.finish(data) {
+                // The broker considers the connection open: say goodbye
+                // (0x80; 5.0 gives the client no "not authorized").
+                let goodbye = Disconnect::new(DisconnectReasonCode::UnspecifiedError);
+                let _ = self.send(&Packet::Disconnect(goodbye));
                 self.close(CloseReason::Authentication(e));
                 return;
             }
@@ -1360,9 +1364,13 @@ impl Session {
         let Some(auth) = self.authenticator.as_mut() else {
             return Err(ProtocolError::UnexpectedPacket(PacketType::Auth));
         };
-        // [MQTT-4.12.0-5]: the Authentication Method stays the same.
-        if packet.properties.authentication_method.as_deref() != Some(auth.method()) {
-            return Err(ProtocolError::AuthMethodMismatch);
+        // [MQTT-4.12.0-5]: the Authentication Method stays the same. The
+        // one exception is the bare AUTH Success (§3.15.2.1: Remaining
+        // Length 0), which carries no properties at all.
+        match packet.properties.authentication_method.as_deref() {
+            Some(m) if m == auth.method() => {}
+            None if packet.reason_code == AuthReasonCode::Success => {}
+            _ => return Err(ProtocolError::AuthMethodMismatch),
         }
         let data = packet.properties.authentication_data.as_deref();
         match packet.reason_code {
@@ -1370,7 +1378,7 @@ impl Session {
                 Ok(answer) => {
                     let mut reply = Auth::new(AuthReasonCode::ContinueAuthentication);
                     reply.properties.authentication_method =
-                        packet.properties.authentication_method;
+                        MqttString::try_from(auth.method()).ok();
                     reply.properties.authentication_data = answer;
                     let _ = self.send(&Packet::Auth(reply));
                 }
@@ -1692,5 +1700,7 @@ fn outcome_from_pubrec(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;
 #[cfg(test)]
 mod tests_v5;
