@@ -21,6 +21,8 @@ use crate::codec::{
     UnsubscribeProperties, WillProperties,
 };
 use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, Reconnect};
+use crate::request::Requests;
+use crate::router::{RouteGuard, Routing, Sink, Subscription};
 use crate::session::{CloseReason, PublishOutcome, RequestError, Session, SessionConfig};
 use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
 use crate::transport::{BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions};
@@ -181,6 +183,9 @@ pub enum ClientError {
     /// The broker refused a subscription.
     #[error("subscription refused: {0}")]
     SubscribeRejected(SubAckReasonCode),
+    /// No response came in time ([`Client::request`]).
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
     /// The request could not be sent.
     #[error(transparent)]
     Request(RequestError),
@@ -434,10 +439,10 @@ impl ClientBuilder {
 
 /// The live connection, once `connect` succeeded.
 #[derive(Debug, Clone)]
-struct Connection {
+pub(crate) struct Connection {
     commands: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
-    version: ProtocolVersion,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) version: ProtocolVersion,
     /// Places in the queue of unfinished publishes.
     queue: Arc<tokio::sync::Semaphore>,
     max_queued: usize,
@@ -451,6 +456,9 @@ pub(crate) struct Shared {
     pub(crate) connected: AtomicBool,
     /// The broker's Maximum Packet Size (5.0), or MQTT's limit.
     pub(crate) broker_max_packet: AtomicUsize,
+    /// The latest CONNACK (Subscription Identifiers available, Response
+    /// Information, assigned client id, ...).
+    pub(crate) connack: Mutex<Option<Arc<ConnAck>>>,
 }
 
 impl Shared {
@@ -458,7 +466,16 @@ impl Shared {
         Shared {
             connected: AtomicBool::new(false),
             broker_max_packet: AtomicUsize::new(MAX_PACKET),
+            connack: Mutex::new(None),
         }
+    }
+
+    /// The latest CONNACK, if one came.
+    pub(crate) fn connack(&self) -> Option<Arc<ConnAck>> {
+        self.connack
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -472,6 +489,10 @@ struct Inner {
     messages_tx: mpsc::Sender<Message>,
     messages_rx: Mutex<Option<mpsc::Receiver<Message>>>,
     events: broadcast::Sender<ConnectionEvent>,
+    /// Subscription streams and message callbacks, shared with the loop.
+    routing: Arc<Routing>,
+    /// `request`'s response subscription and the requests awaiting answers.
+    requests: Requests,
 }
 
 /// A handle to an MQTT client. Cheap to clone; every clone drives the same
@@ -553,6 +574,8 @@ impl Client {
                 messages_tx,
                 messages_rx: Mutex::new(Some(messages_rx)),
                 events,
+                routing: Arc::new(Routing::new()),
+                requests: Requests::new(),
             }),
         }
     }
@@ -564,7 +587,7 @@ impl Client {
         self.inner.options.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn connection(&self) -> Result<Connection, ClientError> {
+    pub(crate) fn connection(&self) -> Result<Connection, ClientError> {
         let guard = self
             .inner
             .connection
@@ -864,6 +887,7 @@ impl Client {
             events: self.inner.events.clone(),
             connack: Some(connack_tx),
             shared: shared.clone(),
+            routing: self.inner.routing.clone(),
         };
         let reconnect = Reconnect {
             endpoint,
@@ -1019,23 +1043,38 @@ impl Client {
     /// options (5.0: no local, retain as published, retain handling), and
     /// returns the SUBACK: one reason code per filter, in order.
     ///
+    /// A 5.0 Subscription Identifier in `properties` may not be one that a
+    /// live [`Subscription`] stream was numbered with by the client
+    /// ([`ClientError::InvalidArgument`]): their messages could not be told
+    /// apart.
+    ///
     /// Cancel safety: as [`subscribe`](Self::subscribe).
     pub async fn subscribe_many(
         &self,
         filters: &[(&str, SubscriptionOptions)],
         properties: SubscribeProperties,
     ) -> Result<SubAck, ClientError> {
-        if filters.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "subscribe needs at least one filter",
-            ));
-        }
-        let mut list = Vec::with_capacity(filters.len());
-        for (filter, options) in filters {
-            validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
-            list.push((string("topic filter", filter)?, *options));
-        }
+        let list = subscribe_list(filters)?;
         let conn = self.connection()?;
+        if let Some(id) = properties.subscription_identifier {
+            self.inner
+                .routing
+                .update(|t| t.note_caller_id(id))
+                .map_err(|_| {
+                    ClientError::InvalidArgument(
+                        "subscription identifier in use by a subscription stream",
+                    )
+                })?;
+        }
+        Self::send_subscribe(&conn, list, properties).await
+    }
+
+    /// Sends a SUBSCRIBE and waits for its SUBACK.
+    async fn send_subscribe(
+        conn: &Connection,
+        list: Vec<(MqttString, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+    ) -> Result<SubAck, ClientError> {
         let (done, rx) = oneshot::channel();
         conn.commands
             .send(Command::Subscribe {
@@ -1046,6 +1085,162 @@ impl Client {
             .await
             .map_err(|_| ClientError::NotConnected)?;
         Ok(rx.await.map_err(|_| ClientError::NotConnected)??)
+    }
+
+    /// Subscribes to one filter and returns the granted QoS with a
+    /// [`Subscription`]: a stream of exactly the messages that arrive
+    /// through this subscription.
+    ///
+    /// With MQTT 5.0 the client gives the SUBSCRIBE a fresh Subscription
+    /// Identifier and routes by the identifiers each message carries, so
+    /// overlapping subscriptions each get their own copy and nothing else
+    /// (unless the broker's CONNACK said it has no Subscription
+    /// Identifiers). With 3.1.1 it routes by matching the topic against the
+    /// filter, `$share/{group}/` filters included, and a message matching
+    /// several subscription streams goes to each of them.
+    ///
+    /// Messages that go to a subscription stream (or to a
+    /// [message callback](Self::message_callback_add)) do not also go to
+    /// [`messages`](Self::messages), which gets the rest. Dropping the
+    /// stream stops routing to it but keeps the broker's subscription until
+    /// [`unsubscribe`](Self::unsubscribe); its messages then go to
+    /// `messages()`.
+    ///
+    /// ```no_run
+    /// use plover::{Client, QoS};
+    ///
+    /// # async fn run(client: Client) -> Result<(), plover::ClientError> {
+    /// let (_, mut alarms) = client.subscribe_stream("home/+/alarm", QoS::AtLeastOnce).await?;
+    /// let (_, mut readings) = client.subscribe_stream("home/+/temperature", QoS::AtMostOnce).await?;
+    /// loop {
+    ///     tokio::select! {
+    ///         Some(alarm) = alarms.recv() => println!("ALARM {}", alarm.topic),
+    ///         Some(reading) = readings.recv() => println!("{} {:?}", reading.topic, reading.payload),
+    ///         else => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A refusal is [`ClientError::SubscribeRejected`].
+    ///
+    /// Cancel safety: cancelling after the request was queued does not
+    /// withdraw it; the subscription may still be made, and its messages
+    /// then go to `messages()`.
+    pub async fn subscribe_stream(
+        &self,
+        filter: &str,
+        qos: QoS,
+    ) -> Result<(QoS, Subscription), ClientError> {
+        let (ack, subscription) = self
+            .subscribe_many_stream(
+                &[(filter, SubscriptionOptions::new(qos))],
+                SubscribeProperties::default(),
+            )
+            .await?;
+        let code = ack
+            .reason_codes
+            .first()
+            .copied()
+            .unwrap_or(SubAckReasonCode::UnspecifiedError);
+        match code.granted_qos() {
+            Some(granted) => Ok((granted, subscription)),
+            None => Err(ClientError::SubscribeRejected(code)),
+        }
+    }
+
+    /// [`subscribe_stream`](Self::subscribe_stream) for several filters in
+    /// one SUBSCRIBE, with 5.0 options and properties; returns the SUBACK
+    /// (one reason code per filter: check them) and one stream for all the
+    /// filters.
+    ///
+    /// If `properties` carries a Subscription Identifier the client uses
+    /// it rather than choosing one (it may not be one the client chose for
+    /// another live stream). A 5.0 broker sends a message matching two
+    /// filters of one SUBSCRIBE once per filter (mosquitto does), so the
+    /// stream then gets it twice, as `messages()` would.
+    ///
+    /// Cancel safety: as [`subscribe_stream`](Self::subscribe_stream).
+    pub async fn subscribe_many_stream(
+        &self,
+        filters: &[(&str, SubscriptionOptions)],
+        properties: SubscribeProperties,
+    ) -> Result<(SubAck, Subscription), ClientError> {
+        let capacity = self.options().message_capacity;
+        let (tx, rx) = mpsc::channel(capacity);
+        let (ack, routed) = self
+            .subscribe_routed(filters, properties, Sink::Stream(tx))
+            .await?;
+        let subscription = Subscription::new(rx, routed.filters, routed.identifier, routed.guard);
+        Ok((ack, subscription))
+    }
+
+    /// Subscribes with a route for the SUBSCRIBE's messages into `sink`,
+    /// made before the SUBSCRIBE goes out so that none (a retained message
+    /// right after the SUBACK, say) is missed. The route lasts as long as
+    /// the returned guard.
+    pub(crate) async fn subscribe_routed(
+        &self,
+        filters: &[(&str, SubscriptionOptions)],
+        mut properties: SubscribeProperties,
+        sink: Sink,
+    ) -> Result<(SubAck, Routed), ClientError> {
+        let list = subscribe_list(filters)?;
+        let conn = self.connection()?;
+        // Route by identifier where the broker tags messages with them:
+        // 5.0, unless its CONNACK said Subscription Identifiers are not
+        // available (absent means available).
+        let by_id = conn.version == ProtocolVersion::V5
+            && conn
+                .shared
+                .connack()
+                .is_none_or(|c| c.properties.subscription_identifiers_available != Some(false));
+        let route_filters: Vec<MqttString> = list.iter().map(|(f, _)| f.clone()).collect();
+        let caller_id = properties.subscription_identifier;
+        let (id, identifier) = self.inner.routing.update(|t| {
+            let identifier = match caller_id {
+                Some(id) => {
+                    t.note_caller_id(id).map_err(|_| {
+                        ClientError::InvalidArgument(
+                            "subscription identifier in use by a subscription stream",
+                        )
+                    })?;
+                    by_id.then_some(id)
+                }
+                None if by_id => Some(t.allocate_subscription_id().ok_or(
+                    ClientError::InvalidArgument("no subscription identifiers left"),
+                )?),
+                None => None,
+            };
+            let automatic = caller_id.is_none();
+            let id = t.add_route(route_filters.clone(), identifier, automatic, sink);
+            Ok::<_, ClientError>((id, identifier))
+        })?;
+        // From here on the guard removes the route if this future is
+        // dropped or the subscribe fails.
+        let guard = RouteGuard::new(&self.inner.routing, id);
+        if caller_id.is_none() {
+            properties.subscription_identifier = identifier;
+        }
+        let ack = Self::send_subscribe(&conn, list, properties).await?;
+        Ok((
+            ack,
+            Routed {
+                guard,
+                filters: route_filters,
+                identifier,
+            },
+        ))
+    }
+
+    /// The state of [`request`](Self::request).
+    pub(crate) fn requests(&self) -> &Requests {
+        &self.inner.requests
+    }
+
+    /// The client id set for this client (empty: the broker assigns one).
+    pub(crate) fn configured_client_id(&self) -> String {
+        self.options().client_id.clone()
     }
 
     /// Unsubscribes from one filter and waits for the UNSUBACK.
@@ -1129,7 +1324,10 @@ impl Client {
     }
 
     /// The stream of messages received from the broker, across
-    /// subscriptions.
+    /// subscriptions: all of them, except those that go to a
+    /// [`Subscription`] stream ([`subscribe_stream`](Self::subscribe_stream))
+    /// or to a [message callback](Self::message_callback_add) (paho's
+    /// `on_message`).
     ///
     /// There is one such stream per client: messages are buffered from the
     /// moment the client is created (up to
@@ -1152,6 +1350,51 @@ impl Client {
         Messages { rx }
     }
 
+    /// Calls `callback` for every incoming message whose topic matches
+    /// `filter` (paho's `message_callback_add`), replacing the callback set
+    /// for the same filter before. Messages handled by a callback do not
+    /// also go to [`messages`](Self::messages); a message matching several
+    /// callbacks is given to each, and one that also belongs to a
+    /// [`Subscription`] stream goes there too.
+    ///
+    /// Callbacks run on the client's event loop task, in the order the
+    /// messages arrive: they must be quick and must not block (no blocking
+    /// I/O, no waiting on the client). To do something slow, send the
+    /// message on to a task of your own. A callback that panics is logged
+    /// and the message counts as handled. It may be set before `connect`
+    /// and lasts until removed. A callback that holds a clone of this
+    /// `Client` keeps it from ever being dropped: dropping the other
+    /// handles then does not end the connection, so remove the callback or
+    /// call [`disconnect`](Self::disconnect).
+    ///
+    /// ```
+    /// # let client = plover::Client::new("id");
+    /// client.message_callback_add("sensors/+/temperature", |msg| {
+    ///     println!("{} says {:?}", msg.topic, msg.payload_str());
+    /// })?;
+    /// # Ok::<(), plover::ClientError>(())
+    /// ```
+    pub fn message_callback_add(
+        &self,
+        filter: &str,
+        callback: impl Fn(&Message) + Send + Sync + 'static,
+    ) -> Result<(), ClientError> {
+        validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
+        let filter = string("topic filter", filter)?;
+        self.inner
+            .routing
+            .update(|t| t.add_callback(filter, Arc::new(callback)));
+        Ok(())
+    }
+
+    /// Removes the callback set for exactly `filter` with
+    /// [`message_callback_add`](Self::message_callback_add); its messages
+    /// go to [`messages`](Self::messages) again. Returns whether there was
+    /// one.
+    pub fn message_callback_remove(&self, filter: &str) -> bool {
+        self.inner.routing.update(|t| t.remove_callback(filter))
+    }
+
     /// Connection events (connected, disconnected with the reason), like
     /// paho's `on_connect` and `on_disconnect`. Each call gives an
     /// independent receiver that sees events from then on.
@@ -1160,6 +1403,30 @@ impl Client {
             rx: self.inner.events.subscribe(),
         }
     }
+}
+
+/// Validates the filters of a SUBSCRIBE.
+fn subscribe_list(
+    filters: &[(&str, SubscriptionOptions)],
+) -> Result<Vec<(MqttString, SubscriptionOptions)>, ClientError> {
+    if filters.is_empty() {
+        return Err(ClientError::InvalidArgument(
+            "subscribe needs at least one filter",
+        ));
+    }
+    let mut list = Vec::with_capacity(filters.len());
+    for (filter, options) in filters {
+        validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
+        list.push((string("topic filter", filter)?, *options));
+    }
+    Ok(list)
+}
+
+/// A subscription made with a route: see [`Client::subscribe_routed`].
+pub(crate) struct Routed {
+    pub(crate) guard: RouteGuard,
+    pub(crate) filters: Vec<MqttString>,
+    pub(crate) identifier: Option<std::num::NonZeroU32>,
 }
 
 /// Resolves when the broker has acknowledged a publish.

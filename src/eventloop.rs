@@ -17,6 +17,18 @@
 //! for QoS 1/2), so memory stays bounded on both sides and nothing is lost.
 //! Incoming QoS 1/2 messages are acknowledged when they enter the channel.
 //!
+//! # Routing
+//!
+//! A message goes to the subscription streams and callbacks the routing
+//! table (`crate::router`) picks, or else to the catch-all channel. Each
+//! subscription stream is a bounded channel of its own, and back-pressure
+//! works the same way for all of them: callbacks and channels with room
+//! get the message at once; if any target channel is full, the loop holds
+//! the message for just the full ones and stops reading until each has
+//! taken it. A stream whose receiver was dropped is skipped (a message
+//! that had nowhere else to go then goes to the catch-all). With no routes
+//! set up, delivery is the single `try_send` it always was.
+//!
 //! # Reconnecting
 //!
 //! When a connection ends for a reason that may pass (the network, a
@@ -44,6 +56,7 @@ use crate::codec::{
     self, ConnAck, ConnectReasonCode, Disconnect, DisconnectReasonCode, MqttString, Publish,
     SubAck, SubscribeProperties, SubscriptionOptions, UnsubAck, UnsubscribeProperties,
 };
+use crate::router::{Router, Routing, Sink, Targets};
 use crate::session::{CloseReason, Event, PublishOutcome, RequestError, RequestId, Session};
 use crate::transport::{self, BoxTransport, Endpoint, TransportError};
 
@@ -103,6 +116,8 @@ pub(crate) struct Outlets {
     pub(crate) connack: Option<oneshot::Sender<Result<ConnAck, ConnectFailure>>>,
     /// Connection facts the handles read without asking the loop.
     pub(crate) shared: Arc<Shared>,
+    /// Subscription streams and callbacks, kept current by the handles.
+    pub(crate) routing: Arc<Routing>,
 }
 
 /// How to (re)open the transport, and when.
@@ -138,8 +153,13 @@ pub(crate) struct EventLoop {
     max_packet_size: usize,
     waiters: HashMap<RequestId, Waiter>,
     next_request: RequestId,
-    /// A message the application had no room for; reading waits for it.
-    stalled: Option<Message>,
+    /// A message some channel had no room for; reading waits for it.
+    stalled: Option<Stalled>,
+    /// The loop's copy of the routing table, and the version copied.
+    router: Router<Sink>,
+    router_version: u64,
+    /// Scratch for routing, reused per message.
+    targets: Targets,
     disconnect_done: Vec<oneshot::Sender<()>>,
     close_reason: Option<CloseReason>,
     commands_open: bool,
@@ -149,6 +169,13 @@ pub(crate) struct EventLoop {
     unflushed: bool,
     /// State of the jitter generator (xorshift: no need for a real RNG).
     jitter: u64,
+}
+
+/// A message waiting for room in channels that were full.
+struct Stalled {
+    message: Message,
+    /// The full channels, in order; the first is waited on.
+    waiting: Vec<mpsc::Sender<Message>>,
 }
 
 /// How long to keep flushing after the session closed.
@@ -169,6 +196,7 @@ impl EventLoop {
         reconnect: Reconnect,
         max_packet_size: usize,
     ) -> Self {
+        let (router, router_version) = outlets.routing.snapshot();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
@@ -184,6 +212,9 @@ impl EventLoop {
             waiters: HashMap::new(),
             next_request: 0,
             stalled: None,
+            router,
+            router_version,
+            targets: Targets::default(),
             disconnect_done: Vec::new(),
             close_reason: None,
             commands_open: true,
@@ -294,6 +325,7 @@ impl EventLoop {
         let until = Instant::now() + delay;
         loop {
             let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
+            let stalled_channel = self.stalled_channel();
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return None,
                 command = self.commands.recv(), if accepting => match command {
@@ -303,10 +335,8 @@ impl EventLoop {
                         return Some(CloseReason::Normal);
                     }
                 },
-                permit = self.outlets.messages.clone().reserve_owned(), if self.stalled.is_some() => {
-                    if let (Ok(permit), Some(message)) = (permit, self.stalled.take()) {
-                        permit.send(message);
-                    }
+                permit = room(stalled_channel), if self.stalled.is_some() => {
+                    self.on_room(permit);
                 }
             }
             self.drain_events();
@@ -343,6 +373,7 @@ impl EventLoop {
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
             let reading = self.stalled.is_none();
+            let stalled_channel = self.stalled_channel();
             let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
 
             tokio::select! {
@@ -385,13 +416,13 @@ impl EventLoop {
                         self.session.handle_disconnect(Disconnect::default(), now, now);
                     }
                 },
-                permit = self.outlets.messages.clone().reserve_owned(), if self.stalled.is_some() => {
-                    if let (Ok(permit), Some(message)) = (permit, self.stalled.take()) {
-                        permit.send(message);
+                permit = room(stalled_channel), if !reading => {
+                    self.on_room(permit);
+                    if self.stalled.is_none() {
+                        self.session.handle_read_paused(false, Self::now());
+                        // Packets already buffered go first.
+                        self.decode_packets();
                     }
-                    self.session.handle_read_paused(false, Self::now());
-                    // Packets already buffered go first.
-                    self.decode_packets();
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.session.handle_timeout(Self::now());
@@ -483,6 +514,12 @@ impl EventLoop {
                         .broker_max_packet
                         .store(max, Ordering::Release);
                     self.outlets.shared.connected.store(true, Ordering::Release);
+                    *self
+                        .outlets
+                        .shared
+                        .connack
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new((*connack).clone()));
                     if let Some(tx) = self.outlets.connack.take() {
                         let _ = tx.send(Ok((*connack).clone()));
                     }
@@ -521,17 +558,110 @@ impl EventLoop {
         }
     }
 
+    /// Hands a message to its subscription streams and callbacks, or to
+    /// the catch-all; see "Routing" in the module docs.
     fn deliver(&mut self, message: Message) {
+        let version = self.outlets.routing.version();
+        if version != self.router_version {
+            (self.router, self.router_version) = self.outlets.routing.snapshot();
+        }
+        if self.router.is_empty() {
+            self.deliver_to_all_messages(message);
+            return;
+        }
+        self.router.route_into(
+            &message.topic,
+            message.properties.subscription_identifiers.iter(),
+            &mut self.targets,
+        );
+        let mut handled = false;
+        for &i in &self.targets.callbacks {
+            let Some(callback) = self.router.callback(i) else {
+                continue;
+            };
+            handled = true;
+            // A panicking callback must not take the connection down with
+            // it; the panic hook has already reported it.
+            let call = std::panic::AssertUnwindSafe(|| callback(&message));
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!(topic = %message.topic, "a message callback panicked");
+            }
+        }
+        let mut waiting = Vec::new();
+        for &i in &self.targets.streams {
+            match self.router.sink(i) {
+                Some(Sink::Stream(tx)) => match tx.try_send(message.clone()) {
+                    Ok(()) => handled = true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        handled = true;
+                        waiting.push(tx.clone());
+                    }
+                    // Dropped a moment ago; the table will follow.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
+                Some(Sink::Responses(pending)) => {
+                    handled = true;
+                    pending.dispatch(&message);
+                }
+                None => {}
+            }
+        }
+        if !handled {
+            self.deliver_to_all_messages(message);
+        } else if !waiting.is_empty() {
+            self.stall(message, waiting);
+        }
+    }
+
+    /// The catch-all channel, [`Client::messages`](crate::Client::messages).
+    fn deliver_to_all_messages(&mut self, message: Message) {
         match self.outlets.messages.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
-                // Hold it and stop reading until the application makes room.
-                self.stalled = Some(message);
-                self.session.handle_read_paused(true, Self::now());
+                let tx = self.outlets.messages.clone();
+                self.stall(message, vec![tx]);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::trace!("message dropped: nobody is listening for messages");
             }
+        }
+    }
+
+    /// Holds `message` for the channels in `waiting` and stops reading
+    /// until they have all taken it.
+    fn stall(&mut self, message: Message, waiting: Vec<mpsc::Sender<Message>>) {
+        self.stalled = Some(Stalled { message, waiting });
+        self.session.handle_read_paused(true, Self::now());
+    }
+
+    /// The channel the stalled message waits on first.
+    fn stalled_channel(&self) -> Option<mpsc::Sender<Message>> {
+        self.stalled
+            .as_ref()
+            .and_then(|s| s.waiting.first().cloned())
+    }
+
+    /// The first full channel has room (`Some`) or was closed (`None`):
+    /// deliver there, and to every other waiting channel that has room now.
+    fn on_room(&mut self, permit: Option<mpsc::OwnedPermit<Message>>) {
+        let Some(stalled) = self.stalled.as_mut() else {
+            return;
+        };
+        if !stalled.waiting.is_empty() {
+            stalled.waiting.remove(0);
+        }
+        if let Some(permit) = permit {
+            permit.send(stalled.message.clone());
+        }
+        let message = &stalled.message;
+        stalled
+            .waiting
+            .retain(|tx| match tx.try_send(message.clone()) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+            });
+        if stalled.waiting.is_empty() {
+            self.stalled = None;
         }
     }
 
@@ -608,6 +738,15 @@ async fn write_or_flush(
         writer.flush().await.map(|()| None)
     } else {
         writer.write(buf).await.map(Some)
+    }
+}
+
+/// Waits for room in `tx`; `None` if it closed (or there is no channel,
+/// which the callers' preconditions rule out).
+async fn room(tx: Option<mpsc::Sender<Message>>) -> Option<mpsc::OwnedPermit<Message>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -10,7 +10,10 @@
 //! - [`session`]: the sans-IO protocol state machine (packet ids, QoS 1/2
 //!   flows, keepalive, flow control), driven by time passed in.
 //! - [`Client`]: a cheap, cloneable handle whose calls mirror paho-mqtt's,
-//!   backed by a tokio task that owns the socket.
+//!   backed by a tokio task that owns the socket; incoming messages arrive
+//!   on one stream, per subscription ([`Subscription`]) or in callbacks.
+//! - [`request`]: MQTT request/response ([`Client::request`],
+//!   [`Client::respond`]), with 5.0 properties or a 3.1.1 convention.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -35,6 +38,8 @@ pub mod auth;
 mod client;
 pub mod codec;
 mod eventloop;
+pub mod request;
+mod router;
 pub mod session;
 pub mod topic;
 pub mod transport;
@@ -44,6 +49,8 @@ pub use client::{
     PublishHandle, QueueFull,
 };
 pub use codec::{ProtocolVersion, QoS};
+pub use request::RequestParts;
+pub use router::Subscription;
 pub use session::{CloseReason, PublishOutcome};
 
 // README.md's examples are compiled and run as doctests so they cannot rot.
