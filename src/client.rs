@@ -1488,6 +1488,12 @@ impl Messages {
             None => None,
         }
     }
+
+    /// A message that has already arrived, without waiting; `None` if
+    /// there is none right now.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.rx.as_mut().and_then(|rx| rx.try_recv().ok())
+    }
 }
 
 impl futures_core::Stream for Messages {

@@ -257,6 +257,45 @@ pub struct SharedFilter<'a> {
 }
 
 impl<'a> SharedFilter<'a> {
+    /// A shared subscription of `group` to `filter`, checked: the group
+    /// name must be non-empty without `/`, `+` or `#`, and the filter valid.
+    /// Its `Display` is the `$share/{group}/{filter}` string to subscribe
+    /// with; messages arrive on their ordinary topics.
+    ///
+    /// ```
+    /// use plover::topic::SharedFilter;
+    ///
+    /// let shared = SharedFilter::new("workers", "jobs/+/new").unwrap();
+    /// assert_eq!(shared.to_string(), "$share/workers/jobs/+/new");
+    /// assert!(shared.matches("jobs/42/new"));
+    /// assert!(SharedFilter::new("bad/group", "jobs/#").is_err());
+    /// // Subscribe with it: client.subscribe(&shared.to_string(), QoS::AtLeastOnce)
+    /// ```
+    pub fn new(group: &'a str, filter: &'a str) -> Result<Self, TopicError> {
+        // [MQTT-4.8.2-2] The ShareName MUST NOT contain "/", "+" or "#".
+        if group.is_empty() || group.contains(['/', '+', '#']) || group.contains('\0') {
+            return Err(TopicError::InvalidShareName);
+        }
+        if filter.is_empty() {
+            return Err(TopicError::MissingSharedFilter);
+        }
+        validate_topic_filter(filter)?;
+        if filter.starts_with(SHARE_PREFIX) {
+            // A shared subscription cannot itself be shared.
+            return Err(TopicError::InvalidShareName);
+        }
+        let shared = SharedFilter { group, filter };
+        if shared.to_string().len() > MAX_LEN {
+            return Err(TopicError::TooLong);
+        }
+        Ok(shared)
+    }
+
+    /// Whether a message published to `topic` belongs to this subscription.
+    pub fn matches(&self, topic: &str) -> bool {
+        matches(self.filter, topic)
+    }
+
     /// Parses and validates a shared subscription.
     ///
     /// Returns `Ok(None)` when `filter` is not a shared subscription, i.e. it
@@ -320,6 +359,13 @@ impl<'a> SharedFilter<'a> {
             group,
             filter: inner,
         }))
+    }
+}
+
+impl std::fmt::Display for SharedFilter<'_> {
+    /// The filter to subscribe with: `$share/{group}/{filter}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{SHARE_PREFIX}{}/{}", self.group, self.filter)
     }
 }
 
