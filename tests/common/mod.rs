@@ -104,12 +104,22 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("spawn mosquitto");
+        let log_path = dir.path().join("mosquitto.log");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return None;
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // The port accepting connections is not enough: between
+            // free_port() and mosquitto's bind another test's broker may
+            // have taken it, and then we would be talking to that one.
+            // mosquitto says "... running" only once every listener of
+            // its own is bound.
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let running = log
+                .lines()
+                .any(|l| l.contains("mosquitto version") && l.ends_with("running"));
+            if running && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(child);
             }
             std::thread::sleep(Duration::from_millis(20));
