@@ -256,6 +256,11 @@ impl EventLoop {
                     if self.connected {
                         ever_connected = true;
                         attempt = 0;
+                    }
+                    // Every end of a connection the application has seen
+                    // start is reported, a refused reconnect included; the
+                    // very first attempt's failure is `connect`'s result.
+                    if ever_connected {
                         let _ = self
                             .outlets
                             .events
@@ -274,6 +279,13 @@ impl EventLoop {
                     cause = Some(e.to_string());
                     CloseReason::ConnectionLost
                 }
+            };
+            // Once a connection has been accepted, reconnecting follows the
+            // `automatic_reconnect` setting, not the first-connect one.
+            let retry = if ever_connected {
+                self.reconnect.enabled
+            } else {
+                self.reconnect.retry_first
             };
             if !retry || is_final(&reason) || !self.commands_open {
                 break reason;

@@ -1076,6 +1076,22 @@ impl Session {
         // order first asked (a subscribe then unsubscribe of one filter must
         // not end up subscribed), ahead of requests made while offline.
         let mut pending: Vec<(u16, PendingRequest)> = self.requests.drain().collect();
+        let resubscribing = !session_present && self.config.resubscribe;
+        if resubscribing {
+            // Our own resubscriptions are regenerated below from the
+            // granted list; keeping the interrupted ones as well would ask
+            // twice (and each SUBSCRIBE resends retained messages).
+            for (id, r) in &pending {
+                if r.request == RESUBSCRIBE_REQUEST
+                    && let Some(nz) = NonZeroU16::new(*id)
+                {
+                    self.ids.release(nz);
+                }
+            }
+            pending.retain(|(_, r)| r.request != RESUBSCRIBE_REQUEST);
+            self.queued_requests
+                .retain(|(r, _, _)| *r != RESUBSCRIBE_REQUEST);
+        }
         pending.sort_by_key(|(_, r)| r.seq);
         for (id, r) in pending.into_iter().rev() {
             if let Some(nz) = NonZeroU16::new(id) {
@@ -1084,7 +1100,7 @@ impl Session {
             self.queued_requests
                 .push_front((r.request, r.packet, r.filters));
         }
-        if !session_present && self.config.resubscribe {
+        if resubscribing {
             self.queue_resubscribe();
         }
     }

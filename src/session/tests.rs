@@ -2427,3 +2427,505 @@ fn v5_retain_unavailable_from_connack_refuses_retained_publishes() {
     );
     assert_eq!(h.s.pending_requests(), 0);
 }
+
+// ---- resubscribing when the broker lost the session ------------------------
+
+/// Subscription options that a resubscription must carry over as they
+/// were: 5.0 flags set (3.1.1 has only the QoS).
+fn fancy(version: ProtocolVersion, qos: QoS) -> SubscriptionOptions {
+    let mut options = SubscriptionOptions::new(qos);
+    if version == V5 {
+        options.no_local = true;
+        options.retain_as_published = true;
+        options.retain_handling = crate::codec::RetainHandling::DoNotSend;
+    }
+    options
+}
+
+/// 5.0 SUBSCRIBE properties: a subscription identifier and a user
+/// property; none in 3.1.1.
+fn sub_props(
+    version: ProtocolVersion,
+    identifier: u32,
+    origin: &'static str,
+) -> SubscribeProperties {
+    match version {
+        V311 => SubscribeProperties::default(),
+        V5 => {
+            let mut user_properties = UserProperties::new();
+            user_properties.push(s("origin"), s(origin));
+            SubscribeProperties {
+                subscription_identifier: NonZeroU32::new(identifier),
+                user_properties,
+            }
+        }
+    }
+}
+
+/// The refusal code a broker of this version sends in a SUBACK.
+fn refused(version: ProtocolVersion) -> SubAckReasonCode {
+    match version {
+        V311 => SubAckReasonCode::UnspecifiedError,
+        V5 => SubAckReasonCode::NotAuthorized,
+    }
+}
+
+/// The SUBACK for `sub` with these codes.
+fn suback_for(sub: &Subscribe, codes: Vec<SubAckReasonCode>) -> Packet {
+    Packet::SubAck(SubAck {
+        packet_id: sub.packet_id,
+        reason_codes: codes,
+        properties: AckProperties::default(),
+    })
+}
+
+/// A SUBSCRIBE for `filters`, answered with `codes`; checks the user
+/// request completes.
+#[track_caller]
+fn subscribe_answered(
+    h: &mut Harness,
+    request: RequestId,
+    filters: Vec<(MqttString, SubscriptionOptions)>,
+    properties: SubscribeProperties,
+    codes: Vec<SubAckReasonCode>,
+) {
+    h.s.handle_subscribe(request, filters, properties, h.now);
+    let sent = h.sent();
+    let [Packet::Subscribe(sub)] = sent.as_slice() else {
+        panic!("expected one SUBSCRIBE, got {sent:?}")
+    };
+    h.feed(suback_for(sub, codes));
+    let events = h.events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::SubscribeDone { request: r, result: Ok(_) }] if *r == request
+        ),
+        "{events:?}"
+    );
+}
+
+/// Unsubscribes `filters` and answers with `codes` (none in 3.1.1).
+#[track_caller]
+fn unsubscribe_answered(
+    h: &mut Harness,
+    request: RequestId,
+    filters: &[&'static str],
+    codes: Vec<UnsubAckReasonCode>,
+) {
+    h.unsubscribe(request, filters);
+    let sent = h.sent();
+    let [Packet::Unsubscribe(unsub)] = sent.as_slice() else {
+        panic!("expected one UNSUBSCRIBE, got {sent:?}")
+    };
+    h.feed(Packet::UnsubAck(UnsubAck {
+        packet_id: unsub.packet_id,
+        reason_codes: codes,
+        properties: AckProperties::default(),
+    }));
+    let events = h.events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::UnsubscribeDone { request: r, result: Ok(_) }] if *r == request
+        ),
+        "{events:?}"
+    );
+}
+
+/// Splits what a reconnect sent into its SUBSCRIBEs and the rest, checking
+/// that every SUBSCRIBE comes before anything else.
+#[track_caller]
+fn subscribes_first(sent: &[Packet]) -> (Vec<Subscribe>, Vec<Packet>) {
+    let subscribes: Vec<Subscribe> = sent
+        .iter()
+        .take_while(|p| matches!(p, Packet::Subscribe(_)))
+        .map(|p| match p {
+            Packet::Subscribe(sub) => sub.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    let rest = sent[subscribes.len()..].to_vec();
+    assert!(
+        !rest.iter().any(|p| matches!(p, Packet::Subscribe(_))),
+        "a SUBSCRIBE after other packets: {sent:?}"
+    );
+    (subscribes, rest)
+}
+
+/// The state most resubscribe tests start from, on a clean session:
+/// - request 1 subscribes `a/+` (fancy QoS 1), `denied/#` (refused) and
+///   `b/#` (QoS 0) with properties P1 (5.0: subscription identifier 7);
+/// - request 2 subscribes `c` (QoS 2) with P2 (identifier 9);
+/// - request 3 subscribes `b/#` again at QoS 1 with P1, replacing it;
+/// - request 4 subscribes `d`, request 5 unsubscribes it;
+///
+/// then the connection breaks and request 10 publishes at QoS 1 offline.
+fn granted_then_lost(config: SessionConfig) -> Harness {
+    let v = config.version;
+    let mut h = connected_with(config);
+    subscribe_answered(
+        &mut h,
+        1,
+        vec![
+            (s("a/+"), fancy(v, Q1)),
+            (s("denied/#"), fancy(v, Q2)),
+            (s("b/#"), SubscriptionOptions::new(Q0)),
+        ],
+        sub_props(v, 7, "first"),
+        vec![
+            SubAckReasonCode::GrantedQoS1,
+            refused(v),
+            SubAckReasonCode::GrantedQoS0,
+        ],
+    );
+    subscribe_answered(
+        &mut h,
+        2,
+        vec![(s("c"), SubscriptionOptions::new(Q2))],
+        sub_props(v, 9, "second"),
+        vec![SubAckReasonCode::GrantedQoS2],
+    );
+    subscribe_answered(
+        &mut h,
+        3,
+        vec![(s("b/#"), SubscriptionOptions::new(Q1))],
+        sub_props(v, 7, "first"),
+        vec![SubAckReasonCode::GrantedQoS1],
+    );
+    subscribe_answered(
+        &mut h,
+        4,
+        vec![(s("d"), SubscriptionOptions::new(Q1))],
+        sub_props(v, 9, "second"),
+        vec![SubAckReasonCode::GrantedQoS1],
+    );
+    let codes = match v {
+        V311 => vec![],
+        V5 => vec![UnsubAckReasonCode::Success],
+    };
+    unsubscribe_answered(&mut h, 5, &["d"], codes);
+    h.at(secs(1));
+    h.s.handle_connection_lost(h.now);
+    assert_eq!(h.events(), vec![Event::Closed(CloseReason::ConnectionLost)]);
+    h.publish(10, Q1, "queued offline");
+    h
+}
+
+#[test]
+fn resubscribe_sends_exactly_the_granted_filters_before_queued_publishes() {
+    for v in BOTH {
+        let mut h = granted_then_lost(config(v));
+        h.at(secs(2));
+        let (sent, events) = h.connect_ack(connack(false));
+        assert_eq!(events, vec![], "{v}: nothing for the application yet");
+        let (subscribes, rest) = subscribes_first(&sent);
+
+        // Exactly the granted filters, as last granted, each with the
+        // properties it was subscribed with; `denied/#` (refused) and `d`
+        // (unsubscribed) are not among them.
+        let mut got: Vec<(MqttString, SubscriptionOptions, SubscribeProperties)> = subscribes
+            .iter()
+            .flat_map(|sub| {
+                sub.filters
+                    .iter()
+                    .map(|(f, o)| (f.clone(), *o, sub.properties.clone()))
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                (s("a/+"), fancy(v, Q1), sub_props(v, 7, "first")),
+                (
+                    s("b/#"),
+                    SubscriptionOptions::new(Q1),
+                    sub_props(v, 7, "first")
+                ),
+                (
+                    s("c"),
+                    SubscriptionOptions::new(Q2),
+                    sub_props(v, 9, "second")
+                ),
+            ],
+            "{v}"
+        );
+        // Grouped by their original properties: a 5.0 subscription
+        // identifier belongs to a whole SUBSCRIBE. 3.1.1 has no
+        // properties, so one SUBSCRIBE carries them all.
+        let groups: Vec<Vec<MqttString>> = subscribes
+            .iter()
+            .map(|sub| sub.filters.iter().map(|(f, _)| f.clone()).collect())
+            .collect();
+        let expected = match v {
+            V311 => vec![vec![s("a/+"), s("b/#"), s("c")]],
+            V5 => vec![vec![s("a/+"), s("b/#")], vec![s("c")]],
+        };
+        assert_eq!(groups, expected, "{v}");
+        let ids: HashSet<u16> = subscribes.iter().map(|sub| sub.packet_id.get()).collect();
+        assert_eq!(ids.len(), subscribes.len(), "{v}: distinct packet ids");
+
+        // Then the publish made offline, on an identifier of its own.
+        let [Packet::Publish(p)] = rest.as_slice() else {
+            panic!("{v}: expected the queued PUBLISH after the SUBSCRIBEs, got {rest:?}")
+        };
+        assert_eq!(p.payload, "queued offline");
+        let pid = p.packet_id.expect("QoS 1");
+        assert!(!ids.contains(&pid.get()), "{v}");
+
+        // The resubscriptions complete as the session's own requests: the
+        // application hears of nothing but its publish.
+        for sub in &subscribes {
+            let codes = sub
+                .filters
+                .iter()
+                .map(|(_, o)| match o.qos {
+                    Q0 => SubAckReasonCode::GrantedQoS0,
+                    Q1 => SubAckReasonCode::GrantedQoS1,
+                    Q2 => SubAckReasonCode::GrantedQoS2,
+                })
+                .collect();
+            h.feed(suback_for(sub, codes));
+        }
+        h.feed(puback(pid.get()));
+        let events = h.events();
+        let mut user = Vec::new();
+        for e in &events {
+            match e {
+                Event::SubscribeDone { request, result } => {
+                    assert_eq!(*request, RESUBSCRIBE_REQUEST, "{v}: {events:?}");
+                    assert!(result.is_ok(), "{v}");
+                }
+                Event::PublishDone { request, result } => {
+                    assert!(result.is_ok(), "{v}");
+                    user.push(*request);
+                }
+                other => panic!("{v}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(user, vec![10], "{v}");
+        assert_eq!(h.s.pending_requests(), 0, "{v}");
+        assert_eq!(h.s.ids.in_use(), 0, "{v}");
+        let filters: Vec<&str> = h.s.subscriptions().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            filters,
+            vec!["a/+", "b/#", "c"],
+            "{v}: the list is unchanged"
+        );
+    }
+}
+
+#[test]
+fn no_resubscribe_when_turned_off() {
+    for v in BOTH {
+        let mut config = config(v);
+        config.resubscribe = false;
+        let mut h = granted_then_lost(config);
+        let (sent, events) = h.connect_ack(connack(false));
+        assert_eq!(events, vec![], "{v}");
+        assert!(
+            matches!(sent.as_slice(), [Packet::Publish(p)] if p.payload == "queued offline"),
+            "{v}: only the queued publish, got {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn no_resubscribe_when_the_broker_kept_the_session() {
+    for v in BOTH {
+        let mut config = config(v);
+        config.clean_start = false;
+        let mut h = granted_then_lost(config);
+        let (sent, events) = h.connect_ack(connack(true));
+        assert_eq!(events, vec![], "{v}");
+        assert!(
+            matches!(sent.as_slice(), [Packet::Publish(p)] if p.payload == "queued offline"),
+            "{v}: the broker has the subscriptions, got {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn unsubscribed_filters_are_not_resubscribed() {
+    for v in BOTH {
+        let mut h = connected(v);
+        subscribe_answered(
+            &mut h,
+            1,
+            vec![
+                (s("x"), SubscriptionOptions::new(Q1)),
+                (s("y"), SubscriptionOptions::new(Q1)),
+                (s("z"), SubscriptionOptions::new(Q1)),
+            ],
+            SubscribeProperties::default(),
+            vec![SubAckReasonCode::GrantedQoS1; 3],
+        );
+        // x: unsubscribed and acknowledged.
+        let ok = match v {
+            V311 => vec![],
+            V5 => vec![UnsubAckReasonCode::Success],
+        };
+        unsubscribe_answered(&mut h, 2, &["x"], ok);
+        // y (5.0): the broker refused to remove it, so it is still there.
+        let mut expected = vec![s("y"), s("z")];
+        if v == V5 {
+            unsubscribe_answered(&mut h, 3, &["y"], vec![UnsubAckReasonCode::NotAuthorized]);
+        } else {
+            unsubscribe_answered(&mut h, 3, &["y"], vec![]);
+            expected.retain(|f| f != "y");
+        }
+        // z: unsubscribed, but the connection broke before the UNSUBACK.
+        h.unsubscribe(4, &["z"]);
+        assert_eq!(h.sent().len(), 1);
+        h.s.handle_connection_lost(h.now);
+        h.events();
+
+        let (sent, events) = h.connect_ack(connack(false));
+        assert_eq!(events, vec![], "{v}");
+        let (subscribes, rest) = subscribes_first(&sent);
+        let filters: Vec<MqttString> = subscribes
+            .iter()
+            .flat_map(|sub| sub.filters.iter().map(|(f, _)| f.clone()))
+            .collect();
+        assert_eq!(filters, expected, "{v}");
+        // The unanswered UNSUBSCRIBE goes again after the resubscription,
+        // so the broker ends up without z, as the application asked.
+        let [Packet::Unsubscribe(unsub)] = rest.as_slice() else {
+            panic!("{v}: expected the UNSUBSCRIBE again, got {rest:?}")
+        };
+        assert_eq!(unsub.filters, vec![s("z")], "{v}");
+    }
+}
+
+#[test]
+fn an_interrupted_resubscription_is_sent_once() {
+    for v in BOTH {
+        let mut h = connected(v);
+        subscribe_answered(
+            &mut h,
+            1,
+            vec![(s("a/#"), SubscriptionOptions::new(Q1))],
+            SubscribeProperties::default(),
+            vec![SubAckReasonCode::GrantedQoS1],
+        );
+        h.s.handle_connection_lost(h.now);
+        h.events();
+        let (sent, _) = h.connect_ack(connack(false));
+        assert_eq!(subscribes_first(&sent).0.len(), 1, "{v}: resubscribed");
+        // Lost again before the SUBACK; the broker has no session again.
+        h.s.handle_connection_lost(h.now);
+        h.events();
+        let (sent, events) = h.connect_ack(connack(false));
+        let (subscribes, _) = subscribes_first(&sent);
+        let filters: Vec<MqttString> = subscribes
+            .iter()
+            .flat_map(|sub| sub.filters.iter().map(|(f, _)| f.clone()))
+            .collect();
+        assert_eq!(filters, vec![s("a/#")], "{v}: once, not {subscribes:?}");
+        assert_eq!(events, vec![], "{v}");
+    }
+}
+
+// ---- resending across several reconnects --------------------------------------
+
+/// Drives a connected session for `span` of quiet: PINGREQs are answered
+/// with PINGRESP. Returns everything else it sent.
+#[track_caller]
+fn quiet_for(h: &mut Harness, span: Duration) -> Vec<Packet> {
+    let end = h.now - h.t0 + span;
+    let mut other = Vec::new();
+    for _ in 0..100 {
+        let Some(deadline) = h.s.poll_timeout() else {
+            break;
+        };
+        if deadline > h.t0 + end {
+            break;
+        }
+        h.now = deadline.max(h.now);
+        h.s.handle_timeout(h.now);
+        for p in h.sent() {
+            match p {
+                Packet::PingReq => h.feed(Packet::PingResp),
+                p => other.push(p),
+            }
+        }
+        assert_eq!(h.events(), vec![], "nothing happens while quiet");
+    }
+    h.at(end);
+    other
+}
+
+#[test]
+fn unacknowledged_qos1_is_resent_once_per_reconnect_and_completes_once() {
+    for v in BOTH {
+        let mut config = config(v);
+        config.clean_start = false;
+        let mut h = connected_with(config);
+        h.publish(1, Q1, "only once");
+        assert_eq!(h.sent(), vec![on_wire(Q1, "only once", Some(1), false)]);
+        for round in 1..=3 {
+            // No resending while connected ([MQTT-4.4.0-1]: only on
+            // reconnect), however long the PUBACK takes.
+            let idle = quiet_for(&mut h, secs(25));
+            assert_eq!(idle, vec![], "{v} round {round}");
+            h.s.handle_connection_lost(h.now);
+            assert_eq!(
+                h.events(),
+                vec![Event::Closed(CloseReason::ConnectionLost)],
+                "{v} round {round}"
+            );
+            let (sent, events) = h.connect_ack(connack(true));
+            assert_eq!(
+                sent,
+                vec![on_wire(Q1, "only once", Some(1), true)],
+                "{v} round {round}: the same id, DUP set, exactly once"
+            );
+            assert_eq!(events, vec![], "{v} round {round}");
+        }
+        h.feed(puback(1));
+        assert_eq!(h.events(), vec![done(1, acked(1))], "{v}");
+        assert_eq!(h.s.pending_requests(), 0);
+        // Nothing left to resend on the next connection.
+        h.s.handle_connection_lost(h.now);
+        h.events();
+        let (sent, events) = h.connect_ack(connack(true));
+        assert_eq!((sent, events), (vec![], vec![]), "{v}");
+    }
+}
+
+#[test]
+fn unfinished_qos2_resends_publish_then_pubrel_across_reconnects_and_completes_once() {
+    for v in BOTH {
+        let mut config = config(v);
+        config.clean_start = false;
+        let mut h = connected_with(config);
+        h.publish(1, Q2, "exactly once");
+        assert_eq!(h.sent(), vec![on_wire(Q2, "exactly once", Some(1), false)]);
+        // PUBREC lost twice: the PUBLISH goes again, DUP, same id.
+        for round in 1..=2 {
+            h.s.handle_connection_lost(h.now);
+            h.events();
+            let (sent, events) = h.connect_ack(connack(true));
+            assert_eq!(
+                sent,
+                vec![on_wire(Q2, "exactly once", Some(1), true)],
+                "{v} PUBREC round {round}"
+            );
+            assert_eq!(events, vec![]);
+        }
+        h.feed(pubrec(1));
+        assert_eq!(h.sent(), vec![pubrel(1)]);
+        // PUBCOMP lost twice: only the PUBREL goes again.
+        for round in 1..=2 {
+            h.s.handle_connection_lost(h.now);
+            h.events();
+            let (sent, events) = h.connect_ack(connack(true));
+            assert_eq!(sent, vec![pubrel(1)], "{v} PUBCOMP round {round}");
+            assert_eq!(events, vec![]);
+        }
+        h.feed(pubcomp(1));
+        assert_eq!(h.events(), vec![done(1, completed(1))], "{v}");
+        assert_eq!(h.s.pending_requests(), 0);
+        assert_eq!(h.s.ids.in_use(), 0);
+    }
+}
