@@ -55,7 +55,7 @@ mod subscribe;
 use std::fmt;
 use std::num::NonZeroU16;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 pub(crate) use connect::redacted;
 pub use connect::{ConnAck, Connect, LastWill};
@@ -355,8 +355,22 @@ impl Packet {
         }
         buf.reserve(1 + var_int_len(body) + body);
         let start = buf.len();
-        buf.put_u8(((self.packet_type() as u8) << 4) | self.flags());
-        write_var_int(buf, body);
+        // The fixed header in one copy: the first byte and the remaining
+        // length (1 to 4 bytes), laid out on the stack.
+        let mut header = [0u8; 5];
+        header[0] = ((self.packet_type() as u8) << 4) | self.flags();
+        let mut len = 1;
+        let mut v = body;
+        loop {
+            let byte = (v & 0x7F) as u8;
+            v >>= 7;
+            header[len] = byte | if v > 0 { 0x80 } else { 0 };
+            len += 1;
+            if v == 0 || len == header.len() {
+                break;
+            }
+        }
+        buf.extend_from_slice(&header[..len]);
         let body_start = buf.len();
         self.write_body(version, buf);
         debug_assert_eq!(
@@ -369,10 +383,15 @@ impl Packet {
         Ok(())
     }
 
-    /// Reads one packet from its first byte and complete body.
-    fn read(first: u8, body: Bytes, version: ProtocolVersion) -> Result<Packet, DecodeError> {
-        let packet_type = check_first_byte(first, version)?;
-        let flags = first & 0x0F;
+    /// Reads one packet from its type and flags (its first byte, already
+    /// checked by `check_first_byte`) and complete body.
+    #[inline]
+    fn read(
+        packet_type: PacketType,
+        flags: u8,
+        body: Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Packet, DecodeError> {
         let mut r = Reader::new(body);
         let packet = match packet_type {
             PacketType::Connect => Packet::Connect(Box::new(Connect::read(&mut r)?)),
@@ -467,14 +486,16 @@ const MAX_EAGER_RESERVE: usize = 1 << 20;
 /// `max_packet_size` bounds the whole packet, fixed header included, as MQTT
 /// 5.0's Maximum Packet Size does; pass `usize::MAX` for no limit of your
 /// own (the protocol's own limit is 256 MiB).
+#[inline]
 pub fn decode(
     buf: &mut BytesMut,
     version: ProtocolVersion,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
-    if let Some(&first) = buf.first() {
-        check_first_byte(first, version)?;
-    }
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let packet_type = check_first_byte(first, version)?;
     let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
         return Ok(None);
     };
@@ -486,9 +507,8 @@ pub fn decode(
         return Ok(None);
     }
     let mut frame = buf.split_to(total).freeze();
-    let first = frame.get_u8();
-    frame.advance(header_len - 1);
-    Packet::read(first, frame, version).map(Some)
+    frame.advance(header_len);
+    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
 }
 
 /// Decodes the next packet from the front of an immutable `Bytes`.
@@ -496,14 +516,18 @@ pub fn decode(
 /// The same as [`decode`] for input that is already complete in memory (a
 /// file, a capture, a fuzzer's input). Slicing a `Bytes` never allocates, so
 /// this is the allocation-free path the benchmarks measure.
+// Inlined into the caller's loop: the packet is then written straight
+// into the caller's variable instead of being copied out (see `Packet::read`).
+#[inline]
 pub fn decode_bytes(
     buf: &mut Bytes,
     version: ProtocolVersion,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
-    if let Some(&first) = buf.first() {
-        check_first_byte(first, version)?;
-    }
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let packet_type = check_first_byte(first, version)?;
     let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
         return Ok(None);
     };
@@ -511,9 +535,8 @@ pub fn decode_bytes(
         return Ok(None);
     }
     let mut frame = buf.split_to(total);
-    let first = frame.get_u8();
-    frame.advance(header_len - 1);
-    Packet::read(first, frame, version).map(Some)
+    frame.advance(header_len);
+    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
 }
 
 /// Reads a packet identifier, which must not be 0 ([MQTT-2.2.1-3]).

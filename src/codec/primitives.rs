@@ -17,12 +17,70 @@ pub const MAX_VARIABLE_INT: u32 = 268_435_455;
 /// The longest UTF-8 string or binary field: its length prefix is a `u16`.
 pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
 
-/// A cursor over one packet's body.
-///
-/// Every read checks the length first and fails with
-/// [`DecodeError::UnexpectedEnd`] instead of panicking; every slice it hands
-/// out shares the input's allocation (`Bytes::split_to` only bumps a
-/// reference count), which is what makes decoding zero-copy.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `chunk` is below `n` (`n` in every lane, `n` at
+/// most 128): the "has less" test from the bit-twiddling folklore, eight
+/// bytes per step. Exact as a yes/no answer.
+#[inline(always)]
+fn swar_any_below(chunk: u64, n: u64) -> bool {
+    chunk.wrapping_sub(n) & !chunk & HI != 0
+}
+
+/// Whether any byte of `chunk` equals the byte repeated in `word`.
+#[inline(always)]
+fn swar_has(chunk: u64, word: u64) -> bool {
+    swar_any_below(chunk ^ word, LO)
+}
+
+/// Up to eight bytes as a little-endian word, a short tail padded with
+/// `fill`.
+#[inline(always)]
+fn word(bytes: &[u8], fill: u8) -> u64 {
+    let mut w = [fill; 8];
+    w[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+/// Whether `bytes` contains U+0000. The strings of a packet are short,
+/// where this word-at-a-time loop beats a call to `memchr`.
+#[inline]
+pub(crate) fn has_nul(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        if swar_has(word(c, 0), 0) {
+            return true;
+        }
+    }
+    swar_has(word(chunks.remainder(), 0xFF), 0)
+}
+
+/// Whether `bytes` contains U+0000, `+` or `#`: the characters a topic
+/// name must not have ([MQTT-1.5.4-2], [MQTT-3.3.2-2]). One pass instead
+/// of three, so the common case (a valid name) costs a few instructions
+/// per eight bytes; callers redo the full check, with its precise error,
+/// only when this says yes.
+#[inline]
+pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
+    // All three are below ',' (0x2C), and topic names are mostly letters,
+    // digits, '/', '-' and '_', which are not: one "any byte below 0x2C"
+    // test per word, and the exact test only for a word that has one.
+    const BELOW: u64 = 0x2C2C_2C2C_2C2C_2C2C;
+    const PLUS: u64 = 0x2B2B_2B2B_2B2B_2B2B;
+    const HASH: u64 = 0x2323_2323_2323_2323;
+    let exact = |w: u64| swar_has(w, 0) || swar_has(w, PLUS) || swar_has(w, HASH);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = word(c, 0);
+        if swar_any_below(w, BELOW) && exact(w) {
+            return true;
+        }
+    }
+    let w = word(chunks.remainder(), 0x2C);
+    swar_any_below(w, BELOW) && exact(w)
+}
+
 #[derive(Debug)]
 pub(crate) struct Reader {
     buf: Bytes,
@@ -108,6 +166,14 @@ impl Reader {
         let raw = self.binary()?;
         MqttString::from_wire(raw)
     }
+
+    /// A topic name, and whether it needs the full topic-name check; see
+    /// [`MqttString::topic_from_wire`].
+    #[inline]
+    pub(crate) fn topic_name(&mut self) -> Result<(MqttString, bool), DecodeError> {
+        let raw = self.binary()?;
+        MqttString::topic_from_wire(raw)
+    }
 }
 
 /// Reads a variable byte integer from the front of `buf`.
@@ -165,8 +231,10 @@ pub(crate) fn write_var_int(buf: &mut BytesMut, value: usize) {
 
 /// Writes a length-prefixed field. Callers have checked the length fits a `u16`.
 pub(crate) fn write_binary(buf: &mut BytesMut, data: &[u8]) {
-    buf.put_u16(data.len() as u16);
-    buf.put_slice(data);
+    // `extend_from_slice` is BytesMut's own copy; the `BufMut` methods go
+    // through a generic chunk loop that costs more for short fields.
+    buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    buf.extend_from_slice(data);
 }
 
 /// Wire size of a length-prefixed field.
@@ -243,10 +311,30 @@ impl MqttString {
         // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
         let s = ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
-        if s.as_bytes().contains(&0) {
+        if has_nul(s.as_bytes()) {
             return Err(DecodeError::NulInString);
         }
         Ok(MqttString(s))
+    }
+
+    /// Like [`from_wire`](Self::from_wire) for a topic name: also says
+    /// whether the name needs the full topic-name check (it is empty, or
+    /// has `+` or `#`). Checking for U+0000 and the wildcards in one pass
+    /// keeps a valid name, the common case, to a single scan after UTF-8.
+    #[inline]
+    pub(crate) fn topic_from_wire(raw: Bytes) -> Result<(Self, bool), DecodeError> {
+        if raw.is_empty() || has_nul_or_wildcard(&raw) {
+            return Ok((MqttString::from_wire(raw)?, true));
+        }
+        let s = ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        Ok((MqttString(s), false))
+    }
+
+    /// Whether this string, as a topic name, needs the full check (empty,
+    /// wildcards, or longer than the wire allows); a valid name is one scan.
+    #[inline]
+    pub(crate) fn needs_topic_check(&self) -> bool {
+        self.0.is_empty() || self.0.len() > MAX_FIELD_LEN || has_nul_or_wildcard(self.0.as_bytes())
     }
 
     /// Wire size: two length bytes and the UTF-8 bytes.
@@ -262,7 +350,7 @@ impl MqttString {
 fn check(s: &str) -> Result<(), StringError> {
     if s.len() > MAX_FIELD_LEN {
         Err(StringError::TooLong)
-    } else if s.as_bytes().contains(&0) {
+    } else if has_nul(s.as_bytes()) {
         Err(StringError::ContainsNul)
     } else {
         Ok(())
@@ -353,6 +441,24 @@ impl From<MqttString> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_at_a_time_scans_agree_with_byte_by_byte() {
+        // Every position in strings of 0 to 40 bytes, for each byte that
+        // matters and its neighbours (which must not match).
+        for len in 0..40 {
+            for pos in 0..len {
+                for b in [0u8, b'+', b'#', 1, b'*', b'"', b'$', 0x80, 0xFF, b'a'] {
+                    let mut v = vec![b'x'; len];
+                    v[pos] = b;
+                    assert_eq!(has_nul(&v), v.contains(&0), "{v:?}");
+                    let want = v.iter().any(|&c| c == 0 || c == b'+' || c == b'#');
+                    assert_eq!(has_nul_or_wildcard(&v), want, "{v:?}");
+                }
+            }
+            assert!(!has_nul_or_wildcard(&vec![b'a'; len]));
+        }
+    }
 
     fn var_int_bytes(v: usize) -> Vec<u8> {
         let mut b = BytesMut::new();

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs every benchmark of BENCHMARKS.md and rewrites its tables and
+# docs/bench.svg, in one go:
+#
+#   scripts/bench.sh            # everything (about 25 minutes on 2 cores)
+#   QUICK=1 scripts/bench.sh    # a fast look: criterion --quick, fewer messages
+#
+# Needs mosquitto and mosquitto-clients (apt-get install -y mosquitto
+# mosquitto-clients), valgrind (for the instruction counts) and python3.
+# Everything runs on 127.0.0.1; no test of the crate depends on any of it.
+#
+# Timing needs a quiet machine: the script first waits (up to
+# BENCH_WAIT_MAX seconds, default 1200) for the 1-minute load average to
+# fall below BENCH_MAX_LOAD (default 0.6), and records the load it got.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET="${CARGO_TARGET_DIR:-target}"
+OUT="$TARGET/bench"
+mkdir -p "$OUT"
+QUICK="${QUICK:-0}"
+MAX_LOAD="${BENCH_MAX_LOAD:-0.6}"
+WAIT_MAX="${BENCH_WAIT_MAX:-1200}"
+
+step() { printf '\n== %s ==\n' "$*" >&2; }
+
+for tool in mosquitto mosquitto_pub mosquitto_sub python3; do
+    command -v "$tool" >/dev/null || { echo "bench.sh: $tool is not installed" >&2; exit 1; }
+done
+
+# 10,000 connections need 10,000 descriptors in the client process and as
+# many in mosquitto: take the hard limit (the e2e bench raises its own too).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+step "building the benchmarks"
+cargo bench --no-run --bench codec --bench codec_counts --bench e2e
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+quiet() { awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l < m) }'; }
+step "waiting for a quiet machine (1-minute load < $MAX_LOAD, at most ${WAIT_MAX}s)"
+waited=0
+while ! quiet && [ "$waited" -lt "$WAIT_MAX" ]; do
+    echo "load $(load1), waiting" >&2
+    sleep 30
+    waited=$((waited + 30))
+done
+echo "load average: $(cat /proc/loadavg)" >&2
+
+{
+    echo "date:        $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "cpu:         $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
+    echo "memory:      $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel:      $(uname -sr)"
+    echo "rustc:       $(rustc --version)"
+    echo "mosquitto:   $(mosquitto -h 2>/dev/null | head -1)"
+    echo "load before: $(cat /proc/loadavg)"
+} > "$OUT/machine.txt"
+grep -E '^name = "(rumqttc|mqttrs|mqtt-protocol)"' -A1 Cargo.lock | grep -v '^--$' | paste - - | sed 's/name = //; s/version = //; s/"//g' \
+    | awk '{ printf "%s %s, ", $1, $2 }' | sed 's/, $/\n/' | sed 's/^/peer crates: /' >> "$OUT/machine.txt"
+
+step "codec: criterion, all crates side by side (benches/codec.rs)"
+if [ "$QUICK" = 1 ]; then
+    cargo bench --bench codec -- --quick
+else
+    cargo bench --bench codec
+fi
+
+step "codec: allocations per packet (benches/codec_counts.rs)"
+cargo bench --bench codec_counts -- --out "$OUT/counts.jsonl"
+
+step "codec: instruction counts under callgrind"
+COUNTS_BIN=$(cargo bench --no-run --bench codec_counts 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+: > "$OUT/callgrind.jsonl"
+if command -v valgrind >/dev/null && [ -n "$COUNTS_BIN" ]; then
+    for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" \
+                "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
+        set -- $spec
+        case_id=$1 iters=$2
+        crates="plover rumqttc"
+        case "$case_id" in *v311*) crates="plover rumqttc mqttrs mqtt-protocol" ;; esac
+        for crate in $crates; do
+            for op in decode encode; do
+                cg="$OUT/callgrind.out"
+                valgrind --tool=callgrind --callgrind-out-file="$cg" --toggle-collect='*measured*' \
+                    "$COUNTS_BIN" --callgrind "$case_id" "$crate" "$op" "$iters" >/dev/null 2>"$OUT/callgrind.log"
+                total=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$cg" | head -1)
+                echo "{\"case\":\"$case_id\",\"crate\":\"$crate\",\"op\":\"$op\",\"iters\":$iters,\"instructions\":$(awk -v t="$total" -v n="$iters" 'BEGIN { printf "%.0f", t / n }')}" \
+                    >> "$OUT/callgrind.jsonl"
+            done
+        done
+    done
+    rm -f "$OUT/callgrind.out"
+else
+    echo "valgrind not installed: no instruction counts" >&2
+fi
+
+step "end to end through mosquitto (benches/e2e.rs)"
+if [ "$QUICK" = 1 ]; then
+    cargo bench --bench e2e -- --quick --out "$OUT/e2e.jsonl"
+else
+    cargo bench --bench e2e -- --out "$OUT/e2e.jsonl"
+fi
+
+echo "load after:  $(cat /proc/loadavg)" >> "$OUT/machine.txt"
+step "tables"
+python3 scripts/bench_report.py

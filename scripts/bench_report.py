@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Turns the benchmark outputs into the tables of BENCHMARKS.md and the
+chart docs/bench.svg. Run by scripts/bench.sh; reads
+
+  target/criterion/**/new/{benchmark,estimates}.json  (benches/codec.rs)
+  target/bench/counts.jsonl     (benches/codec_counts.rs: allocations)
+  target/bench/callgrind.jsonl  (instruction counts, written by bench.sh)
+  target/bench/e2e.jsonl        (benches/e2e.rs)
+  target/bench/machine.txt      (written by bench.sh)
+
+and rewrites the parts of BENCHMARKS.md between
+`<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED: name -->`.
+Standard library only.
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BENCH = os.path.join(TARGET, "bench")
+
+PEERS_V311 = ["rumqttc", "mqttrs", "mqtt-protocol"]
+PEERS_V5 = ["rumqttc"]
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "n/a"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.1f} ns"
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}×"
+
+
+def read_jsonl(name):
+    path = os.path.join(BENCH, name)
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return out
+
+
+def criterion():
+    """{(op, group, crate, param): median ns}"""
+    res = {}
+    for bj in glob.glob(os.path.join(TARGET, "criterion", "**", "new", "benchmark.json"), recursive=True):
+        try:
+            with open(bj) as f:
+                b = json.load(f)
+            with open(os.path.join(os.path.dirname(bj), "estimates.json")) as f:
+                e = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            continue
+        group = b.get("group_id", "")
+        if "/" not in group:
+            continue
+        op, case = group.split("/", 1)
+        res[(op, case, b.get("function_id"), b.get("value_str"))] = e["median"]["point_estimate"]
+    return res
+
+
+CASES_V311 = [
+    ("publish_qos1_v311", "64B", "PUBLISH QoS 1, 64 B"),
+    ("publish_qos1_v311", "1KiB", "PUBLISH QoS 1, 1 KiB"),
+    ("publish_qos1_v311", "64KiB", "PUBLISH QoS 1, 64 KiB"),
+    ("publish_qos1_v311", "1MiB", "PUBLISH QoS 1, 1 MiB"),
+    ("mixed_v311", "10000", "mixed stream, 10,000 packets"),
+    ("connect_v311", "1", "CONNECT (will, user, password)"),
+    ("subscribe_v311", "1", "SUBSCRIBE (5 filters)"),
+]
+CASES_V5 = [
+    ("publish_qos1_v5", "64B", "PUBLISH QoS 1, 64 B, 2 properties"),
+    ("publish_qos1_v5", "1KiB", "PUBLISH QoS 1, 1 KiB"),
+    ("publish_qos1_v5", "64KiB", "PUBLISH QoS 1, 64 KiB"),
+    ("publish_qos1_v5", "1MiB", "PUBLISH QoS 1, 1 MiB"),
+    ("mixed_v5", "10000", "mixed stream, 10,000 packets"),
+    ("connect_v5", "1", "CONNECT with properties and will properties"),
+    ("subscribe_v5", "1", "SUBSCRIBE, 5 filters, sub. id, user property"),
+]
+
+
+def codec_table(crit, op, cases, peers):
+    head = "| case | plover | " + " | ".join(f"{p} | {p} ÷ plover" for p in peers) + " |"
+    sep = "|---|---:|" + "---:|---:|" * len(peers)
+    rows = [head, sep]
+    for group, param, label in cases:
+        base = crit.get((op, group, "plover", param))
+        cells = [label, fmt_time(base)]
+        for p in peers:
+            t = crit.get((op, group, p, param))
+            cells += [fmt_time(t), fmt_ratio(t / base if (t and base) else None)]
+        rows.append("| " + " | ".join(cells) + " |")
+        if op == "decode" and group.startswith("mixed"):
+            b2 = crit.get((op, group, "plover_bytesmut", param))
+            cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)", fmt_time(b2)]
+            for p in peers:
+                t = crit.get((op, group, p + "_bytesmut", param)) if p == "rumqttc" else None
+                cells += [fmt_time(t), fmt_ratio(t / b2 if (t and b2) else None)]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def counts_tables():
+    counts = read_jsonl("counts.jsonl")
+    cg = read_jsonl("callgrind.jsonl")
+    out = []
+    if counts:
+        crates = ["plover", "rumqttc", "mqttrs", "mqtt-protocol"]
+        out.append("Heap allocations per packet (`benches/codec_counts.rs`, a counting global allocator):\n")
+        out.append("| case | " + " | ".join(f"{c} decode / encode" for c in crates) + " |")
+        out.append("|---|" + "---:|" * len(crates))
+        by = {(c["group"], c["param"], c["crate"]): c for c in counts}
+        for group, param, label in CASES_V311 + CASES_V5:
+            cells = [f"{label} ({'5.0' if group.endswith('v5') else '3.1.1'})"]
+            for c in crates:
+                r = by.get((group, param, c))
+                if r is None:
+                    cells.append("n/a")
+                else:
+                    n = r["packets"]
+                    cells.append(f"{r['decode_allocs'] / n:.2f} / {r['encode_allocs'] / n:.2f}")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if cg:
+        out.append("Instructions per operation under `valgrind --tool=callgrind` (counts, unlike times, do not move with the machine's load):\n")
+        out.append("| case | op | plover | rumqttc | mqttrs | mqtt-protocol |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        by = {(r["case"], r["crate"], r["op"]): r["instructions"] for r in cg}
+        seen = []
+        for r in cg:
+            key = (r["case"], r["op"])
+            if key not in seen:
+                seen.append(key)
+        for case, op in seen:
+            base = by.get((case, "plover", op))
+            cells = [case, op, f"{base:,.0f}" if base else "n/a"]
+            for c in ["rumqttc", "mqttrs", "mqtt-protocol"]:
+                v = by.get((case, c, op))
+                cells.append(f"{v:,.0f} ({v / base:.2f}×)" if (v and base) else "n/a")
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def e2e_tables(e2e):
+    thr = [r for r in e2e if r.get("kind") == "throughput"]
+    lat = [r for r in e2e if r.get("kind") == "latency"]
+    idle = [r for r in e2e if r.get("kind") == "idle"]
+    meta = next((r for r in e2e if r.get("kind") == "meta"), {})
+    end = next((r for r in e2e if r.get("kind") == "end"), {})
+    out = []
+    if thr:
+        n = meta.get("n", "?")
+        out.append(f"Throughput: {n:,} messages of 64 B, median of {meta.get('repeat', 1)} runs "
+                   f"(all runs' rates in `target/bench/e2e.jsonl`). Ratios are plover ÷ the other, "
+                   "so above 1× means plover is ahead.\n")
+        out.append("| QoS | client | msg/s | plover ÷ it | lost | duplicated | CPU µs/msg pub + sub | peak RSS pub / sub |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for qos in sorted({r["qos"] for r in thr}):
+            rows = {r["client"]: r for r in thr if r["qos"] == qos}
+            base = rows.get("plover", {}).get("sub", {}).get("msgs_per_s")
+            for client in ["plover", "rumqttc", "mosquitto"]:
+                r = rows.get(client)
+                if not r:
+                    continue
+                s = r["sub"]
+                rate = s.get("msgs_per_s", 0)
+                ratio = "" if client == "plover" else fmt_ratio(base / rate if (base and rate) else None)
+                name = {"mosquitto": "mosquitto_pub / _sub (C)", "rumqttc": "rumqttc AsyncClient"}.get(client, client)
+                cpu = f"{r['pub_cpu_ns'] / r['n'] / 1e3:.2f} + {r['sub_cpu_ns'] / r['n'] / 1e3:.2f}"
+                rss = f"{r['pub_maxrss_kib'] / 1024:.1f} / {r['sub_maxrss_kib'] / 1024:.1f} MiB"
+                out.append(f"| {qos} | {name} | {rate:,.0f} | {ratio} | {s.get('lost')} | {s.get('duplicated')} | {cpu} | {rss} |")
+        out.append("")
+    if lat:
+        rate = meta.get("rate", "?")
+        out.append(f"Latency, publish call to the subscriber having the message, at a fixed {rate:,} msg/s "
+                   f"for {meta.get('latency_secs', '?')} s:\n")
+        out.append("| QoS | client | p50 | p99 | max | lost | duplicated |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
+        for qos in sorted({r["qos"] for r in lat}):
+            for client in ["plover", "rumqttc", "mosquitto"]:
+                r = next((x for x in lat if x["qos"] == qos and x["client"] == client), None)
+                if not r:
+                    continue
+                s = r["sub"]
+                name = {"mosquitto": "mosquitto_pub / _sub (C)", "rumqttc": "rumqttc AsyncClient"}.get(client, client)
+                out.append(f"| {qos} | {name} | {fmt_time(s.get('p50_ns'))} | {fmt_time(s.get('p99_ns'))} | "
+                           f"{fmt_time(s.get('max_ns'))} | {s.get('lost')} | {s.get('duplicated')} |")
+        out.append("")
+    if idle:
+        out.append("Idle connections, all in one process (current-thread runtime), each subscribed with keepalive 5 s, "
+                   "memory read after 11 s (every connection has pinged twice):\n")
+        out.append("| client | connections | connected | time to connect + subscribe all | RSS growth ÷ N | process RSS |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for r in idle:
+            x = r.get("result", {})
+            if not x:
+                continue
+            out.append(f"| {r['client']} | {x.get('n'):,} | {x.get('connected'):,} | {x.get('connect_ns', 0) / 1e9:.2f} s | "
+                       f"{x.get('bytes_per_conn', 0) / 1024:.1f} KiB | {x.get('rss_kib', 0) / 1024:.1f} MiB |")
+        out.append("")
+    if meta or end:
+        out.append(f"Load average at the start of the end-to-end run: `{meta.get('loadavg_start', '?')}`; "
+                   f"at its end: `{end.get('loadavg_end', '?')}`.")
+    return "\n".join(out)
+
+
+def svg_chart(crit, e2e, path):
+    """Two panels: end-to-end throughput by QoS, and codec throughput on
+    the mixed stream (packets per µs), one bar per client or crate."""
+    colors = {"plover": "#2b6cb0", "rumqttc": "#dd6b20", "mosquitto": "#718096",
+              "mqttrs": "#38a169", "mqtt-protocol": "#805ad5"}
+    W, H = 900, 380
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+             'font-family="sans-serif" font-size="12">',
+             f'<rect width="{W}" height="{H}" fill="white"/>']
+
+    def panel(x0, title, groups, unit):
+        # groups: [(label, [(series, value)])]
+        pw, ph, top = 400, 250, 60
+        parts.append(f'<text x="{x0 + pw / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{title}</text>')
+        vmax = max([v for _, s in groups for _, v in s if v] + [1])
+        parts.append(f'<line x1="{x0}" y1="{top + ph}" x2="{x0 + pw}" y2="{top + ph}" stroke="#333"/>')
+        for i in range(5):
+            v = vmax * i / 4
+            y = top + ph - ph * i / 4
+            parts.append(f'<line x1="{x0}" y1="{y}" x2="{x0 + pw}" y2="{y}" stroke="#ddd"/>')
+            parts.append(f'<text x="{x0 - 4}" y="{y + 4}" text-anchor="end" fill="#555">{v:,.0f}</text>')
+        parts.append(f'<text x="{x0}" y="{top - 10}" fill="#555">{unit}</text>')
+        gw = pw / max(len(groups), 1)
+        for gi, (label, series) in enumerate(groups):
+            n = max(len(series), 1)
+            bw = (gw - 16) / n
+            for si, (name, v) in enumerate(series):
+                if not v:
+                    continue
+                h = ph * v / vmax
+                x = x0 + gi * gw + 8 + si * bw
+                parts.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+                             f'fill="{colors.get(name, "#999")}"><title>{name}: {v:,.1f}</title></rect>')
+            parts.append(f'<text x="{x0 + gi * gw + gw / 2}" y="{top + ph + 16}" text-anchor="middle">{label}</text>')
+
+    thr = [r for r in e2e if r.get("kind") == "throughput"]
+    groups = []
+    for qos in sorted({r["qos"] for r in thr}):
+        series = []
+        for c in ["plover", "rumqttc", "mosquitto"]:
+            r = next((x for x in thr if x["qos"] == qos and x["client"] == c), None)
+            series.append((c, r["sub"].get("msgs_per_s") if r else None))
+        groups.append((f"QoS {qos}", series))
+    panel(70, "End to end via mosquitto (msg/s, higher is better)", groups, "messages / s")
+
+    groups = []
+    for op in ["decode", "encode"]:
+        for group, label in [("mixed_v311", "3.1.1"), ("mixed_v5", "5.0")]:
+            series = []
+            for c in ["plover", "rumqttc", "mqttrs", "mqtt-protocol"]:
+                t = crit.get((op, group, c, "10000"))
+                series.append((c, 10000 / (t / 1e3) if t else None))
+            groups.append((f"{op} {label}", series))
+    panel(530, "Codec, mixed stream (packets/µs, higher is better)", groups, "packets / µs")
+
+    lx = 70
+    for name in ["plover", "rumqttc", "mosquitto", "mqttrs", "mqtt-protocol"]:
+        label = "mosquitto_pub/_sub (C)" if name == "mosquitto" else name
+        parts.append(f'<rect x="{lx}" y="{H - 30}" width="12" height="12" fill="{colors[name]}"/>')
+        parts.append(f'<text x="{lx + 16}" y="{H - 20}">{label}</text>')
+        lx += 30 + 8 * len(label)
+    parts.append("</svg>")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def replace_section(text, name, body):
+    pat = re.compile(rf"(<!-- BEGIN GENERATED: {re.escape(name)} -->\n).*?(<!-- END GENERATED: {re.escape(name)} -->)", re.S)
+    if not pat.search(text):
+        print(f"bench_report: no section {name} in BENCHMARKS.md", file=sys.stderr)
+        return text
+    return pat.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def main():
+    crit = criterion()
+    e2e = read_jsonl("e2e.jsonl")
+    md_path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(md_path) as f:
+        text = f.read()
+    machine = ""
+    mpath = os.path.join(BENCH, "machine.txt")
+    if os.path.exists(mpath):
+        with open(mpath) as f:
+            machine = "```\n" + f.read().strip() + "\n```"
+    sections = {
+        "machine": machine,
+        "codec-decode-v311": codec_table(crit, "decode", CASES_V311, PEERS_V311),
+        "codec-encode-v311": codec_table(crit, "encode", CASES_V311, PEERS_V311),
+        "codec-decode-v5": codec_table(crit, "decode", CASES_V5, PEERS_V5),
+        "codec-encode-v5": codec_table(crit, "encode", CASES_V5, PEERS_V5),
+        "codec-counts": counts_tables(),
+        "e2e": e2e_tables(e2e),
+    }
+    for name, body in sections.items():
+        if body:
+            text = replace_section(text, name, body)
+    with open(md_path, "w") as f:
+        f.write(text)
+    svg_chart(crit, e2e, os.path.join(ROOT, "docs", "bench.svg"))
+    print(f"bench_report: wrote {md_path} and docs/bench.svg")
+
+
+if __name__ == "__main__":
+    main()
