@@ -405,12 +405,15 @@ mod tests {
     //! Each one is checked both ways: the bytes decode to the struct, the
     //! struct encodes to exactly the bytes, and `encoded_len` agrees.
 
+    #[allow(unused_imports)]
+    use crate::codec::test_vectors::{assert_vector, hex};
+
     use bytes::{Bytes, BytesMut};
 
     use crate::codec::{
         ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReasonCode, DecodeError,
         EncodeError, LastWill, MqttString, Packet, PayloadFormat, PropertyId, ProtocolVersion, QoS,
-        UserProperties, WillProperties, decode, decode_bytes,
+        UserProperties, WillProperties, decode_bytes,
     };
     use crate::topic::TopicError;
 
@@ -418,44 +421,6 @@ mod tests {
 
     fn s(v: &'static str) -> MqttString {
         MqttString::from_static(v)
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        parts.join(" ")
-    }
-
-    /// Checks one byte vector, given as its fields in wire order.
-    #[track_caller]
-    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
-        let wire = fields.concat();
-        // (a) The immutable path consumes exactly the packet ...
-        let mut input = Bytes::from(wire.clone());
-        let decoded = decode_bytes(&mut input, version, usize::MAX);
-        assert_eq!(
-            decoded,
-            Ok(Some(expected.clone())),
-            "decoding {}",
-            hex(&wire)
-        );
-        assert!(input.is_empty(), "{} bytes left over", input.len());
-        // ... and so does the streaming one, with a limit of exactly the
-        // packet's size (the limit includes the fixed header).
-        let mut stream = BytesMut::from(&wire[..]);
-        let streamed = decode(&mut stream, version, wire.len());
-        assert_eq!(
-            streamed,
-            Ok(Some(expected.clone())),
-            "streaming {}",
-            hex(&wire)
-        );
-        assert!(stream.is_empty());
-        // (b) Encoding writes exactly these bytes.
-        let mut out = BytesMut::new();
-        expected.encode(version, &mut out).expect("encode");
-        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
-        // (c) The size is known before writing.
-        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
     }
 
     fn connect(c: Connect) -> Packet {

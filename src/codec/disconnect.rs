@@ -163,76 +163,20 @@ mod tests {
     //! decode to the struct, the struct encodes to exactly the bytes, and
     //! `encoded_len` agrees.
 
+    #[allow(unused_imports)]
+    use crate::codec::test_vectors::{assert_decodes_to_shorter, assert_vector, hex};
+
     use bytes::{Bytes, BytesMut};
 
     use crate::codec::{
         Auth, AuthProperties, AuthReasonCode, Disconnect, DisconnectProperties,
         DisconnectReasonCode, MqttString, Packet, ProtocolVersion, UserProperties, decode,
-        decode_bytes,
     };
 
     use ProtocolVersion::{V5, V311};
 
     fn s(v: &'static str) -> MqttString {
         MqttString::from_static(v)
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        parts.join(" ")
-    }
-
-    /// Checks one byte vector, given as its fields in wire order.
-    #[track_caller]
-    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
-        let wire = fields.concat();
-        // (a) The immutable path consumes exactly the packet ...
-        let mut input = Bytes::from(wire.clone());
-        let decoded = decode_bytes(&mut input, version, usize::MAX);
-        assert_eq!(
-            decoded,
-            Ok(Some(expected.clone())),
-            "decoding {}",
-            hex(&wire)
-        );
-        assert!(input.is_empty(), "{} bytes left over", input.len());
-        // ... and so does the streaming one, with a limit of exactly the
-        // packet's size (the limit includes the fixed header).
-        let mut stream = BytesMut::from(&wire[..]);
-        let streamed = decode(&mut stream, version, wire.len());
-        assert_eq!(
-            streamed,
-            Ok(Some(expected.clone())),
-            "streaming {}",
-            hex(&wire)
-        );
-        assert!(stream.is_empty());
-        // (b) Encoding writes exactly these bytes.
-        let mut out = BytesMut::new();
-        expected.encode(version, &mut out).expect("encode");
-        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
-        // (c) The size is known before writing.
-        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
-    }
-
-    /// For a valid but longer-than-needed form: it decodes to `expected`,
-    /// which encodes to the shortest form, `canonical`.
-    #[track_caller]
-    fn assert_decodes_to_shorter(
-        version: ProtocolVersion,
-        long: &[&[u8]],
-        expected: Packet,
-        canonical: &[&[u8]],
-    ) {
-        let wire = long.concat();
-        let decoded = decode_bytes(&mut Bytes::from(wire.clone()), version, usize::MAX);
-        assert_eq!(
-            decoded,
-            Ok(Some(expected.clone())),
-            "decoding {}",
-            hex(&wire)
-        );
-        assert_vector(version, canonical, expected);
     }
 
     // ---- PINGREQ, PINGRESP ----

@@ -559,4 +559,6 @@ fn write_props_block(buf: &mut BytesMut, props_len: usize, write: impl FnOnce(&m
 }
 
 #[cfg(test)]
+mod test_vectors;
+#[cfg(test)]
 mod tests;

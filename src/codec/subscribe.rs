@@ -377,15 +377,15 @@ mod tests {
     //! decode to the struct, the struct encodes to exactly the bytes, and
     //! `encoded_len` agrees.
 
-    use std::num::{NonZeroU16, NonZeroU32};
+    #[allow(unused_imports)]
+    use crate::codec::test_vectors::{assert_encodes_to, assert_vector, hex};
 
-    use bytes::{Bytes, BytesMut};
+    use std::num::{NonZeroU16, NonZeroU32};
 
     use crate::codec::{
         AckProperties, MqttString, Packet, ProtocolVersion, QoS, RetainHandling, SubAck,
         SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck,
-        UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties, decode,
-        decode_bytes,
+        UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties,
     };
 
     use ProtocolVersion::{V5, V311};
@@ -396,55 +396,6 @@ mod tests {
 
     fn id(n: u16) -> NonZeroU16 {
         NonZeroU16::new(n).expect("non-zero packet id")
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        parts.join(" ")
-    }
-
-    /// Checks one byte vector, given as its fields in wire order.
-    #[track_caller]
-    fn assert_vector(version: ProtocolVersion, fields: &[&[u8]], expected: Packet) {
-        let wire = fields.concat();
-        // (a) The immutable path consumes exactly the packet ...
-        let mut input = Bytes::from(wire.clone());
-        let decoded = decode_bytes(&mut input, version, usize::MAX);
-        assert_eq!(
-            decoded,
-            Ok(Some(expected.clone())),
-            "decoding {}",
-            hex(&wire)
-        );
-        assert!(input.is_empty(), "{} bytes left over", input.len());
-        // ... and so does the streaming one, with a limit of exactly the
-        // packet's size (the limit includes the fixed header).
-        let mut stream = BytesMut::from(&wire[..]);
-        let streamed = decode(&mut stream, version, wire.len());
-        assert_eq!(
-            streamed,
-            Ok(Some(expected.clone())),
-            "streaming {}",
-            hex(&wire)
-        );
-        assert!(stream.is_empty());
-        // (b) Encoding writes exactly these bytes.
-        let mut out = BytesMut::new();
-        expected.encode(version, &mut out).expect("encode");
-        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
-        // (c) The size is known before writing.
-        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
-    }
-
-    /// What `expected` encodes to in `version`, when it is not what it
-    /// decodes from (a field that version does not carry).
-    #[track_caller]
-    fn assert_encodes_to(version: ProtocolVersion, expected: Packet, fields: &[&[u8]]) {
-        let wire = fields.concat();
-        let mut out = BytesMut::new();
-        expected.encode(version, &mut out).expect("encode");
-        assert_eq!(hex(&out), hex(&wire), "encoding {expected:?}");
-        assert_eq!(expected.encoded_len(version), Ok(wire.len()));
     }
 
     /// The SUBSCRIBE of `mosquitto_sub -t home/+/temperature -t alarm/# -q 2`.
