@@ -335,3 +335,36 @@ fn build_paho_venv() -> PathBuf {
     );
     python
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for tests/resilience.rs.
+
+impl Broker {
+    /// Stops the broker cleanly (SIGTERM), as a service manager would: with
+    /// `persistence true` mosquitto saves its sessions and queued messages
+    /// first. `kill()` (SIGKILL) loses whatever was not autosaved.
+    /// [`restart`](Broker::restart) starts it again afterwards.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    // It did not stop in time: do not leave it running.
+                    self.kill();
+                    return;
+                }
+            }
+        }
+    }
+}
