@@ -7,12 +7,17 @@
 //! cargo run --example publish -- -t sensors/temp -q 1 -r -m 21.5
 //! printf 'one\ntwo\n' | cargo run --example publish -- -t lines -l -q 2
 //! cargo run --example publish -- -V 5 -t a -m hi -D publish user-property unit celsius
+//! cargo run --example publish -- -h broker.example --cafile ca.pem -t a -m over-tls
+//! cargo run --example publish -- -L mqtts://user:pass@broker.example/sensors/temp -m 21.5
 //! ```
 //!
 //! It exits 0 only once every message it read has been handed to the
-//! broker and, at QoS 1 and 2, acknowledged (PUBACK, PUBCOMP). It does not
-//! reconnect: if the connection drops before that, it says so and exits 7
-//! (libmosquitto's "connection lost"), where mosquitto_pub would retry.
+//! broker and, at QoS 1 and 2, acknowledged (PUBACK, PUBCOMP), across
+//! reconnects: like mosquitto_pub it reconnects when the connection drops
+//! (`-d` shows it), and messages read meanwhile wait for the next
+//! connection, unacknowledged ones are sent again. It exits 7
+//! (libmosquitto's "connection lost") only if the client stops
+//! reconnecting, e.g. when the broker refuses it on a reconnect.
 
 mod cli;
 
@@ -21,10 +26,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cli::{Config, Source, Tool, Trace, exit};
-use plover::{
-    Client, ClientError, CloseReason, ConnectionEvent, ConnectionEvents, PublishHandle, QoS,
-};
+use cli::{Config, Link, Source, Tool, Trace, exit};
+use plover::{Client, ClientError, CloseReason, PublishHandle, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -49,7 +52,7 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let mut outbox = Outbox {
-        events: client.connection_events(),
+        link: Link::new(&client),
         client,
         config,
         trace,
@@ -127,7 +130,8 @@ struct Outbox {
     client: Client,
     config: Arc<Config>,
     trace: Trace,
-    events: ConnectionEvents,
+    /// Whether the client is still reconnecting or has stopped for good.
+    link: Link,
     mid: u32,
 }
 
@@ -180,16 +184,12 @@ impl Outbox {
                         return Err(cli::lost(&self.config, &self.trace, &reason));
                     }
                 }
-                // stdin may stay quiet for long; the broker may leave meanwhile.
-                event = self.events.recv() => match event {
-                    Some(ConnectionEvent::Disconnected(reason)) => {
-                        return Err(cli::lost(&self.config, &self.trace, &reason));
-                    }
-                    Some(_) => {}
-                    None => {
-                        return Err(cli::lost(&self.config, &self.trace, &CloseReason::ConnectionLost));
-                    }
-                },
+                // stdin may stay quiet for long; meanwhile the connection
+                // may drop (the client reconnects: nothing to do) or the
+                // client may stop for good.
+                reason = self.link.stopped(&self.trace) => {
+                    return Err(cli::lost(&self.config, &self.trace, &reason));
+                }
             }
         }
         while let Some(done) = pending.join_next().await {
@@ -225,17 +225,14 @@ impl Outbox {
         match sent {
             Ok(handle) => Ok(handle),
             Err(ClientError::NotConnected | ClientError::ConnectionClosed(_)) => {
-                // The loop reports why the connection ended; it has done so
-                // by the time the client says it is not connected.
-                let reason = match tokio::time::timeout(
+                // The client stopped for good (while offline it takes
+                // publishes); its events say why, if they do.
+                let reason = tokio::time::timeout(
                     std::time::Duration::from_millis(200),
-                    self.events.recv(),
+                    self.link.stopped(&self.trace),
                 )
                 .await
-                {
-                    Ok(Some(ConnectionEvent::Disconnected(reason))) => reason,
-                    _ => CloseReason::ConnectionLost,
-                };
+                .unwrap_or(CloseReason::ConnectionLost);
                 Err(cli::lost(config, &self.trace, &reason))
             }
             Err(ClientError::PacketTooLarge { .. }) => {

@@ -6,13 +6,16 @@
 //! cargo run --example subscribe -- -t 'sensors/#' -v
 //! cargo run --example subscribe -- -t a -t b -q 1 -C 10 -W 30
 //! cargo run --example subscribe -- -V 5 -t a -F '%t %P %p'
+//! cargo run --example subscribe -- -h broker.example --cafile ca.pem --cert me.crt --key me.key -t a
+//! cargo run --example subscribe -- -L 'mqtts://user:pass@broker.example/sensors/#' -v
 //! ```
 //!
 //! Messages print as the raw payload bytes followed by a newline (`-N`:
 //! none), `TOPIC PAYLOAD` with `-v`, or as `-F` says. It runs until `-C`
 //! messages were printed (exit 0), `-W` seconds passed (exit 27, "Timed
-//! out"), or it is interrupted (exit 0). It does not reconnect: if the
-//! connection drops it says so and exits 7, where mosquitto_sub would retry.
+//! out"), or it is interrupted (exit 0). Like mosquitto_sub it reconnects
+//! when the connection drops (`-d` shows it) and, with a clean session,
+//! subscribes again; it exits 7 only if the client stops reconnecting.
 
 mod cli;
 
@@ -22,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use cli::{Config, Tool, Trace, exit};
 use plover::codec::{RetainHandling, SubscriptionOptions};
 use plover::topic::matches;
-use plover::{Client, ClientError, CloseReason, ConnectionEvent, Message, ProtocolVersion};
+use plover::{Client, ClientError, CloseReason, Message, ProtocolVersion};
 use tokio::time::Instant;
 
 #[tokio::main]
@@ -108,7 +111,7 @@ impl Subscriber {
         // buffers from the moment the client was created, so retained
         // messages that follow the SUBACK are not missed.
         let mut messages = self.client.messages();
-        let mut events = self.client.connection_events();
+        let mut link = cli::Link::new(&self.client);
         let stop = interrupted();
         tokio::pin!(stop);
 
@@ -187,20 +190,17 @@ impl Subscriber {
         let mut printed = 0u32;
         loop {
             // Time and signals first, so a flood of messages cannot hold
-            // off -W; messages before the disconnect event, so what arrived
-            // before the connection dropped is still printed.
+            // off -W; messages before the end of the client, so what
+            // arrived before it stopped is still printed. A dropped
+            // connection is not an end: the client reconnects.
             let message = tokio::select! {
                 biased;
                 () = sleep_until(self.deadline) => return End::TimedOut,
                 () = &mut stop => return End::Interrupted,
                 message = messages.recv() => message,
-                event = events.recv() => match event {
-                    Some(ConnectionEvent::Disconnected(reason)) => {
-                        return End::Lost(cli::lost(config, &self.trace, &reason));
-                    }
-                    Some(_) => continue,
-                    None => None,
-                },
+                reason = link.stopped(&self.trace) => {
+                    return End::Lost(cli::lost(config, &self.trace, &reason));
+                }
             };
             let Some(message) = message else {
                 return End::Lost(cli::lost(config, &self.trace, &CloseReason::ConnectionLost));

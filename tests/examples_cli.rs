@@ -12,6 +12,8 @@
 //! handle is dropped, so a hung tool fails the test instead of the run.
 
 mod common;
+mod pki;
+mod proxy;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Broker, TempDir, client_id, free_port, password_file, within};
+use pki::{ClientFiles, pki, tls_broker};
 use plover::codec::SubscriptionOptions;
 use plover::{Client, Message, Messages, ProtocolVersion, QoS};
 
@@ -834,4 +837,497 @@ fn properties_need_mqtt_v5() {
     );
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.first_error_line().starts_with("Error: "), "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// TLS: the same flags against a mosquitto TLS listener with certificates
+// made at test time (tests/pki).
+
+/// `-h HOST -p PORT` followed by `rest`, as owned strings.
+fn args_for(host: &str, port: &str, rest: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "-h".to_owned(),
+        host.to_owned(),
+        "-p".to_owned(),
+        port.to_owned(),
+    ];
+    args.extend(rest.iter().map(|a| a.to_string()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// What mosquitto 2.0 prints when the TLS handshake fails: libmosquitto
+/// reports it from its connect call or from its network loop, depending
+/// on timing, so either of these (measured: both occur for the same
+/// command). Ours is always the first.
+const TLS_FAILED: (Option<i32>, &str) = (Some(1), "Unable to connect (A TLS error occurred.).");
+const TLS_FAILED_LATER: (Option<i32>, &str) = (Some(8), "Error: A TLS error occurred.");
+
+fn assert_tls_failure(ours: &Output, theirs: &Output, what: &str) {
+    let theirs_said = (theirs.code, theirs.first_error_line());
+    assert!(
+        theirs_said == TLS_FAILED || theirs_said == TLS_FAILED_LATER,
+        "mosquitto, {what}: {theirs:?}"
+    );
+    assert_eq!(
+        (ours.code, ours.first_error_line()),
+        TLS_FAILED,
+        "{what}: {ours:?}"
+    );
+    assert!(ours.stdout.is_empty() && theirs.stdout.is_empty());
+}
+
+#[test]
+fn tls_with_cafile_publishes_and_subscribes_like_mosquitto() {
+    let broker = tls_broker(&pki().server, "allow_anonymous true\n");
+    let files = ClientFiles::new();
+    let (pubs, subs) = (publishers(), subscribers());
+    let port = broker.port.to_string();
+    let ca = files.arg("ca.pem");
+    let tls = |rest: &[&str]| {
+        let mut all = vec!["--cafile", ca.as_str()];
+        all.extend_from_slice(rest);
+        args_for("localhost", &port, &all)
+    };
+    let show = tls(&["-t", "cli/tls", "-C", "1", "-v"]);
+    for (publisher, payload) in [
+        (&pubs.theirs, "kept by mosquitto_pub"),
+        (&pubs.ours, "kept by publish"),
+    ] {
+        let published = run(
+            publisher,
+            &strs(&tls(&["-t", "cli/tls", "-r", "-q", "1", "-m", payload])),
+            None,
+        );
+        assert_eq!(published.code, Some(0), "{published:?}\n{}", broker.log());
+        let theirs = run(&subs.theirs, &strs(&show), None);
+        let ours = run(&subs.ours, &strs(&show), None);
+        assert_eq!(
+            theirs.stdout(),
+            format!("cli/tls {payload}\n"),
+            "{theirs:?}"
+        );
+        assert_eq!(ours.stdout(), theirs.stdout(), "{ours:?}");
+        assert_eq!(ours.code, theirs.code);
+        assert_eq!(ours.code, Some(0));
+    }
+    // -L takes the topic from the URL's path; mqtts:// means TLS, and the
+    // CA file adds the test CA. By IP address: the certificate names it.
+    let url = format!("mqtts://127.0.0.1:{port}/cli/tls");
+    let by_url = ["-L", url.as_str(), "--cafile", ca.as_str(), "-C", "1", "-v"];
+    let theirs = run(&subs.theirs, &by_url, None);
+    let ours = run(&subs.ours, &by_url, None);
+    assert_eq!(theirs.stdout(), "cli/tls kept by publish\n", "{theirs:?}");
+    assert_eq!(ours.stdout(), theirs.stdout(), "{ours:?}");
+    assert_eq!(ours.code, theirs.code);
+    // And publishing through a URL with the default TLS port replaced.
+    let url = format!("mqtts://localhost:{port}/cli/tls/url");
+    for publisher in [&pubs.theirs, &pubs.ours] {
+        let out = run(
+            publisher,
+            &[
+                "-L",
+                url.as_str(),
+                "--cafile",
+                ca.as_str(),
+                "-q",
+                "1",
+                "-m",
+                "x",
+            ],
+            None,
+        );
+        assert_eq!(out.code, Some(0), "{} {out:?}", publisher.display());
+    }
+}
+
+#[test]
+fn tls_untrusted_or_wrong_name_fails_like_mosquitto() {
+    let (pubs, subs) = (publishers(), subscribers());
+    let files = ClientFiles::new();
+    let broker = tls_broker(&pki().server, "allow_anonymous true\n");
+    let port = broker.port.to_string();
+    let other_ca = files.arg("other-ca.pem");
+    for (tools, rest) in [
+        (
+            &pubs,
+            vec!["--cafile", other_ca.as_str(), "-t", "a", "-m", "x"],
+        ),
+        (&subs, vec!["--cafile", other_ca.as_str(), "-t", "a"]),
+    ] {
+        let args = args_for("localhost", &port, &rest);
+        let theirs = run(&tools.theirs, &strs(&args), None);
+        let ours = run(&tools.ours, &strs(&args), None);
+        assert_tls_failure(&ours, &theirs, "a certificate from an unknown CA");
+    }
+
+    // A certificate for `localhost` reached as 127.0.0.1.
+    let broker = tls_broker(&pki().server_name_only, "allow_anonymous true\n");
+    let port = broker.port.to_string();
+    let ca = files.arg("ca.pem");
+    let args = args_for("127.0.0.1", &port, &["--cafile", &ca, "-t", "a", "-m", "x"]);
+    let theirs = run(&pubs.theirs, &strs(&args), None);
+    let ours = run(&pubs.ours, &strs(&args), None);
+    assert_tls_failure(&ours, &theirs, "a certificate for another name");
+    // --insecure lets both through (mosquitto skips the name check; we
+    // skip verification altogether, as --help says).
+    let args = args_for(
+        "127.0.0.1",
+        &port,
+        &["--cafile", &ca, "--insecure", "-t", "a", "-m", "x"],
+    );
+    let theirs = run(&pubs.theirs, &strs(&args), None);
+    let ours = run(&pubs.ours, &strs(&args), None);
+    assert_eq!(theirs.code, Some(0), "{theirs:?}");
+    assert_eq!(ours.code, theirs.code, "{ours:?}");
+}
+
+#[test]
+fn tls_mutual_authentication_like_mosquitto() {
+    let broker = tls_broker(
+        &pki().server,
+        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n",
+    );
+    let files = ClientFiles::new();
+    let pubs = publishers();
+    let port = broker.port.to_string();
+    let (ca, cert, key) = (
+        files.arg("ca.pem"),
+        files.arg("client.crt"),
+        files.arg("client.key"),
+    );
+    let with_cert = args_for(
+        "localhost",
+        &port,
+        &[
+            "--cafile", &ca, "--cert", &cert, "--key", &key, "-t", "a", "-q", "1", "-m", "x",
+        ],
+    );
+    let theirs = run(&pubs.theirs, &strs(&with_cert), None);
+    let ours = run(&pubs.ours, &strs(&with_cert), None);
+    assert_eq!(theirs.code, Some(0), "{theirs:?}\n{}", broker.log());
+    assert_eq!(ours.code, theirs.code, "{ours:?}\n{}", broker.log());
+
+    // Without one, the broker's TLS 1.3 alert comes after the handshake:
+    // mosquitto 2.0 says either of two things depending on timing, we say
+    // the second (the connection closed before CONNACK).
+    let without = args_for("localhost", &port, &["--cafile", &ca, "-t", "a", "-m", "x"]);
+    let theirs = run(&pubs.theirs, &strs(&without), None);
+    let ours = run(&pubs.ours, &strs(&without), None);
+    let theirs_said = (theirs.code, theirs.first_error_line());
+    assert!(
+        theirs_said == (Some(1), "Error: Protocol error")
+            || theirs_said == (Some(7), "Error: The connection was lost."),
+        "{theirs:?}"
+    );
+    assert_eq!(
+        (ours.code, ours.first_error_line()),
+        (Some(7), "Error: The connection was lost."),
+        "{ours:?}"
+    );
+}
+
+#[test]
+fn tls_and_url_argument_errors_match_mosquitto() {
+    let (pubs, subs) = (publishers(), subscribers());
+    let files = ClientFiles::new();
+    let missing = files.arg("missing.pem");
+    let cert = files.arg("client.crt");
+    let ca = files.arg("ca.pem");
+    // Nothing listens there: each of these stops before connecting.
+    let port = free_port().to_string();
+    let cases: Vec<(&Pair, Vec<String>)> = vec![
+        (
+            &pubs,
+            args_for(
+                "127.0.0.1",
+                &port,
+                &["--cafile", &missing, "-t", "a", "-m", "x"],
+            ),
+        ),
+        (
+            &subs,
+            args_for("127.0.0.1", &port, &["--cafile", &missing, "-t", "a"]),
+        ),
+        (
+            &pubs,
+            args_for(
+                "127.0.0.1",
+                &port,
+                &[
+                    "--cafile", &ca, "--cert", &cert, "--key", &missing, "-t", "a", "-m", "x",
+                ],
+            ),
+        ),
+        (
+            &pubs,
+            args_for(
+                "127.0.0.1",
+                &port,
+                &["--cafile", &ca, "--cert", &cert, "-t", "a", "-m", "x"],
+            ),
+        ),
+        (
+            &pubs,
+            args_for(
+                "127.0.0.1",
+                &port,
+                &[
+                    "--cafile",
+                    &ca,
+                    "--tls-version",
+                    "sslv2",
+                    "-t",
+                    "a",
+                    "-m",
+                    "x",
+                ],
+            ),
+        ),
+        (
+            &pubs,
+            vec![
+                "-L".into(),
+                "http://localhost/a".into(),
+                "-m".into(),
+                "x".into(),
+            ],
+        ),
+        (
+            &pubs,
+            vec![
+                "-L".into(),
+                "mqtt://localhost".into(),
+                "-m".into(),
+                "x".into(),
+            ],
+        ),
+        (&subs, vec!["-L".into(), "mqtts://localhost".into()]),
+        (
+            &pubs,
+            vec![
+                "-L".into(),
+                "mqtt://localhost/a/#".into(),
+                "-m".into(),
+                "x".into(),
+            ],
+        ),
+        (&pubs, vec!["-m".into(), "x".into(), "-L".into()]),
+    ];
+    for (tools, args) in cases {
+        let theirs = run(&tools.theirs, &strs(&args), None);
+        let ours = run(&tools.ours, &strs(&args), None);
+        assert_eq!(theirs.code, Some(1), "mosquitto {args:?}: {theirs:?}");
+        assert_eq!(ours.code, theirs.code, "{args:?}: {ours:?}");
+        // The whole of stderr, blank lines included, up to the tool's name.
+        let name = |out: &Output, tool: &Path| {
+            let tool = tool.file_name().unwrap().to_string_lossy().into_owned();
+            out.stderr
+                .replace(&format!("'{tool} --help'"), "'TOOL --help'")
+        };
+        assert_eq!(
+            name(&ours, &tools.ours),
+            name(&theirs, &tools.theirs),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn url_sets_user_password_host_port_and_topic() {
+    let dir = TempDir::new("cli-url-passwords");
+    let passwords = password_file(dir.path(), "alice", "secret");
+    let broker = Broker::start_with(&format!(
+        "allow_anonymous false\npassword_file {}\n",
+        passwords.display()
+    ));
+    let (pubs, subs) = (publishers(), subscribers());
+    let url = format!(
+        "mqtt://alice:secret@127.0.0.1:{}/cli/url/topic",
+        broker.port
+    );
+    for publisher in [&pubs.theirs, &pubs.ours] {
+        let out = run(
+            publisher,
+            &["-L", &url, "-r", "-q", "1", "-m", "via url"],
+            None,
+        );
+        assert_eq!(out.code, Some(0), "{} {out:?}", publisher.display());
+        let theirs = run(&subs.theirs, &["-L", &url, "-C", "1", "-v"], None);
+        let ours = run(&subs.ours, &["-L", &url, "-C", "1", "-v"], None);
+        assert_eq!(theirs.stdout(), "cli/url/topic via url\n", "{theirs:?}");
+        assert_eq!(ours.stdout(), theirs.stdout(), "{ours:?}");
+        assert_eq!(ours.code, theirs.code);
+    }
+    // A wrong password in the URL is refused with the same exit code.
+    let wrong = format!("mqtt://alice:nope@127.0.0.1:{}/cli/url/topic", broker.port);
+    let theirs = run(&pubs.theirs, &["-L", &wrong, "-m", "x"], None);
+    let ours = run(&pubs.ours, &["-L", &wrong, "-m", "x"], None);
+    assert_ne!(theirs.code, Some(0));
+    assert_eq!(ours.code, theirs.code, "{ours:?}");
+    assert_eq!(ours.stderr, theirs.stderr);
+}
+
+// ---- across reconnects -------------------------------------------------------
+
+/// Starts an example with a piped stdin the test writes to itself.
+fn spawn_fed(program: &Path, args: &[&str]) -> (Running, std::process::ChildStdin) {
+    let what = format!("{} {}", program.display(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let running = Running {
+        stdout: drain(child.stdout.take()),
+        stderr: drain(child.stderr.take()),
+        child,
+        what,
+    };
+    (running, stdin)
+}
+
+/// Waits (at most 10 s) until the proxy has a connection open.
+fn wait_open(proxy: &proxy::Proxy) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.open() == 0 {
+        assert!(Instant::now() < deadline, "no connection through the proxy");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `publish -q 1 -l` with the connection cut three times while lines are
+/// still coming: it reconnects, and exits 0 once all 200 lines were
+/// acknowledged; every line reaches the broker (QoS 1: some maybe twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_lines_across_reconnects() {
+    let broker = Broker::start();
+    let proxy = std::sync::Arc::new(proxy::Proxy::start(broker.port, 0xC11).await);
+    let topic = "cli/reconnect/lines";
+    let observer = Observer::start(&broker, topic).await;
+    let port = proxy.port.to_string();
+    let args = with_broker(&port, &["-t", topic, "-q", "1", "-l", "-d"]);
+    let (running, mut stdin) = spawn_fed(&example("publish"), &args);
+
+    // Lines trickle in over about three seconds; three cuts land among
+    // them, each once the previous reconnect is through.
+    let feeder = {
+        let proxy = proxy.clone();
+        std::thread::spawn(move || {
+            for n in 0..200 {
+                if n == 40 || n == 100 || n == 160 {
+                    wait_open(&proxy);
+                    proxy.cut_all();
+                }
+                if writeln!(stdin, "line {n}").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            // stdin closes here: end of file.
+        })
+    };
+    let out = tokio::task::spawn_blocking(move || running.finish(Duration::from_secs(30)))
+        .await
+        .expect("the process runner");
+    feeder.join().expect("the feeder");
+    assert_eq!(out.code, Some(0), "{out:?}\nbroker log:\n{}", broker.log());
+    // `-d` traces each drop and each attempt.
+    let reconnects = out.stderr.matches("reconnecting in").count();
+    assert!(reconnects >= 3, "three reconnects: {}", out.stderr);
+
+    let Observer {
+        client,
+        mut messages,
+    } = observer;
+    let mut seen = std::collections::HashMap::new();
+    within("all 200 lines at the observer", 20, async {
+        while seen.len() < 200 {
+            let m = messages.recv().await.expect("the observer's stream ended");
+            let line = String::from_utf8_lossy(&m.payload).into_owned();
+            *seen.entry(line).or_insert(0u32) += 1;
+        }
+    })
+    .await;
+    for n in 0..200 {
+        assert!(seen.contains_key(&format!("line {n}")), "line {n} missing");
+    }
+    let duplicates: u32 = seen.values().map(|c| c - 1).sum();
+    println!("publish -l across 3 cuts: 200 lines, {duplicates} delivered twice");
+    let _ = within("observer disconnect", 10, client.disconnect()).await;
+}
+
+/// `subscribe -c -q 1 -C 20` with its connection cut between two batches:
+/// it reconnects to its session, prints all 20 and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_across_a_reconnect() {
+    let broker = Broker::start();
+    let proxy = proxy::Proxy::start(broker.port, 0xC12).await;
+    let (topic, id) = ("cli/reconnect/sub", client_id("cli-resub"));
+    let port = broker.port.to_string();
+    // The persistent session, so messages wait for the subscriber.
+    let setup = run_async(
+        &example("subscribe"),
+        &with_broker(&port, &["-c", "-i", &id, "-q", "1", "-t", topic, "-E"]),
+        None,
+    )
+    .await;
+    assert_eq!(setup.code, Some(0), "{setup:?}");
+
+    let proxy_port = proxy.port.to_string();
+    let sub = spawn(
+        &example("subscribe"),
+        &with_broker(
+            &proxy_port,
+            &["-c", "-i", &id, "-q", "1", "-t", topic, "-C", "20", "-d"],
+        ),
+        None,
+    );
+    let feeder = Client::new(client_id("cli-resub-feeder"));
+    within(
+        "feeder connect",
+        10,
+        feeder.connect("127.0.0.1", broker.port, 30),
+    )
+    .await
+    .expect("feeder connects");
+    for n in 0..10 {
+        let sent = feeder
+            .publish(topic, format!("m{n}"), QoS::AtLeastOnce, false)
+            .await
+            .expect("publish");
+        within("ack", 10, sent).await.expect("ack");
+    }
+    // Once the subscriber's CONNACK and SUBACK (4 + 5 bytes) went through,
+    // cut it off, and send the second half.
+    within("the subscriber through the proxy", 10, async {
+        while proxy.forwarded(proxy::Dir::ToClient) < 9 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    proxy.cut_all();
+    for n in 10..20 {
+        let sent = feeder
+            .publish(topic, format!("m{n}"), QoS::AtLeastOnce, false)
+            .await
+            .expect("publish");
+        within("ack", 10, sent).await.expect("ack");
+    }
+    let out = tokio::task::spawn_blocking(move || sub.finish(Duration::from_secs(30)))
+        .await
+        .expect("the process runner");
+    assert_eq!(out.code, Some(0), "{out:?}\nbroker log:\n{}", broker.log());
+    assert!(out.stderr.contains("reconnecting in"), "{}", out.stderr);
+    let lines: Vec<String> = out.stdout().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    let expected: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
+    assert!(lines.iter().all(|l| expected.contains(l)), "{lines:?}");
+    let _ = within("feeder disconnect", 10, feeder.disconnect()).await;
 }

@@ -20,8 +20,9 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -31,8 +32,11 @@ use plover::codec::{
     WillProperties,
 };
 use plover::topic::{validate_topic_filter, validate_topic_name};
-use plover::transport::TransportError;
-use plover::{Client, ClientError, CloseReason, Message, ProtocolVersion, QoS};
+use plover::transport::{TlsError, TlsOptions, TransportError, rustls};
+use plover::{
+    Client, ClientError, CloseReason, ConnectionEvent, ConnectionEvents, Message, ProtocolVersion,
+    QoS,
+};
 
 /// Exit codes. mosquitto's clients return 1 for bad arguments and for a
 /// broker they cannot reach, the CONNACK reason code when the broker refuses
@@ -45,8 +49,10 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// `MOSQ_ERR_PROTOCOL`: the broker broke the protocol.
     pub const PROTOCOL: u8 = 2;
-    /// `MOSQ_ERR_CONN_LOST`: the connection dropped. mosquitto's clients
-    /// would reconnect; these examples do not (yet), so they stop here.
+    /// `MOSQ_ERR_CONN_LOST`: the connection dropped for good. Like
+    /// mosquitto's clients, these examples reconnect after a connection
+    /// drops; this is for when the client stops reconnecting (the broker
+    /// refused us, or closed us for a reason retrying will not fix).
     pub const CONN_LOST: u8 = 7;
     /// `MOSQ_ERR_TIMEOUT`: `subscribe -W` ran out of time.
     pub const TIMEOUT: u8 = 27;
@@ -103,8 +109,11 @@ pub struct Config {
     pub tool: Tool,
     /// `-h`, default `localhost`.
     pub host: String,
-    /// `-p`, default 1883.
+    /// `-p`, default 1883, or 8883 with TLS (`--cafile`, `--capath`,
+    /// `--tls-use-os-certs`) unless `-p` or `-L` set it.
     pub port: u16,
+    /// True once `-p` or `-L` chose the port.
+    pub port_set: bool,
     /// `-t`: publish uses the last one given (as mosquitto_pub does),
     /// subscribe all of them.
     pub topics: Vec<String>,
@@ -170,6 +179,24 @@ pub struct Config {
     pub format: Option<Format>,
     /// `subscribe -E`.
     pub exit_after_sub: bool,
+    /// `--cafile`.
+    pub cafile: Option<PathBuf>,
+    /// `--capath`.
+    pub capath: Option<PathBuf>,
+    /// `--cert`.
+    pub cert: Option<PathBuf>,
+    /// `--key`.
+    pub key: Option<PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--tls-use-os-certs`, also set by `-L mqtts://` and `-L wss://`.
+    pub tls_use_os_certs: bool,
+    /// `--tls-alpn`.
+    pub tls_alpn: Option<String>,
+    /// `--tls-version`.
+    pub tls_version: Option<String>,
+    /// `-L ws://` or `-L wss://`: MQTT over WebSocket.
+    pub websocket: bool,
 }
 
 impl Config {
@@ -179,6 +206,7 @@ impl Config {
             tool,
             host: "localhost".into(),
             port: 1883,
+            port_set: false,
             topics: Vec::new(),
             qos: QoS::AtMostOnce,
             id: None,
@@ -211,7 +239,23 @@ impl Config {
             retain_as_published: false,
             format: None,
             exit_after_sub: false,
+            cafile: None,
+            capath: None,
+            cert: None,
+            key: None,
+            insecure: false,
+            tls_use_os_certs: false,
+            tls_alpn: None,
+            tls_version: None,
+            websocket: false,
         }
+    }
+
+    /// Whether to use TLS: as in mosquitto, a CA (`--cafile`, `--capath`)
+    /// or `--tls-use-os-certs` (which `-L mqtts://` implies) turns it on;
+    /// `--cert`, `--key` and `--insecure` alone do not.
+    pub fn tls(&self) -> bool {
+        self.cafile.is_some() || self.capath.is_some() || self.tls_use_os_certs
     }
 
     /// The client id: `-i`, else `-I` + pid, else `plover_pub_<pid>` /
@@ -350,29 +394,32 @@ pub fn parse(tool: Tool, prog: String, list: Vec<OsString>) -> Result<Config, St
             "-p" | "--port" => {
                 let v = args.text("-p", "port")?;
                 match v.parse::<u16>() {
-                    Ok(port) if port > 0 => c.port = port,
+                    Ok(port) if port > 0 => {
+                        c.port = port;
+                        c.port_set = true;
+                    }
                     _ => return bad(format!("Invalid port given: {v}")),
                 }
             }
             "-t" | "--topic" => {
                 let topic = args.text("-t", "topic")?;
-                if is_pub {
-                    if validate_topic_name(&topic).is_err() {
-                        return bad(format!(
-                            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
-                        ));
-                    }
-                    // mosquitto_pub publishes to the last -t given.
-                    c.topics = vec![topic];
-                } else {
-                    if validate_topic_filter(&topic).is_err() {
-                        return bad(format!(
-                            "Invalid subscription topic '{topic}', are all '+' and '#' wildcards correct?"
-                        ));
-                    }
-                    c.topics.push(topic);
-                }
+                add_topic(&mut c, topic)?;
             }
+            "-L" | "--url" => {
+                // mosquitto's own wording, with its extra blank line.
+                let Some(url) = args.flag() else {
+                    return bad("-L argument given but no URL specified.\n");
+                };
+                parse_url(&mut c, &utf8(url, "-L")?)?;
+            }
+            "--cafile" => c.cafile = Some(args.value("--cafile", "file")?.into()),
+            "--capath" => c.capath = Some(args.value("--capath", "directory")?.into()),
+            "--cert" => c.cert = Some(args.value("--cert", "file")?.into()),
+            "--key" => c.key = Some(args.value("--key", "file")?.into()),
+            "--insecure" => c.insecure = true,
+            "--tls-use-os-certs" => c.tls_use_os_certs = true,
+            "--tls-alpn" => c.tls_alpn = Some(args.text("--tls-alpn", "protocol")?),
+            "--tls-version" => c.tls_version = Some(args.text("--tls-version", "version")?),
             "-q" | "--qos" => {
                 let v = args.text("-q", "QoS")?;
                 c.qos = parse_qos(&v).map_or_else(|| bad(format!("Invalid QoS given: {v}")), Ok)?;
@@ -535,6 +582,90 @@ pub fn parse(tool: Tool, prog: String, list: Vec<OsString>) -> Result<Config, St
     check(c)
 }
 
+/// A topic from `-t` or from `-L`'s path: publish uses the last one given,
+/// subscribe all of them, as in mosquitto.
+fn add_topic(c: &mut Config, topic: String) -> Result<(), Stop> {
+    if c.tool == Tool::Publish {
+        if validate_topic_name(&topic).is_err() {
+            return bad(format!(
+                "Invalid publish topic '{topic}', does it contain '+' or '#'?"
+            ));
+        }
+        c.topics = vec![topic];
+    } else {
+        if validate_topic_filter(&topic).is_err() {
+            return bad(format!(
+                "Invalid subscription topic '{topic}', are all '+' and '#' wildcards correct?"
+            ));
+        }
+        c.topics.push(topic);
+    }
+    Ok(())
+}
+
+/// `-L scheme://[user[:password]@]host[:port]/topic`, read the way
+/// mosquitto reads it: the path is the *topic* (for `ws://` and `wss://`
+/// too, whose WebSocket path stays `/mqtt`), nothing is percent-decoded,
+/// the user name ends at the first `:` and the host at the first `@`.
+/// `mqtts://` (and `wss://`) turn TLS on with the default roots, as
+/// `--tls-use-os-certs` does; the scheme sets the port, which a later `-p`
+/// can change.
+fn parse_url(c: &mut Config, url: &str) -> Result<(), Stop> {
+    let schemes: [(&str, u16, bool, bool); 4] = [
+        ("mqtt://", 1883, false, false),
+        ("mqtts://", 8883, true, false),
+        ("ws://", 80, false, true),
+        ("wss://", 443, true, true),
+    ];
+    let Some((rest, port, tls, websocket)) = schemes.iter().find_map(|&(prefix, port, tls, ws)| {
+        let head = url.get(..prefix.len())?;
+        head.eq_ignore_ascii_case(prefix)
+            .then(|| (&url[prefix.len()..], port, tls, ws))
+    }) else {
+        return bad("unsupported URL scheme.\n");
+    };
+    c.port = port;
+    c.port_set = true;
+    c.tls_use_os_certs |= tls;
+    c.websocket = websocket;
+    let Some((authority, topic)) = rest.split_once('/') else {
+        return bad("Invalid URL for -L argument specified - topic missing.");
+    };
+    add_topic(c, topic.to_owned())?;
+    let host_port = match authority.split_once('@') {
+        Some((userinfo, host_port)) => {
+            match userinfo.split_once(':') {
+                Some((user, password)) => {
+                    c.username = Some(user.to_owned());
+                    c.password = Some(password.to_owned());
+                }
+                None => c.username = Some(userinfo.to_owned()),
+            }
+            host_port
+        }
+        None => authority,
+    };
+    // `[::1]:1883` as well, which mosquitto cannot read.
+    let (host, port) = match host_port
+        .strip_prefix('[')
+        .and_then(|v6| v6.split_once(']'))
+    {
+        Some((host, after)) => (host, after.strip_prefix(':')),
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    c.host = host.to_owned();
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => c.port = p,
+            _ => return bad(format!("Invalid port given: {port}")),
+        }
+    }
+    Ok(())
+}
+
 fn one_source(c: &Config) -> Result<(), Stop> {
     if c.source.is_some() {
         return bad("Only one type of message can be sent at once.");
@@ -549,6 +680,12 @@ fn check(mut c: Config) -> Result<Config, Stop> {
     }
     if c.will_retain && c.will_topic.is_none() {
         return bad("Will retain given, but no will topic given.");
+    }
+    if c.cert.is_some() != c.key.is_some() {
+        return bad("Both certfile and keyfile must be provided if one of them is set.");
+    }
+    if !c.port_set && c.tls() {
+        c.port = 8883;
     }
     let no_fixed_id = c.id_prefix.is_some() || c.id.is_none();
     match c.version {
@@ -885,9 +1022,17 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
     let mut builder = Client::builder(config.client_id())
         .protocol(config.version)
         .clean_start(config.clean_session)
-        .connect_properties(config.props.connect.clone());
+        .connect_properties(config.props.connect.clone())
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Reconnecting is on by default. A QoS 0 line read while the
+        // client is between connections waits for the next one instead of
+        // failing: nothing typed into `publish -l` is dropped for timing.
+        .queue_qos0_offline(true);
     if let Some(n) = config.max_inflight {
         builder = builder.max_inflight_messages(n);
+    }
+    if config.websocket {
+        builder = builder.websockets();
     }
     let client = builder.build();
     let credentials = match (&config.username, &config.password) {
@@ -911,6 +1056,25 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
         );
         if let Err(e) = will {
             config.error(format_args!("Error: Problem setting will: {e}."));
+            return Err(ExitCode::from(exit::ERROR));
+        }
+    }
+
+    match tls_options(config) {
+        Ok(Some(tls)) => client.tls_set(tls),
+        Ok(None) => {}
+        Err(TlsSetup::FileNotFound) => {
+            config.error("Error: Problem setting TLS options: File not found.");
+            return Err(ExitCode::from(exit::ERROR));
+        }
+        Err(TlsSetup::InvalidOption) => {
+            config.error("Error: Problem setting TLS options, check the options are valid.");
+            return Err(ExitCode::from(exit::ERROR));
+        }
+        Err(TlsSetup::Failed(why)) => {
+            // mosquitto finds bad PEM only when it connects, and says this.
+            trace.line(format_args!("TLS error: {why}"));
+            config.error("Unable to connect (A TLS error occurred.).");
             return Err(ExitCode::from(exit::ERROR));
         }
     }
@@ -943,6 +1107,7 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
             Err(ExitCode::from(code))
         }
         Err(ClientError::Transport(e)) => {
+            trace.line(format_args!("connect failed: {e}"));
             match e {
                 // mosquitto prints strerror(errno): "Connection refused".
                 TransportError::Refused { .. } => config.error("Error: Connection refused"),
@@ -950,7 +1115,20 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
                 TransportError::Resolve { .. } => {
                     config.error("Unable to connect (Lookup error.).")
                 }
-                TransportError::Timeout { .. } => config.error("Error: Connection timed out"),
+                TransportError::Timeout { .. } | TransportError::TlsHandshakeTimeout { .. } => {
+                    config.error("Error: Connection timed out")
+                }
+                // mosquitto's words for every failed handshake (it says
+                // which with -d, as the trace line above does). It prints
+                // them this way when the handshake fails inside its
+                // connect call and as "Error: A TLS error occurred." (exit
+                // 8) when it fails later in its loop, depending on timing.
+                TransportError::UntrustedCertificate(_)
+                | TransportError::HostnameMismatch { .. }
+                | TransportError::Tls(_)
+                | TransportError::TlsConfig(_) => {
+                    config.error("Unable to connect (A TLS error occurred.).")
+                }
                 other => config.error(format_args!("Error: {other}")),
             }
             Err(ExitCode::from(exit::ERROR))
@@ -965,6 +1143,129 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
             Err(ExitCode::from(exit::ERROR))
         }
     }
+}
+
+/// Why the TLS settings could not be made, sorted by what mosquitto prints.
+enum TlsSetup {
+    /// A file named by `--cafile`, `--cert` or `--key` cannot be read.
+    FileNotFound,
+    /// An option value mosquitto would not take (`--tls-version tlsv1.1`).
+    InvalidOption,
+    /// Anything else: bad PEM, a key that is not the certificate's, no CA
+    /// in `--capath`.
+    Failed(String),
+}
+
+impl From<TlsError> for TlsSetup {
+    fn from(e: TlsError) -> Self {
+        match e {
+            TlsError::ReadFile { .. } => TlsSetup::FileNotFound,
+            other => TlsSetup::Failed(other.to_string()),
+        }
+    }
+}
+
+/// The CA files `--capath` names: every `*.pem`, `*.crt` and `*.cer`
+/// file, and OpenSSL's hashed names (`1a2b3c4d.0`), in name order.
+fn capath_files(dir: &Path) -> Result<Vec<PathBuf>, TlsSetup> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| TlsSetup::Failed(format!("cannot read --capath {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let hashed = name.len() >= 10
+                && name.as_bytes()[..8].iter().all(u8::is_ascii_hexdigit)
+                && name.as_bytes()[8] == b'.'
+                && name.as_bytes()[9..].iter().all(u8::is_ascii_digit);
+            let ext = path
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase());
+            path.is_file() && (hashed || matches!(ext.as_deref(), Some("pem" | "crt" | "cer")))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The TLS settings the flags ask for, or `None` for plain MQTT.
+///
+/// Which CAs count follows mosquitto (OpenSSL), which trusts the union of
+/// what it was given: `--cafile` and `--capath` alone trust only their
+/// certificates; with `--tls-use-os-certs` (or `-L mqtts://`) they are
+/// added to the default roots, which here are the Mozilla roots compiled
+/// into plover rather than the operating system's store.
+fn tls_options(c: &Config) -> Result<Option<TlsOptions>, TlsSetup> {
+    if !c.tls() {
+        return Ok(None);
+    }
+    let mut tls = match c.tls_version.as_deref() {
+        None => TlsOptions::new(),
+        Some(version) => TlsOptions::from_rustls_config(one_tls_version(version)?),
+    };
+    let mut cas: Vec<(PathBuf, bool)> = c.cafile.iter().map(|f| (f.clone(), true)).collect();
+    if let Some(dir) = &c.capath {
+        cas.extend(capath_files(dir)?.into_iter().map(|f| (f, false)));
+    }
+    // The first CA replaces the default roots unless those are wanted too.
+    let mut replace = !c.tls_use_os_certs;
+    for (file, required) in cas {
+        let next = if replace {
+            tls.clone().ca_file(&file)
+        } else {
+            tls.clone().add_ca_file(&file)
+        };
+        match next {
+            Ok(next) => {
+                tls = next;
+                replace = false;
+            }
+            // A capath file without a certificate (a key, a CRL) is not
+            // one of the CAs; skip it as OpenSSL would never look at it.
+            Err(TlsError::NoCertificate { .. }) if !required => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if replace && !c.tls_use_os_certs {
+        // Only --capath, and nothing in it: trust nothing, rather than the
+        // default roots.
+        return Err(TlsSetup::Failed(
+            "no CA certificate found in --capath".to_owned(),
+        ));
+    }
+    if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+        tls = tls.client_cert_files(cert, key)?;
+    }
+    if let Some(protocol) = &c.tls_alpn {
+        tls = tls.alpn(&[protocol.as_bytes()]);
+    }
+    if c.insecure {
+        tls = tls.dangerous_disable_verification();
+    }
+    Ok(Some(tls))
+}
+
+/// A rustls config speaking only the TLS version `--tls-version` names,
+/// trusting the Mozilla roots (the CA flags then change that, on top).
+fn one_tls_version(version: &str) -> Result<Arc<rustls::ClientConfig>, TlsSetup> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match version {
+        "tlsv1.3" => &[&rustls::version::TLS13],
+        "tlsv1.2" => &[&rustls::version::TLS12],
+        // tlsv1.1 and older: rustls does not speak them.
+        _ => return Err(TlsSetup::InvalidOption),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsSetup::Failed(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 fn connack_code(config: &Config, connack: &ConnAck) -> u8 {
@@ -1027,6 +1328,85 @@ pub fn strerror(e: &std::io::Error) -> String {
     match text.rfind(" (os error ") {
         Some(at) => text[..at].to_string(),
         None => text,
+    }
+}
+
+/// How long opening the transport, and then the CONNACK, may each take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long after a `Disconnected` event the `Reconnecting` that announces
+/// the next attempt may take. The client sends it at once; if none comes,
+/// the client has stopped for good.
+const FOLLOW_UP: Duration = Duration::from_secs(2);
+
+/// Follows a client's connection events for a tool that keeps going
+/// across reconnects (as mosquitto's do), and says when the client has
+/// stopped for good. Tracing with `-d` shows the drops and the attempts.
+pub struct Link {
+    events: ConnectionEvents,
+    /// When to conclude the client stopped, and with what reason, if no
+    /// further event comes first.
+    give_up: Option<(tokio::time::Instant, CloseReason)>,
+}
+
+impl Link {
+    /// Starts following `client` (call before anything can happen).
+    pub fn new(client: &Client) -> Link {
+        Link {
+            events: client.connection_events(),
+            give_up: None,
+        }
+    }
+
+    /// Resolves once the client has stopped for good, with why; while it
+    /// reconnects this stays pending. Cancel safe: what it learned is kept
+    /// in `self`, so it can sit in a `select!` loop.
+    pub async fn stopped(&mut self, trace: &Trace) -> CloseReason {
+        loop {
+            let deadline = self.give_up.as_ref().map(|(at, _)| *at);
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(ConnectionEvent::Disconnected(reason)) => {
+                        trace.line(format_args!("connection lost: {reason}"));
+                        let at = tokio::time::Instant::now() + FOLLOW_UP;
+                        self.give_up = Some((at, reason));
+                    }
+                    Some(ConnectionEvent::Reconnecting { attempt, delay, cause }) => {
+                        trace.line(format_args!(
+                            "reconnecting in {delay:.1?} (attempt {attempt}): {cause}"
+                        ));
+                        // The attempt reports back (Connected, or
+                        // Disconnected) within the delay and the connect
+                        // timeouts; if it never does, the client is gone.
+                        let at = tokio::time::Instant::now()
+                            + delay
+                            + 2 * CONNECT_TIMEOUT
+                            + Duration::from_secs(5);
+                        self.give_up = Some((at, CloseReason::ConnectionLost));
+                    }
+                    Some(ConnectionEvent::Connected(_)) => {
+                        trace.line(format_args!("reconnected"));
+                        self.give_up = None;
+                    }
+                    Some(_) => {}
+                    None => return CloseReason::ConnectionLost,
+                },
+                () = sleep_until(deadline) => {
+                    let (_, reason) = self.give_up.take().unwrap_or((
+                        tokio::time::Instant::now(),
+                        CloseReason::ConnectionLost,
+                    ));
+                    return reason;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -1569,6 +1949,9 @@ fn usage(tool: Tool, prog: &str) -> String {
 {pad}        [-V protocol-version]
 {pad}        [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
 {pad}        [-D command identifier value]
+{pad}        [{{--cafile file | --capath dir}} [--cert file] [--key file]
+{pad}          [--insecure] [--tls-alpn protocol] [--tls-version version]]
+{pad}        [--tls-use-os-certs]
 "
     );
     let common_help =
@@ -1595,8 +1978,14 @@ fn usage(tool: Tool, prog: &str) -> String {
  -k : keep alive in seconds for this client. Defaults to 60. Any value from 0 (no
       keepalive) to 65535 is accepted, small ones too; mosquitto's clients reject
       values below 5.
+ -L : specify user, password, hostname, port and topic as a URL in the form:
+      mqtt(s)://[username[:password]@]host[:port]/topic
+      As in mosquitto the path is the topic, and nothing is percent-decoded.
+      mqtts:// turns on TLS as --tls-use-os-certs does (add --cafile for a private
+      CA). ws:// and wss:// work the same way for MQTT over WebSocket (path /mqtt),
+      when plover is built with its websocket feature.
  -M : the maximum inflight messages for QoS 1/2. Defaults to 20.
- -p : network port to connect to. Defaults to 1883.
+ -p : network port to connect to. Defaults to 1883 for plain MQTT and 8883 for MQTT over TLS.
  -P : provide a password (requires -u).
  -q : quality of service level to use. Defaults to 0.
  -u : provide a username
@@ -1611,6 +2000,28 @@ fn usage(tool: Tool, prog: &str) -> String {
  --will-qos : QoS level for the client Will.
  --will-retain : if given, make the client Will retained.
  --will-topic : the topic on which to publish the client Will.
+ --cafile : path to a file containing trusted CA certificates (PEM) to enable encrypted
+            communication. Only these CAs are trusted (with --tls-use-os-certs, these
+            and the default roots).
+ --capath : path to a directory containing trusted CA certificates to enable encrypted
+            communication: every *.pem, *.crt and *.cer file in it, and OpenSSL's hashed
+            names (no c_rehash needed).
+ --cert : client certificate for authentication, if required by server (PEM, with any
+          intermediate certificates after it).
+ --key : client private key for authentication, if required by server (PEM: PKCS#8,
+         PKCS#1 or SEC1; encrypted keys are not supported).
+ --insecure : do not verify the server's certificate AT ALL. This goes further than
+              mosquitto's --insecure, which skips only the host name check and still
+              requires a certificate signed by a trusted CA: rustls has no such
+              half-way mode. Anyone on the path can then pretend to be the broker and
+              read everything, the password included. Test brokers only; giving the
+              broker's own CA with --cafile is the safe way.
+ --tls-alpn : TLS application layer protocol negotiation protocol.
+ --tls-use-os-certs : trust the default roots: the Mozilla root certificates compiled into
+                      plover (webpki-roots), not the operating system's store. Public
+                      brokers' certificates (HiveMQ Cloud's, for one) chain to them.
+ --tls-version : TLS protocol version, tlsv1.3 or tlsv1.2 (rustls speaks no older one).
+                 By default either, preferring tlsv1.3.
 ";
     match tool {
         Tool::Publish => format!(
@@ -1618,7 +2029,7 @@ fn usage(tool: Tool, prog: &str) -> String {
 single topic and exit. It takes mosquitto_pub's options and gives its output and
 exit codes.
 
-Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic}}
+Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}}
 {pad}        {{-f file | -l | -n | -m message | -s}}
 {pad}        [-r] [--repeat N] [--repeat-delay time]
 {common_flags}       {prog} --help
@@ -1633,10 +2044,10 @@ Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic}}
  --repeat : if publish mode is -f, -m, -n or -s, then repeat the publish N times.
  --repeat-delay : if using --repeat, wait time seconds between publishes. Defaults to 0.
 {common_help}
-Exit status: 0 once every message was sent and, at QoS 1 and 2, acknowledged;
-1 for bad arguments or an unreachable broker; the CONNACK reason code when the
-broker refuses the connection; 7 if the connection was lost first.
-TLS options are not supported yet.
+Exit status: 0 once every message was sent and, at QoS 1 and 2, acknowledged,
+across reconnects; 1 for bad arguments or an unreachable broker; the CONNACK
+reason code when the broker refuses the connection; 7 if the client stops
+reconnecting first.
 "
         ),
         Tool::Subscribe => format!(
@@ -1644,7 +2055,7 @@ TLS options are not supported yet.
 topics and print all messages it receives. It takes mosquitto_sub's options and
 gives its output and exit codes.
 
-Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic}}
+Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic | -L URL [-t topic]}}
 {pad}        [-C msg_count] [-E] [-R] [--retained-only] [-T filter_out]
 {pad}        [-F format] [-N] [-v] [-W timeout_secs] [--retain-as-published]
 {common_flags}       {prog} --help
@@ -1669,8 +2080,7 @@ Usage: {prog} {{[-h host] [-p port] [-u username] [-P password] -t topic}}
 {common_help}
 Exit status: 0 on success; 27 when -W runs out; 1 for bad arguments or an
 unreachable broker; the CONNACK reason code when the broker refuses the
-connection; 7 if the connection is lost.
-TLS options are not supported yet.
+connection; 7 if the client stops reconnecting.
 "
         ),
     }
