@@ -141,7 +141,10 @@ async fn run(args: Args) -> Result<(), ClientError> {
         )
         .await?;
     if let Some(refused) = suback.reason_codes.iter().find(|code| code.is_error()) {
-        return Err(ClientError::SubscribeRejected(*refused));
+        return Err(ClientError::SubscribeRejected {
+            reason: *refused,
+            reason_string: suback.properties.reason_string.clone(),
+        });
     }
     println!(
         "subscribed to home/+/temperature and home/+/status; heaters on below {} °C, off above {} °C",

@@ -15,15 +15,17 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::auth::Authenticator;
 use crate::codec::{
-    ConnAck, ConnectProperties, ConnectReasonCode, Disconnect, EncodeError, LastWill, MqttString,
-    Packet, ProtocolVersion, PubAckReasonCode, Publish, PublishProperties, QoS, StringError,
-    SubAck, SubAckReasonCode, SubscribeProperties, SubscriptionOptions, UnsubAck,
-    UnsubscribeProperties, WillProperties,
+    ConnAck, ConnectProperties, ConnectReasonCode, Disconnect, DisconnectReasonCode, EncodeError,
+    LastWill, MqttString, Packet, ProtocolVersion, PubAckReasonCode, PubRelReasonCode, Publish,
+    PublishProperties, QoS, StringError, SubAck, SubAckReasonCode, SubscribeProperties,
+    SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
 use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, Reconnect};
 use crate::request::Requests;
 use crate::router::{RouteGuard, Routing, Sink, Subscription};
-use crate::session::{CloseReason, PublishOutcome, RequestError, Session, SessionConfig};
+use crate::session::{
+    CloseReason, PublishOutcome, RequestError, ResubscribeError, Session, SessionConfig,
+};
 use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
 use crate::transport::{BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions};
 
@@ -79,8 +81,9 @@ pub enum ConnectionEvent {
     Connected(Box<ConnAck>),
     /// The connection ended, and why.
     Disconnected(CloseReason),
-    /// The client will try to connect again after `delay` (attempt 1, 2,
-    /// ... since the last successful connection).
+    /// The client will try to connect again after `delay`. Attempts count
+    /// 1, 2, ... from the last connection that stayed up for ten seconds;
+    /// the delay doubles with each (see [`ClientBuilder::reconnect_delay`]).
     Reconnecting {
         /// Which attempt this will be.
         attempt: u32,
@@ -89,6 +92,16 @@ pub enum ConnectionEvent {
         /// Why the last connection or attempt ended (e.g. "connection
         /// refused by 127.0.0.1:1883", "keepalive timeout: ...").
         cause: String,
+    },
+    /// After a reconnect that found the broker without our session, the
+    /// client subscribed again to `filter` on its own (see
+    /// [`ClientBuilder::resubscribe`]) and that failed: no messages come
+    /// through it any more, until the application subscribes again.
+    ResubscribeFailed {
+        /// The filter that is no longer subscribed.
+        filter: MqttString,
+        /// Why.
+        error: ResubscribeError,
     },
 }
 
@@ -162,12 +175,16 @@ pub enum ClientError {
     #[error("invalid broker URL: {0}")]
     InvalidUrl(#[from] UrlError),
     /// The broker refused the connection.
-    #[error("connection refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    #[error("connection refused: {reason}{}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), server_reference.as_ref().map(|s| format!("; try {s}")).unwrap_or_default())]
     ConnectionRefused {
         /// Why (3.1.1 return codes map to these).
         reason: ConnectReasonCode,
         /// The broker's explanation (5.0).
         reason_string: Option<MqttString>,
+        /// Another server to use (5.0, with 0x9C Use another server or
+        /// 0x9D Server moved), if the broker named one. The client does
+        /// not follow it on its own.
+        server_reference: Option<MqttString>,
     },
     /// The connection ended before the broker answered.
     #[error("connection closed: {0}")]
@@ -180,9 +197,24 @@ pub enum ClientError {
         /// The broker's explanation.
         reason_string: Option<MqttString>,
     },
+    /// The broker refused a QoS 2 publish at its last step: PUBCOMP with
+    /// a 5.0 reason code ≥ 0x80 (0x92 Packet Identifier not found: the
+    /// broker no longer knew the exchange).
+    #[error("publish not completed: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    PublishNotCompleted {
+        /// The PUBCOMP reason code.
+        reason: PubRelReasonCode,
+        /// The broker's explanation.
+        reason_string: Option<MqttString>,
+    },
     /// The broker refused a subscription.
-    #[error("subscription refused: {0}")]
-    SubscribeRejected(SubAckReasonCode),
+    #[error("subscription refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    SubscribeRejected {
+        /// The SUBACK reason code for the filter.
+        reason: SubAckReasonCode,
+        /// The broker's explanation (5.0).
+        reason_string: Option<MqttString>,
+    },
     /// No response came in time ([`Client::request`]).
     #[error("no response within {0:?}")]
     Timeout(Duration),
@@ -207,9 +239,11 @@ impl From<CloseReason> for ClientError {
             CloseReason::Refused {
                 reason,
                 reason_string,
+                server_reference,
             } => ClientError::ConnectionRefused {
                 reason,
                 reason_string,
+                server_reference,
             },
             CloseReason::ConnectTimeout => ClientError::ConnectTimeout,
             other => ClientError::ConnectionClosed(other),
@@ -448,6 +482,8 @@ pub(crate) struct Connection {
     max_queued: usize,
     queue_full: QueueFull,
     queue_qos0_offline: bool,
+    /// The Session Expiry Interval our CONNECT asked for (5.0; 0 if none).
+    session_expiry: u32,
 }
 
 /// State the event loop keeps current for the handles.
@@ -488,6 +524,8 @@ struct Inner {
     connection: Mutex<Option<Connection>>,
     messages_tx: mpsc::Sender<Message>,
     messages_rx: Mutex<Option<mpsc::Receiver<Message>>>,
+    /// Set once `messages()` took `messages_rx`.
+    messages_taken: Arc<AtomicBool>,
     events: broadcast::Sender<ConnectionEvent>,
     /// Subscription streams and message callbacks, shared with the loop.
     routing: Arc<Routing>,
@@ -520,6 +558,16 @@ struct Inner {
 pub struct Client {
     inner: Arc<Inner>,
 }
+
+// The promise above, kept by the compiler: a change that made `Client`
+// lose `Send` or `Sync` fails to build here rather than in users' code.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Client>();
+    assert_send_sync::<PublishHandle>();
+    assert_send_sync::<Messages>();
+    assert_send_sync::<ConnectionEvents>();
+};
 
 impl Client {
     /// A client with this client id, speaking MQTT 3.1.1 with a clean
@@ -573,6 +621,7 @@ impl Client {
                 connection: Mutex::new(None),
                 messages_tx,
                 messages_rx: Mutex::new(Some(messages_rx)),
+                messages_taken: Arc::new(AtomicBool::new(false)),
                 events,
                 routing: Arc::new(Routing::new()),
                 requests: Requests::new(),
@@ -860,11 +909,18 @@ impl Client {
             ));
         }
         let mut connect_properties = options.connect_properties.clone();
-        if options.protocol == ProtocolVersion::V5
-            && connect_properties.maximum_packet_size.is_none()
-        {
-            connect_properties.maximum_packet_size = u32::try_from(options.max_packet_size).ok();
+        // What we tell a 5.0 broker we accept is what the decoder enforces:
+        // a smaller Maximum Packet Size set in the CONNECT properties wins.
+        let mut max_packet_size = options.max_packet_size;
+        if options.protocol == ProtocolVersion::V5 {
+            match connect_properties.maximum_packet_size {
+                Some(advertised) => max_packet_size = advertised as usize,
+                None => {
+                    connect_properties.maximum_packet_size = u32::try_from(max_packet_size).ok();
+                }
+            }
         }
+        let session_expiry = connect_properties.session_expiry_interval;
         let config = SessionConfig {
             version: options.protocol,
             client_id,
@@ -887,6 +943,7 @@ impl Client {
             events: self.inner.events.clone(),
             connack: Some(connack_tx),
             shared: shared.clone(),
+            messages_taken: self.inner.messages_taken.clone(),
             routing: self.inner.routing.clone(),
         };
         let reconnect = Reconnect {
@@ -899,13 +956,7 @@ impl Client {
         };
         let mut session = Session::new(config);
         session.set_authenticator(options.authenticator.as_ref().map(|make| make()));
-        let event_loop = EventLoop::new(
-            session,
-            commands_rx,
-            outlets,
-            reconnect,
-            options.max_packet_size,
-        );
+        let event_loop = EventLoop::new(session, commands_rx, outlets, reconnect, max_packet_size);
         *self
             .inner
             .connection
@@ -918,6 +969,7 @@ impl Client {
             max_queued: options.max_queued,
             queue_full: options.queue_full,
             queue_qos0_offline: options.queue_qos0_offline,
+            session_expiry: session_expiry.unwrap_or(0),
         });
         tokio::spawn(event_loop.run());
         let result = match connack_rx.await {
@@ -976,6 +1028,12 @@ impl Client {
         properties: PublishProperties,
     ) -> Result<PublishHandle, ClientError> {
         validate_topic_name(topic).map_err(ClientError::InvalidTopic)?;
+        if !properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]: only the broker puts these in a PUBLISH.
+            return Err(ClientError::InvalidArgument(
+                "a client's PUBLISH cannot carry subscription identifiers",
+            ));
+        }
         let mut publish = Publish::new(string("topic", topic)?, payload)
             .with_retain(retain)
             .with_properties(properties);
@@ -984,7 +1042,18 @@ impl Client {
         publish.qos = qos;
         publish.packet_id = (qos != QoS::AtMostOnce).then_some(std::num::NonZeroU16::MIN);
         let packet = Packet::Publish(publish);
-        let size = packet.encoded_len(conn.version)?;
+        let size = match packet.encoded_len(conn.version) {
+            Ok(size) => size,
+            // Over MQTT's own 256 MiB: the same error as over the broker's.
+            Err(EncodeError::PacketTooLarge(remaining)) => {
+                return Err(ClientError::PacketTooLarge {
+                    // One byte of header and the longest length field.
+                    size: remaining.saturating_add(5),
+                    max: MAX_PACKET,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let max = conn.shared.broker_max_packet.load(Ordering::Acquire);
         if size > max {
             return Err(ClientError::PacketTooLarge { size, max });
@@ -1036,7 +1105,10 @@ impl Client {
             .copied()
             .unwrap_or(SubAckReasonCode::UnspecifiedError);
         code.granted_qos()
-            .ok_or(ClientError::SubscribeRejected(code))
+            .ok_or_else(|| ClientError::SubscribeRejected {
+                reason: code,
+                reason_string: ack.properties.reason_string.clone(),
+            })
     }
 
     /// Subscribes to several filters in one SUBSCRIBE, each with its own
@@ -1145,7 +1217,10 @@ impl Client {
             .unwrap_or(SubAckReasonCode::UnspecifiedError);
         match code.granted_qos() {
             Some(granted) => Ok((granted, subscription)),
-            None => Err(ClientError::SubscribeRejected(code)),
+            None => Err(ClientError::SubscribeRejected {
+                reason: code,
+                reason_string: ack.properties.reason_string.clone(),
+            }),
         }
     }
 
@@ -1299,7 +1374,13 @@ impl Client {
     /// [`DisconnectWithWillMessage`](crate::codec::DisconnectReasonCode::DisconnectWithWillMessage) to have the will
     /// published), waiting at most `timeout` for messages in flight.
     /// Requests still unanswered then fail with
-    /// [`ClientError::ConnectionClosed`].
+    /// [`ClientError::ConnectionClosed`]. If the connection drops while
+    /// waiting, the client does not reconnect: the disconnect is done.
+    ///
+    /// What the protocol cannot carry fails at once with
+    /// [`ClientError::InvalidArgument`]: any reason code or property with
+    /// 3.1.1, and with 5.0 a non-zero session expiry when the CONNECT had
+    /// none ([MQTT-3.14.2-2]).
     ///
     /// Cancel safety: as [`disconnect`](Self::disconnect).
     pub async fn disconnect_with(
@@ -1308,6 +1389,29 @@ impl Client {
         timeout: Duration,
     ) -> Result<(), ClientError> {
         let conn = self.connection()?;
+        match conn.version {
+            ProtocolVersion::V311 => {
+                // A 3.1.1 DISCONNECT is two bytes: anything else asked for
+                // (the will published, say) would silently not happen.
+                if disconnect.reason_code != DisconnectReasonCode::NormalDisconnection
+                    || disconnect.properties != Default::default()
+                {
+                    return Err(ClientError::InvalidArgument(
+                        "an MQTT 3.1.1 DISCONNECT carries no reason code or properties",
+                    ));
+                }
+            }
+            ProtocolVersion::V5 => {
+                // [MQTT-3.14.2-2]: a session that was to end with the
+                // connection cannot be given a lifetime now.
+                let asked = disconnect.properties.session_expiry_interval;
+                if conn.session_expiry == 0 && asked.is_some_and(|s| s != 0) {
+                    return Err(ClientError::InvalidArgument(
+                        "a non-zero session expiry on DISCONNECT needs one on CONNECT",
+                    ));
+                }
+            }
+        }
         let (done, rx) = oneshot::channel();
         conn.commands
             .send(Command::Disconnect {
@@ -1334,9 +1438,15 @@ impl Client {
     /// [`ClientBuilder::message_capacity`]), and the first call takes that
     /// buffer; later calls return a stream that ends at once. When the
     /// application does not keep up, the client stops reading from the
-    /// network until there is room again (acknowledgements, publishes and
-    /// keepalive carry on), so the broker, not this process, holds the
-    /// backlog.
+    /// network until there is room again (our acknowledgements, publishes
+    /// and keepalive pings still go out), so the broker, not this process,
+    /// holds the backlog. The broker's acknowledgements of our own
+    /// publishes are read only once the application catches up.
+    ///
+    /// Until the first call, messages beyond the buffer's capacity are
+    /// dropped with a warning instead: an application that never calls
+    /// this (one that uses only [callbacks](Self::message_callback_add) or
+    /// [`Subscription`] streams) must not bring the client to a halt.
     pub fn messages(&self) -> Messages {
         let rx = self
             .inner
@@ -1347,6 +1457,7 @@ impl Client {
         if rx.is_none() {
             tracing::warn!("Client::messages() called more than once; the second stream is empty");
         }
+        self.inner.messages_taken.store(true, Ordering::Release);
         Messages { rx }
     }
 
@@ -1433,8 +1544,10 @@ pub(crate) struct Routed {
 ///
 /// Output: the acknowledgement ([`PublishOutcome`]: packet id, reason code,
 /// 5.0 properties), [`ClientError::PublishRejected`] when the broker
-/// refused it, or [`ClientError::ConnectionClosed`] when the connection
-/// ended first. Dropping the handle does not cancel the publish.
+/// refused it, [`ClientError::PublishNotCompleted`] when a QoS 2 exchange
+/// ended with a failing PUBCOMP, or [`ClientError::ConnectionClosed`] when
+/// the connection ended first (the client had stopped for good: across
+/// reconnects a publish is sent again, not failed). Dropping the handle does not cancel the publish.
 #[derive(Debug)]
 pub struct PublishHandle {
     rx: oneshot::Receiver<Result<PublishOutcome, RequestError>>,
@@ -1466,7 +1579,13 @@ impl Future for PublishHandle {
                     reason_string: outcome.properties.reason_string.clone(),
                 })
             }
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok(outcome)) => match outcome.complete_reason {
+                Some(reason) if reason.is_error() => Err(ClientError::PublishNotCompleted {
+                    reason,
+                    reason_string: outcome.properties.reason_string.clone(),
+                }),
+                _ => Ok(outcome),
+            },
         })
     }
 }

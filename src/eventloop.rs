@@ -10,12 +10,29 @@
 //! (`ClientBuilder::message_capacity`, default 1,024). When the application
 //! does not take them and the channel is full, the loop holds the one
 //! message it could not deliver and stops reading from the socket until
-//! there is room again. Meanwhile it keeps writing: acknowledgements of
-//! messages already taken in, our own publishes and PINGREQs still go out,
-//! and the session does not count the unread PINGRESP against the broker.
-//! The broker then holds further messages for us (its own in-flight window
-//! for QoS 1/2), so memory stays bounded on both sides and nothing is lost.
-//! Incoming QoS 1/2 messages are acknowledged when they enter the channel.
+//! there is room again. The broker then holds further messages for us (its
+//! own queue and in-flight window), so memory stays bounded on both sides
+//! and nothing is lost.
+//!
+//! Meanwhile the loop keeps writing: acknowledgements of messages already
+//! read, our own publishes, and a PINGREQ whenever a keepalive passes
+//! without anything sent, so the broker does not take a slow reader for a
+//! dead one. What cannot happen while reading is paused is reading: the
+//! broker's acknowledgements of our publishes wait behind the unread
+//! messages, so those publishes complete (and the in-flight window frees
+//! up) once the application catches up; the session does not hold the
+//! unread PINGRESPs against the broker either. A reconnect made meanwhile
+//! still reads its CONNACK, then pauses again.
+//!
+//! Incoming QoS 1/2 messages are acknowledged as they are read, before the
+//! application has them: a message in the channel (or the one held) is in
+//! this process's memory only.
+//!
+//! Until [`Client::messages`](crate::Client::messages) is first called,
+//! the messages no subscription stream or callback takes are buffered up to
+//! the channel's capacity and then dropped with a warning rather than
+//! stalling the connection: an application that never asks for them (one
+//! that only uses callbacks, say) must not stop the client.
 //!
 //! # Routing
 //!
@@ -35,14 +52,17 @@
 //! keepalive timeout, the broker restarting or busy), the loop waits a
 //! backoff delay — doubling from the minimum to the maximum, with random
 //! jitter so a fleet of clients does not reconnect in lockstep — and
-//! connects again. Requests go on being accepted meanwhile and wait in the
+//! connects again. The delay starts over from the minimum only after a
+//! connection stayed up for [`STABLE_CONNECTION`]: a broker that accepts
+//! and then drops us at once (a session taken over by another client with
+//! our id, a message we cannot take) must not be hammered. Requests go on being accepted meanwhile and wait in the
 //! session; the session replays or resends what was in flight when the new
 //! CONNACK arrives. A refusal that will not pass by retrying (bad
 //! credentials, not authorised, banned, ...) or a `disconnect` ends the loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -116,6 +136,8 @@ pub(crate) struct Outlets {
     pub(crate) connack: Option<oneshot::Sender<Result<ConnAck, ConnectFailure>>>,
     /// Connection facts the handles read without asking the loop.
     pub(crate) shared: Arc<Shared>,
+    /// Whether the application took the receiver of `messages`.
+    pub(crate) messages_taken: Arc<AtomicBool>,
     /// Subscription streams and callbacks, kept current by the handles.
     pub(crate) routing: Arc<Routing>,
 }
@@ -165,6 +187,10 @@ pub(crate) struct EventLoop {
     commands_open: bool,
     /// Whether the current connection got its CONNACK.
     connected: bool,
+    /// When it did.
+    connected_at: Option<Instant>,
+    /// Messages dropped because nobody took `Client::messages` yet.
+    dropped_untaken: u64,
     /// Bytes were written since the last flush.
     unflushed: bool,
     /// State of the jitter generator (xorshift: no need for a real RNG).
@@ -184,9 +210,9 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 /// Read chunk: big enough to take many small packets per syscall.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Stop taking commands while this many publishes wait in the session, so
-/// a flood waits in the bounded command channel and the callers' awaits.
-const MAX_SESSION_QUEUE: usize = 1024;
+/// How long a connection must stay up before the reconnect backoff starts
+/// over from its minimum.
+pub(crate) const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
 impl EventLoop {
     pub(crate) fn new(
@@ -219,6 +245,8 @@ impl EventLoop {
             close_reason: None,
             commands_open: true,
             connected: false,
+            connected_at: None,
+            dropped_untaken: 0,
             unflushed: false,
             jitter: seed | 1,
         }
@@ -255,7 +283,10 @@ impl EventLoop {
                     let reason = self.run_connection(io).instrument(span.clone()).await;
                     if self.connected {
                         ever_connected = true;
-                        attempt = 0;
+                        let lasted = self.connected_at.map(|at| at.elapsed());
+                        if lasted.is_some_and(|d| d >= STABLE_CONNECTION) {
+                            attempt = 0;
+                        }
                     }
                     // Every end of a connection the application has seen
                     // start is reported, a refused reconnect included; the
@@ -336,7 +367,9 @@ impl EventLoop {
     async fn wait_offline(&mut self, delay: Duration) -> Option<CloseReason> {
         let until = Instant::now() + delay;
         loop {
-            let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
+            // The callers' queue bound (a permit per unfinished publish)
+            // is what limits what waits in the session.
+            let accepting = self.commands_open;
             let stalled_channel = self.stalled_channel();
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return None,
@@ -367,6 +400,7 @@ impl EventLoop {
         self.write_buf = Bytes::new();
         self.close_reason = None;
         self.connected = false;
+        self.connected_at = None;
         self.session.handle_connect(Self::now());
         let reason = self.drive(&mut io).await;
         self.flush_and_close(&mut io).await;
@@ -384,9 +418,11 @@ impl EventLoop {
                 self.write_buf = self.session.poll_transmit().unwrap_or_default();
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
-            let reading = self.stalled.is_none();
+            // A held message pauses reading, except for a new connection's
+            // CONNACK: without it the connection would never come up.
+            let reading = self.stalled.is_none() || !self.connected;
             let stalled_channel = self.stalled_channel();
-            let accepting = self.commands_open && self.session.queued_len() < MAX_SESSION_QUEUE;
+            let accepting = self.commands_open;
 
             tokio::select! {
                 read = io.reader.read_buf(&mut self.read_buf), if reading => {
@@ -428,7 +464,7 @@ impl EventLoop {
                         self.session.handle_disconnect(Disconnect::default(), now, now);
                     }
                 },
-                permit = room(stalled_channel), if !reading => {
+                permit = room(stalled_channel), if self.stalled.is_some() => {
                     self.on_room(permit);
                     if self.stalled.is_none() {
                         self.session.handle_read_paused(false, Self::now());
@@ -447,7 +483,7 @@ impl EventLoop {
     /// a message cannot be delivered.
     fn decode_packets(&mut self) {
         let version = self.session.version();
-        while self.stalled.is_none() && self.close_reason.is_none() {
+        while (self.stalled.is_none() || !self.connected) && self.close_reason.is_none() {
             match codec::decode(&mut self.read_buf, version, self.max_packet_size) {
                 Ok(Some(packet)) => {
                     self.session.handle_packet(packet, Self::now());
@@ -517,6 +553,11 @@ impl EventLoop {
             match event {
                 Event::Connected(connack) => {
                     self.connected = true;
+                    self.connected_at = Some(Instant::now());
+                    if self.stalled.is_some() {
+                        // Still holding a message from before: stay paused.
+                        self.session.handle_read_paused(true, Self::now());
+                    }
                     let max = connack
                         .properties
                         .maximum_packet_size
@@ -556,6 +597,12 @@ impl EventLoop {
                     if let Some(Waiter::Unsubscribe(tx)) = self.waiters.remove(&request) {
                         let _ = tx.send(result);
                     }
+                }
+                Event::ResubscribeFailed { filter, error } => {
+                    let _ = self
+                        .outlets
+                        .events
+                        .send(ConnectionEvent::ResubscribeFailed { filter, error });
                 }
                 Event::Closed(reason) => {
                     self.outlets
@@ -630,6 +677,19 @@ impl EventLoop {
         match self.outlets.messages.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
+                if !self.outlets.messages_taken.load(Ordering::Acquire) {
+                    // Nobody asked for these yet, and maybe nobody will:
+                    // stalling would stop the client for good.
+                    self.dropped_untaken += 1;
+                    if self.dropped_untaken == 1 || self.dropped_untaken.is_power_of_two() {
+                        tracing::warn!(
+                            topic = %message.topic,
+                            dropped = self.dropped_untaken,
+                            "message dropped: Client::messages() was never called and its buffer is full"
+                        );
+                    }
+                    return;
+                }
                 let tx = self.outlets.messages.clone();
                 self.stall(message, vec![tx]);
             }
@@ -700,7 +760,7 @@ impl EventLoop {
         }
         self.write_buf = Bytes::new();
         // Whatever the session queued for this connection is gone with it.
-        let _ = self.session.poll_transmit();
+        self.session.discard_transmit();
         if !self.session.is_closed() {
             self.session.handle_connection_lost(Self::now());
             self.drain_events();
@@ -731,10 +791,17 @@ fn is_final(reason: &CloseReason) -> bool {
                 | C::PayloadFormatInvalid
                 | C::RetainNotSupported
                 | C::QoSNotSupported
+                // The broker sends us elsewhere (its Server Reference is
+                // in the reason): asking it again will not help.
+                | C::UseAnotherServer
+                | C::ServerMoved
         ),
-        CloseReason::ServerDisconnect { reason, .. } => {
-            matches!(reason, DisconnectReasonCode::NotAuthorized)
-        }
+        CloseReason::ServerDisconnect { reason, .. } => matches!(
+            reason,
+            DisconnectReasonCode::NotAuthorized
+                | DisconnectReasonCode::UseAnotherServer
+                | DisconnectReasonCode::ServerMoved
+        ),
         _ => false,
     }
 }

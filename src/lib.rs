@@ -51,7 +51,7 @@ pub use client::{
 pub use codec::{ProtocolVersion, QoS};
 pub use request::RequestParts;
 pub use router::Subscription;
-pub use session::{CloseReason, PublishOutcome};
+pub use session::{CloseReason, PublishOutcome, ResubscribeError};
 
 // README.md's examples are compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -140,7 +140,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     ///
-    /// With automatic reconnects turned off by
+    /// With automatic resubscription turned off by
     /// [`ClientBuilder::resubscribe`](crate::ClientBuilder::resubscribe)
     /// (false), a reconnect that finds the broker without our session also
     /// loses the response subscription until the next `connect`.
@@ -434,7 +434,10 @@ impl Requests {
             .copied()
             .unwrap_or(SubAckReasonCode::UnspecifiedError);
         if code.granted_qos().is_none() {
-            return Err(ClientError::SubscribeRejected(code));
+            return Err(ClientError::SubscribeRejected {
+                reason: code,
+                reason_string: ack.properties.reason_string.clone(),
+            });
         }
         let topic = MqttString::try_from(topic).map_err(|error| ClientError::InvalidString {
             what: "response topic",

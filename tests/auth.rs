@@ -473,6 +473,7 @@ async fn a_wrong_password_is_refused_and_not_retried() {
         Err(ClientError::ConnectionRefused {
             reason,
             reason_string,
+            ..
         }) => {
             assert_eq!(reason, ConnectReasonCode::NotAuthorized);
             assert_eq!(reason_string.as_deref(), Some("invalid-proof"));

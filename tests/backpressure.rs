@@ -54,12 +54,19 @@ async fn slow_consumer(version: ProtocolVersion) {
         within("puback", 30, h).await.unwrap();
     }
 
-    // Take nothing for three keepalive periods. With reads stopped, a
+    // Take nothing for eight keepalive periods. With reads stopped, a
     // client that held the unread PINGRESP against the broker would declare
-    // the connection dead; mosquitto would drop us after 1.5 keepalives
-    // without our PINGREQs.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // the connection dead; mosquitto drops a client it has not heard from
+    // for 1.5 keepalives (checked only every few seconds, hence eight), so
+    // our PINGREQs must go on meanwhile. The client cannot see such a drop
+    // while it is not reading: the broker's log is the witness.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(sub.is_connected(), "the slow consumer lost its connection");
+    let log = broker.log();
+    assert!(
+        !log.contains("exceeded timeout"),
+        "mosquitto dropped the slow consumer for silence:\n{log}"
+    );
 
     // Now catch up: every message, in order, exactly once.
     for expected in 0..N {

@@ -1097,6 +1097,7 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
         Err(ClientError::ConnectionRefused {
             reason,
             reason_string,
+            ..
         }) => {
             let code = match config.version {
                 ProtocolVersion::V311 => reason.to_v311().unwrap_or(reason.as_u8()),
@@ -1436,6 +1437,7 @@ pub fn lost(config: &Config, trace: &Trace, reason: &CloseReason) -> ExitCode {
         CloseReason::Refused {
             reason,
             reason_string,
+            ..
         } => {
             let code = match config.version {
                 ProtocolVersion::V311 => reason.to_v311().unwrap_or(reason.as_u8()),

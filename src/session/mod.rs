@@ -47,7 +47,7 @@ use crate::codec::{
     AckProperties, ConnAck, Connect, ConnectProperties, ConnectReasonCode, DecodeError, Disconnect,
     DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketType, ProtocolVersion,
     PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, SubAck,
-    Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
+    SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
     UnsubscribeProperties,
 };
 use crate::codec::{Auth, AuthReasonCode};
@@ -187,9 +187,33 @@ pub enum Event {
         /// The UNSUBACK, or why there will be none.
         result: Result<UnsubAck, RequestError>,
     },
+    /// A subscription the session re-established on its own (the broker
+    /// had lost our session, see [`SessionConfig::resubscribe`]) did not
+    /// come back. The session forgets it; nobody else would hear of it.
+    ResubscribeFailed {
+        /// The filter.
+        filter: MqttString,
+        /// Why.
+        error: ResubscribeError,
+    },
     /// The connection is over: write out what [`Session::poll_transmit`]
     /// still returns, then close the transport.
     Closed(CloseReason),
+}
+
+/// Why a subscription the client re-established on its own after a
+/// reconnect did not come back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResubscribeError {
+    /// The broker refused it (a SUBACK failure code).
+    #[error("refused by the broker: {0}")]
+    Refused(SubAckReasonCode),
+    /// It could not be sent: the new connection's CONNACK rules it out
+    /// (no wildcards, shared subscriptions or subscription identifiers),
+    /// or it is larger than the broker accepts.
+    #[error("not sent: {0}")]
+    NotSent(RequestError),
 }
 
 /// Why a request did not get an answer from the broker.
@@ -277,6 +301,11 @@ pub enum ProtocolError {
     /// An AUTH or CONNACK naming another Authentication Method than ours.
     #[error("the broker answered with another authentication method")]
     AuthMethodMismatch,
+    /// A CONNACK saying Session Present to a clean start: the broker claims
+    /// a session we asked it to discard ([MQTT-3.2.2-4] has the client
+    /// close the connection).
+    #[error("the broker claims a session present after a clean start")]
+    SessionPresentOnCleanStart,
 }
 
 impl From<ProtocolError> for DisconnectReasonCode {
@@ -304,6 +333,9 @@ pub enum CloseReason {
         reason: ConnectReasonCode,
         /// The broker's explanation (5.0).
         reason_string: Option<MqttString>,
+        /// Another server to use (5.0, with 0x9C Use another server or
+        /// 0x9D Server moved), if the broker named one.
+        server_reference: Option<MqttString>,
     },
     /// The broker sent DISCONNECT (5.0).
     #[error("disconnected by the broker: {reason}{}", fmt_reason_string(.reason_string))]
@@ -363,6 +395,9 @@ struct Inflight {
     seq: u64,
     /// QoS 2: the PUBREC, kept to report in the outcome.
     pubrec: Option<PubRec>,
+    /// When it was first sent: its Message Expiry Interval counts from
+    /// here if it has to be queued again as a new message.
+    sent_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -397,9 +432,9 @@ pub struct Session {
     ids: PacketIds,
     inflight: HashMap<u16, Inflight>,
     next_seq: u64,
-    /// Publishes waiting to be sent, in order.
-    /// Publishes waiting to be sent, in order, with when they were queued
-    /// (for Message Expiry; `None` for ones sent before and requeued).
+    /// Publishes waiting to be sent, in order, with when their Message
+    /// Expiry Interval started counting (when queued, or when first sent
+    /// for one queued again after a reconnect).
     queued: VecDeque<(RequestId, Publish, Option<Instant>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement, by id.
     requests: HashMap<u16, PendingRequest>,
@@ -412,6 +447,10 @@ pub struct Session {
     /// Granted subscriptions, in the order first granted.
     subscriptions: Vec<ActiveSubscription>,
     tx: BytesMut,
+    /// QoS 0 publishes written into `tx` and not yet handed out by
+    /// `poll_transmit`: they complete when the driver takes the bytes, so
+    /// the caller's queue bound also bounds `tx`.
+    qos0_unsent: Vec<RequestId>,
     events: VecDeque<Event>,
 
     // Per connection.
@@ -460,6 +499,7 @@ impl Session {
             incoming_aliases: HashMap::new(),
             subscriptions: Vec::new(),
             tx: BytesMut::new(),
+            qos0_unsent: Vec::new(),
             events: VecDeque::new(),
             now: None,
             broker_max_packet: usize::MAX,
@@ -549,7 +589,7 @@ impl Session {
     /// the session (see [`handle_packet`](Self::handle_packet) for CONNACK).
     pub fn handle_connect(&mut self, now: Instant) {
         self.now = Some(now);
-        self.tx.clear();
+        self.discard_transmit();
         self.state = State::Connecting;
         self.keep_alive = Duration::from_secs(self.config.keep_alive.into());
         self.inflight_limit = self.config.max_inflight.max(1).into();
@@ -758,14 +798,27 @@ impl Session {
     ///
     /// Requests in progress are kept for the next connection; call
     /// [`abort_requests`](Self::abort_requests) if there will be none.
+    ///
+    /// A connection lost while draining for a
+    /// [`handle_disconnect`](Self::handle_disconnect) ends the session as
+    /// that disconnect would have ([`CloseReason::Normal`]): the user asked
+    /// to leave, so there is no reconnecting to finish the drain.
     pub fn handle_connection_lost(&mut self, now: Instant) {
         self.now = Some(now);
-        if !matches!(self.state, State::Idle | State::Closed) {
-            self.events
-                .push_back(Event::Closed(CloseReason::ConnectionLost));
+        match self.state {
+            State::Idle | State::Closed => {}
+            State::Draining => {
+                self.pending_disconnect = None;
+                self.drain_deadline = None;
+                self.events.push_back(Event::Closed(CloseReason::Normal));
+            }
+            State::Connecting | State::Connected => {
+                self.events
+                    .push_back(Event::Closed(CloseReason::ConnectionLost));
+            }
         }
         self.state = State::Idle;
-        self.tx.clear();
+        self.discard_transmit();
         self.ping_sent = None;
         self.connect_deadline = None;
     }
@@ -773,6 +826,7 @@ impl Session {
     /// Fails every request still in progress with `reason`, so no caller
     /// waits forever. Used when the connection is over for good.
     pub fn abort_requests(&mut self, reason: CloseReason) {
+        self.fail_unsent_qos0(reason.clone());
         let err = || RequestError::ConnectionClosed(reason.clone());
         let mut inflight: Vec<_> = self.inflight.drain().map(|(_, i)| i).collect();
         inflight.sort_by_key(|i| i.seq);
@@ -811,11 +865,38 @@ impl Session {
 
     /// Bytes to write to the transport, in order; `None` when there are none.
     /// Returns everything pending at once, so writes are batched.
+    ///
+    /// QoS 0 publishes complete here ([`Event::PublishDone`]), as their
+    /// bytes are handed out: until then they count against the caller's
+    /// queue bound, so a slow link holds back a QoS 0 flood instead of
+    /// letting it pile up in memory.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.tx.is_empty() {
-            None
-        } else {
-            Some(self.tx.split().freeze())
+            return None;
+        }
+        for request in std::mem::take(&mut self.qos0_unsent) {
+            self.events.push_back(Event::PublishDone {
+                request,
+                result: Ok(qos0_outcome()),
+            });
+        }
+        Some(self.tx.split().freeze())
+    }
+
+    /// Throws away what [`poll_transmit`](Self::poll_transmit) would have
+    /// returned, for a driver that could not write it (the connection is
+    /// gone): QoS 0 publishes among it fail with `ConnectionClosed`.
+    pub fn discard_transmit(&mut self) {
+        self.tx.clear();
+        self.fail_unsent_qos0(CloseReason::ConnectionLost);
+    }
+
+    fn fail_unsent_qos0(&mut self, reason: CloseReason) {
+        for request in std::mem::take(&mut self.qos0_unsent) {
+            self.events.push_back(Event::PublishDone {
+                request,
+                result: Err(RequestError::ConnectionClosed(reason.clone())),
+            });
         }
     }
 
@@ -852,8 +933,15 @@ impl Session {
         if self.keep_alive.is_zero() {
             return None;
         }
+        if self.read_paused {
+            // We are not reading, so a PINGRESP could not be seen and its
+            // absence proves nothing. But the broker must still hear from
+            // us within the keepalive [MQTT-3.1.2-23], or it drops us after
+            // one and a half of it [MQTT-3.1.2-24]: ping whenever a whole
+            // keepalive passed without our sending anything.
+            return Some(self.last_sent? + self.keep_alive);
+        }
         match self.ping_sent {
-            Some(_) if self.read_paused => None,
             Some(sent) => Some(sent + self.ping_timeout()),
             None => {
                 // [MQTT-3.1.2-23] the client must send something within the
@@ -874,6 +962,10 @@ impl Session {
             return;
         };
         if now < deadline {
+            return;
+        }
+        if self.read_paused {
+            let _ = self.send(&Packet::PingReq);
             return;
         }
         if self.ping_sent.is_some() {
@@ -970,6 +1062,7 @@ impl Session {
             self.close(CloseReason::Refused {
                 reason: connack.reason_code,
                 reason_string: connack.properties.reason_string.clone(),
+                server_reference: connack.properties.server_reference.clone(),
             });
             return;
         }
@@ -993,6 +1086,12 @@ impl Session {
         }
         self.state = State::Connected;
         self.connect_deadline = None;
+        if connack.session_present && self.config.clean_start {
+            // Resuming would replay our in-flight messages into a session
+            // that cannot be the one we had; the broker is confused.
+            self.protocol_violation(ProtocolError::SessionPresentOnCleanStart);
+            return;
+        }
         let props = &connack.properties;
         if let Some(keep_alive) = props.server_keep_alive {
             // [MQTT-3.2.2-21] the client MUST use the server's value.
@@ -1051,25 +1150,22 @@ impl Session {
             // The broker has no session: its half of every exchange is gone.
             // Incoming QoS 2 ids it might redeliver are forgotten with it.
             self.incoming_qos2.clear();
-            // Unacknowledged publishes go again as new messages, first in
-            // line and in their original order. A QoS 2 message the broker
-            // already took (PUBREC) is complete as far as we can know.
+            // Every unfinished publish goes again as a new message, first
+            // in line and in its original order; none is dropped and none
+            // is reported done without the broker's word. That includes a
+            // QoS 2 message the broker had acknowledged with PUBREC: with
+            // the session gone we cannot know whether it was passed on
+            // (brokers that deliver on PUBREL, as mosquitto does, did not),
+            // so for this one case exactly-once becomes at-least-once. Its
+            // expiry keeps counting from when it was first sent.
             for i in inflight.into_iter().rev() {
                 if let Some(id) = i.publish.packet_id {
                     self.ids.release(id);
                 }
-                if i.stage == Stage::PubRelSent {
-                    let outcome = outcome_from_pubrec(i.publish.packet_id, i.pubrec, None);
-                    self.events.push_back(Event::PublishDone {
-                        request: i.request,
-                        result: Ok(outcome),
-                    });
-                } else {
-                    let mut p = i.publish;
-                    p.dup = false;
-                    p.packet_id = None;
-                    self.queued.push_front((i.request, p, None));
-                }
+                let mut p = i.publish;
+                p.dup = false;
+                p.packet_id = None;
+                self.queued.push_front((i.request, p, i.sent_at));
             }
         }
         // SUBSCRIBE / UNSUBSCRIBE without an answer: ask again, in the
@@ -1167,6 +1263,15 @@ impl Session {
                     };
                     self.requests.insert(id.get(), pending);
                 }
+                Err(e) if request == RESUBSCRIBE_REQUEST => {
+                    self.ids.release(id);
+                    if let Packet::Subscribe(sub) = packet {
+                        for (filter, _) in sub.filters {
+                            let error = ResubscribeError::NotSent(e.clone());
+                            self.lose_subscription(filter, error);
+                        }
+                    }
+                }
                 Err(e) => {
                     self.ids.release(id);
                     self.events.push_back(failed_event(request, &packet, e));
@@ -1208,7 +1313,7 @@ impl Session {
                 publish.properties.message_expiry_interval =
                     Some(left.try_into().unwrap_or(u32::MAX));
             }
-            let wire = self.with_topic_alias(&publish);
+            let (wire, new_alias) = self.with_topic_alias(&publish);
             let packet = Packet::Publish(publish);
             if let Err(e) = self.check_and_send(&wire) {
                 if let Some(id) = id {
@@ -1223,19 +1328,13 @@ impl Session {
             let Packet::Publish(publish) = packet else {
                 continue;
             };
+            if let Some(alias) = new_alias {
+                // Only now that the broker has been told what the alias
+                // stands for may later PUBLISHes use it.
+                self.outgoing_aliases.insert(publish.topic.clone(), alias);
+            }
             match id {
-                None => {
-                    let outcome = PublishOutcome {
-                        packet_id: None,
-                        reason_code: PubAckReasonCode::Success,
-                        complete_reason: None,
-                        properties: AckProperties::default(),
-                    };
-                    self.events.push_back(Event::PublishDone {
-                        request,
-                        result: Ok(outcome),
-                    });
-                }
+                None => self.qos0_unsent.push(request),
                 Some(id) => {
                     let stage = if publish.qos == QoS::AtLeastOnce {
                         Stage::PublishSentQos1
@@ -1252,6 +1351,7 @@ impl Session {
                             stage,
                             seq,
                             pubrec: None,
+                            sent_at: self.now,
                         },
                     );
                 }
@@ -1287,8 +1387,14 @@ impl Session {
     /// (5.0, when enabled and the broker allows any), a topic sent before
     /// on this connection travels as its alias and an empty topic name.
     /// The original, with its topic, is what is kept for resending.
-    fn with_topic_alias(&mut self, publish: &Publish) -> Packet {
+    ///
+    /// Also returns the alias this PUBLISH defines, if it is the topic's
+    /// first: the caller records it once the packet was actually sent, so
+    /// a PUBLISH refused here (too large, say) leaves no alias behind that
+    /// the broker never learned.
+    fn with_topic_alias(&self, publish: &Publish) -> (Packet, Option<u16>) {
         let mut wire = publish.clone();
+        let mut defined = None;
         let eligible = self.config.auto_topic_alias
             && self.config.version == ProtocolVersion::V5
             && self.broker_alias_max > 0
@@ -1306,13 +1412,13 @@ impl Session {
                     if let Ok(alias) = u16::try_from(next)
                         && alias <= self.broker_alias_max
                     {
-                        self.outgoing_aliases.insert(publish.topic.clone(), alias);
                         wire.properties.topic_alias = Some(alias);
+                        defined = Some(alias);
                     }
                 }
             }
         }
-        Packet::Publish(wire)
+        (Packet::Publish(wire), defined)
     }
 
     /// Why the broker's CONNACK forbids sending this publish, if it does.
@@ -1617,9 +1723,13 @@ impl Session {
     fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
         let (request, packet) =
             self.take_request(PacketType::SubAck, ack.packet_id, ack.reason_codes.len())?;
+        let ours = request == RESUBSCRIBE_REQUEST;
         if let Packet::Subscribe(sub) = packet {
             for ((filter, options), code) in sub.filters.into_iter().zip(&ack.reason_codes) {
                 if code.is_error() {
+                    if ours {
+                        self.lose_subscription(filter, ResubscribeError::Refused(*code));
+                    }
                     continue;
                 }
                 let properties = sub.properties.clone();
@@ -1639,12 +1749,22 @@ impl Session {
                 }
             }
         }
-        self.events.push_back(Event::SubscribeDone {
-            request,
-            result: Ok(ack),
-        });
+        if !ours {
+            self.events.push_back(Event::SubscribeDone {
+                request,
+                result: Ok(ack),
+            });
+        }
         self.pump();
         Ok(())
+    }
+
+    /// A resubscription failed: forget the subscription and say so.
+    fn lose_subscription(&mut self, filter: MqttString, error: ResubscribeError) {
+        tracing::warn!(%filter, %error, "could not subscribe again after reconnecting");
+        self.subscriptions.retain(|s| s.filter != filter);
+        self.events
+            .push_back(Event::ResubscribeFailed { filter, error });
     }
 
     fn on_unsuback(&mut self, ack: UnsubAck) -> Result<(), ProtocolError> {
@@ -1690,6 +1810,16 @@ fn failed_event(request: RequestId, packet: &Packet, e: RequestError) -> Event {
     }
 }
 
+/// The outcome of a QoS 0 publish: sent, and that is all MQTT says of it.
+fn qos0_outcome() -> PublishOutcome {
+    PublishOutcome {
+        packet_id: None,
+        reason_code: PubAckReasonCode::Success,
+        complete_reason: None,
+        properties: AckProperties::default(),
+    }
+}
+
 fn outcome_from_pubrec(
     packet_id: Option<NonZeroU16>,
     rec: Option<PubRec>,
@@ -1718,5 +1848,7 @@ fn outcome_from_pubrec(
 mod tests;
 #[cfg(test)]
 mod tests_auth;
+#[cfg(test)]
+mod tests_edges;
 #[cfg(test)]
 mod tests_v5;

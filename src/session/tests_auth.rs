@@ -520,6 +520,7 @@ fn refusals_are_refused_and_skip_finish() {
             Some(CloseReason::Refused {
                 reason: code,
                 reason_string: Some(s(why)),
+                server_reference: None,
             })
         );
         assert_eq!(log.take(), ["start"], "{code:?}");

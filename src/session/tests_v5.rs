@@ -123,6 +123,7 @@ fn aliases_are_off_by_default_and_reset_on_reconnect() {
 
     let mut config = SessionConfig::new(V5, s("alias"));
     config.auto_topic_alias = true;
+    config.clean_start = false;
     let mut h = H::new(config, props.clone());
     h.publish(1, "t", QoS::AtLeastOnce);
     let first = h.sent();

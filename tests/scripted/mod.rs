@@ -65,6 +65,18 @@ impl Listener {
         stream.set_nodelay(true).ok();
         Peer::new(stream)
     }
+
+    /// The next connection if one comes within `within`: for checking
+    /// that a client does *not* connect again.
+    pub async fn try_accept(&self, within: Duration) -> Option<Peer> {
+        match tokio::time::timeout(within, self.listener.accept()).await {
+            Ok(Ok((stream, _))) => {
+                stream.set_nodelay(true).ok();
+                Some(Peer::new(stream))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A script running on its own task against one connection.
