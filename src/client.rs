@@ -20,7 +20,7 @@ use crate::codec::{
     PublishProperties, QoS, StringError, SubAck, SubAckReasonCode, SubscribeProperties,
     SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
-use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, Reconnect};
+use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, PublishCommand, Reconnect};
 use crate::request::Requests;
 use crate::router::{RouteGuard, Routing, Sink, Subscription};
 use crate::session::{
@@ -515,6 +515,10 @@ impl Shared {
     }
 }
 
+/// How many connection events a lagging `ConnectionEvents` receiver may
+/// fall behind before it loses the oldest.
+const EVENT_CAPACITY: usize = 16;
+
 /// MQTT's own limit: one byte of header, four of length, 268,435,455 of body.
 const MAX_PACKET: usize = 268_435_460;
 
@@ -614,7 +618,9 @@ impl Client {
 
     fn from_options(options: Options) -> Client {
         let (messages_tx, messages_rx) = mpsc::channel(options.message_capacity);
-        let (events, _) = broadcast::channel(64);
+        // Connection events are rare; each slot costs memory in every
+        // client from the start (the channel allocates them all at once).
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Client {
             inner: Arc::new(Inner {
                 options: Mutex::new(options),
@@ -1076,11 +1082,11 @@ impl Client {
         };
         let (done, rx) = oneshot::channel();
         conn.commands
-            .send(Command::Publish {
+            .send(Command::Publish(Box::new(PublishCommand {
                 publish,
                 done,
                 permit,
-            })
+            })))
             .await
             .map_err(|_| ClientError::NotConnected)?;
         Ok(PublishHandle { rx })
@@ -1151,7 +1157,7 @@ impl Client {
         conn.commands
             .send(Command::Subscribe {
                 filters: list,
-                properties,
+                properties: Box::new(properties),
                 done,
             })
             .await
@@ -1350,7 +1356,7 @@ impl Client {
         conn.commands
             .send(Command::Unsubscribe {
                 filters: list,
-                properties,
+                properties: Box::new(properties),
                 done,
             })
             .await
@@ -1415,7 +1421,7 @@ impl Client {
         let (done, rx) = oneshot::channel();
         conn.commands
             .send(Command::Disconnect {
-                disconnect,
+                disconnect: Box::new(disconnect),
                 timeout,
                 done,
             })
@@ -1633,7 +1639,7 @@ pub struct ConnectionEvents {
 
 impl ConnectionEvents {
     /// The next event; `None` once the client is gone. If this receiver
-    /// fell more than 64 events behind, the oldest are skipped.
+    /// fell more than 16 events behind, the oldest are skipped.
     ///
     /// Cancel safe.
     pub async fn recv(&mut self) -> Option<ConnectionEvent> {

@@ -86,29 +86,36 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
 
 /// What the client handle asks of the loop.
 pub(crate) enum Command {
-    Publish {
-        publish: Publish,
-        done: oneshot::Sender<Result<PublishOutcome, RequestError>>,
-        /// A place in the client's queue bound, given back on completion.
-        permit: Option<OwnedSemaphorePermit>,
-    },
+    /// Boxed: a `Publish` is a few hundred bytes, and the command channel
+    /// allocates room for 32 commands of the largest kind up front, per
+    /// client; a box keeps that small (and each command cheap to move).
+    Publish(Box<PublishCommand>),
+    // The rarer commands box their larger parts for the same reason.
     Subscribe {
         filters: Vec<(MqttString, SubscriptionOptions)>,
-        properties: SubscribeProperties,
+        properties: Box<SubscribeProperties>,
         done: oneshot::Sender<Result<SubAck, RequestError>>,
     },
     Unsubscribe {
         filters: Vec<MqttString>,
-        properties: UnsubscribeProperties,
+        properties: Box<UnsubscribeProperties>,
         done: oneshot::Sender<Result<UnsubAck, RequestError>>,
     },
     Disconnect {
-        disconnect: Disconnect,
+        disconnect: Box<Disconnect>,
         timeout: Duration,
         done: oneshot::Sender<()>,
     },
     /// Start a 5.0 re-authentication.
     Reauthenticate,
+}
+
+/// A publish, as the client hands it to the loop.
+pub(crate) struct PublishCommand {
+    pub(crate) publish: Publish,
+    pub(crate) done: oneshot::Sender<Result<PublishOutcome, RequestError>>,
+    /// A place in the client's queue bound, given back on completion.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Someone waiting on a request's completion.
@@ -170,6 +177,8 @@ pub(crate) struct EventLoop {
     /// Bytes read and not yet decoded. Kept in `self` so nothing is lost if
     /// a future is cancelled between reads and decodes.
     read_buf: BytesMut,
+    /// Bytes the last read returned, to size the next reservation.
+    last_read: usize,
     /// The chunk being written; the session batches what comes meanwhile.
     write_buf: Bytes,
     max_packet_size: usize,
@@ -210,6 +219,10 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 /// Read chunk: big enough to take many small packets per syscall.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// The read buffer a connection starts with. An idle client needs little;
+/// the first read that fills it grows it to `READ_CHUNK`.
+const READ_START: usize = 4 * 1024;
+
 /// How long a connection must stay up before the reconnect backoff starts
 /// over from its minimum.
 pub(crate) const STABLE_CONNECTION: Duration = Duration::from_secs(10);
@@ -232,7 +245,8 @@ impl EventLoop {
             commands,
             outlets,
             reconnect,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            read_buf: BytesMut::with_capacity(READ_START),
+            last_read: 0,
             write_buf: Bytes::new(),
             max_packet_size,
             waiters: HashMap::new(),
@@ -273,14 +287,18 @@ impl EventLoop {
             } else {
                 self.reconnect.retry_first
             };
-            let transport =
+            // Boxed: opening a TLS or WebSocket transport is a large
+            // future, and inline it would make every client's task that
+            // much bigger for its whole life, not just while connecting.
+            let transport = Box::pin(
                 transport::connect(&self.reconnect.endpoint, self.reconnect.connect_timeout)
-                    .instrument(span.clone())
-                    .await;
+                    .instrument(span.clone()),
+            )
+            .await;
             let mut cause = None;
             let reason = match transport {
                 Ok(io) => {
-                    let reason = self.run_connection(io).instrument(span.clone()).await;
+                    let reason = Box::pin(self.run_connection(io).instrument(span.clone())).await;
                     if self.connected {
                         ever_connected = true;
                         let lasted = self.connected_at.map(|at| at.elapsed());
@@ -330,7 +348,7 @@ impl EventLoop {
                 delay,
                 cause,
             });
-            if let Some(reason) = self.wait_offline(delay).await {
+            if let Some(reason) = Box::pin(self.wait_offline(delay)).await {
                 break reason;
             }
         };
@@ -403,7 +421,9 @@ impl EventLoop {
         self.connected_at = None;
         self.session.handle_connect(Self::now());
         let reason = self.drive(&mut io).await;
-        self.flush_and_close(&mut io).await;
+        // Boxed like the other passing phases, so that only `drive`,
+        // which lasts, sets the size of the task.
+        Box::pin(self.flush_and_close(&mut io)).await;
         self.close_reason = None;
         reason
     }
@@ -440,7 +460,10 @@ impl EventLoop {
                             }
                             self.session.handle_connection_lost(Self::now());
                         }
-                        Ok(_) => self.decode_packets(),
+                        Ok(n) => {
+                            self.last_read = n;
+                            self.decode_packets();
+                        }
                     }
                 }
                 written = write_or_flush(&mut io.writer, &self.write_buf),
@@ -498,7 +521,14 @@ impl EventLoop {
             }
         }
         if self.read_buf.capacity() - self.read_buf.len() < 1024 {
-            self.read_buf.reserve(READ_CHUNK);
+            // Grow to big reads only for a connection that makes them: an
+            // idle one (pings, the odd message) stays small.
+            let chunk = if self.last_read >= READ_START {
+                READ_CHUNK
+            } else {
+                READ_START
+            };
+            self.read_buf.reserve(chunk);
         }
     }
 
@@ -508,11 +538,12 @@ impl EventLoop {
         // Wraps long before reaching the session's reserved id.
         self.next_request = (self.next_request + 1) % (u64::MAX / 2);
         match command {
-            Command::Publish {
-                publish,
-                done,
-                permit,
-            } => {
+            Command::Publish(command) => {
+                let PublishCommand {
+                    publish,
+                    done,
+                    permit,
+                } = *command;
                 self.waiters.insert(request, Waiter::Publish(done, permit));
                 self.session.handle_publish(request, publish, now);
             }
@@ -523,7 +554,7 @@ impl EventLoop {
             } => {
                 self.waiters.insert(request, Waiter::Subscribe(done));
                 self.session
-                    .handle_subscribe(request, filters, properties, now);
+                    .handle_subscribe(request, filters, *properties, now);
             }
             Command::Unsubscribe {
                 filters,
@@ -532,7 +563,7 @@ impl EventLoop {
             } => {
                 self.waiters.insert(request, Waiter::Unsubscribe(done));
                 self.session
-                    .handle_unsubscribe(request, filters, properties, now);
+                    .handle_unsubscribe(request, filters, *properties, now);
             }
             Command::Disconnect {
                 disconnect,
@@ -541,7 +572,7 @@ impl EventLoop {
             } => {
                 self.disconnect_done.push(done);
                 self.session
-                    .handle_disconnect(disconnect, now, now + timeout);
+                    .handle_disconnect(*disconnect, now, now + timeout);
             }
             Command::Reauthenticate => self.session.handle_reauthenticate(now),
         }
