@@ -1171,6 +1171,58 @@ fn url_sets_user_password_host_port_and_topic() {
     assert_eq!(ours.stderr, theirs.stderr);
 }
 
+/// A password with a `/` in it: mosquitto cuts the URL at its first `/`
+/// (so it fails, and prints part of the password as an invalid port);
+/// ours keeps the password whole and never prints it.
+#[test]
+fn url_password_with_a_slash_stays_whole_and_secret() {
+    const PASSWORD: &str = "se/cr3t";
+    let dir = TempDir::new("cli-url-slash");
+    let passwords = password_file(dir.path(), "alice", PASSWORD);
+    let broker = Broker::start_with(&format!(
+        "allow_anonymous false\npassword_file {}\n",
+        passwords.display()
+    ));
+    let (pubs, subs) = (publishers(), subscribers());
+    let url = format!(
+        "mqtt://alice:{PASSWORD}@127.0.0.1:{}/cli/url/slash",
+        broker.port
+    );
+    let out = run(&pubs.ours, &["-L", &url, "-r", "-q", "1", "-m", "x"], None);
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", broker.log());
+    let out = run(&subs.ours, &["-L", &url, "-C", "1", "-v"], None);
+    assert_eq!(out.stdout(), "cli/url/slash x\n", "{out:?}");
+    // A bad port after such a password names the port only.
+    let bad = format!("mqtt://alice:{PASSWORD}@127.0.0.1:x/cli/url/slash");
+    let out = run(&pubs.ours, &["-L", &bad, "-m", "x"], None);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("Invalid port given: x"), "{out:?}");
+    assert!(
+        !out.stderr.contains("se/") && !out.stderr.contains("cr3t"),
+        "{out:?}"
+    );
+    // Without user info in the URL, an `@` after the first `/` belongs to
+    // the topic, as in mosquitto (credentials and port by flags here).
+    let port = broker.port.to_string();
+    let at_topic = |rest: &[&str]| -> Vec<String> {
+        let mut args = vec!["-L", "mqtt://127.0.0.1/cli/a@b", "-p", &port];
+        args.extend_from_slice(&["-u", "alice", "-P", PASSWORD]);
+        args.extend_from_slice(rest);
+        args.iter().map(|a| a.to_string()).collect()
+    };
+    let out = run(
+        &pubs.ours,
+        &strs(&at_topic(&["-r", "-q", "1", "-m", "at"])),
+        None,
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let show = at_topic(&["-C", "1", "-v"]);
+    let theirs = run(&subs.theirs, &strs(&show), None);
+    let ours = run(&subs.ours, &strs(&show), None);
+    assert_eq!(theirs.stdout(), "cli/a@b at\n", "{theirs:?}");
+    assert_eq!(ours.stdout(), theirs.stdout(), "{ours:?}");
+}
+
 // ---- across reconnects -------------------------------------------------------
 
 /// Starts an example with a piped stdin the test writes to itself.

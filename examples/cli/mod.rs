@@ -606,10 +606,21 @@ fn add_topic(c: &mut Config, topic: String) -> Result<(), Stop> {
 /// `-L scheme://[user[:password]@]host[:port]/topic`, read the way
 /// mosquitto reads it: the path is the *topic* (for `ws://` and `wss://`
 /// too, whose WebSocket path stays `/mqtt`), nothing is percent-decoded,
-/// the user name ends at the first `:` and the host at the first `@`.
+/// the user name ends at the first `:` and the user info at the first `@`.
 /// `mqtts://` (and `wss://`) turn TLS on with the default roots, as
 /// `--tls-use-os-certs` does; the scheme sets the port, which a later `-p`
 /// can change.
+///
+/// One deliberate difference: mosquitto cuts the URL at its first `/`
+/// before looking for the user info, so a password with a `/` in it is
+/// split, half of it taken for the host and port (and printed in "Invalid
+/// port given") and the rest for the topic. Here a password keeps its
+/// `/`: when the text before the first `/` has a `:` (`user:pass...`) and
+/// an `@` follows, the user info runs to that `@`. Without a `:` there
+/// is no password to protect, and an `@` after the first `/` belongs to
+/// the topic, as in mosquitto. The cost: `-L mqtt://host:1883/a@b` (a
+/// port and an `@` in the topic, no user) reads `host:1883/a` as user
+/// info and fails with "topic missing"; `-t` takes such a topic.
 fn parse_url(c: &mut Config, url: &str) -> Result<(), Stop> {
     let schemes: [(&str, u16, bool, bool); 4] = [
         ("mqtt://", 1883, false, false),
@@ -628,23 +639,27 @@ fn parse_url(c: &mut Config, url: &str) -> Result<(), Stop> {
     c.port_set = true;
     c.tls_use_os_certs |= tls;
     c.websocket = websocket;
-    let Some((authority, topic)) = rest.split_once('/') else {
+    let first_slash = rest.find('/').unwrap_or(rest.len());
+    let userinfo_end = rest
+        .find('@')
+        .filter(|&at| at < first_slash || rest[..first_slash].contains(':'));
+    let (userinfo, rest) = match userinfo_end {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let Some((host_port, topic)) = rest.split_once('/') else {
         return bad("Invalid URL for -L argument specified - topic missing.");
     };
     add_topic(c, topic.to_owned())?;
-    let host_port = match authority.split_once('@') {
-        Some((userinfo, host_port)) => {
-            match userinfo.split_once(':') {
-                Some((user, password)) => {
-                    c.username = Some(user.to_owned());
-                    c.password = Some(password.to_owned());
-                }
-                None => c.username = Some(userinfo.to_owned()),
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, password)) => {
+                c.username = Some(user.to_owned());
+                c.password = Some(password.to_owned());
             }
-            host_port
+            None => c.username = Some(userinfo.to_owned()),
         }
-        None => authority,
-    };
+    }
     // `[::1]:1883` as well, which mosquitto cannot read.
     let (host, port) = match host_port
         .strip_prefix('[')
