@@ -3,10 +3,10 @@
 //! arguments must give the same stdout, the same exit code, and put the
 //! same messages on the broker.
 //!
-//! `cargo test` builds the examples into `target/debug/examples/` before it
-//! runs this; on its own (`cargo build --examples && cargo test --test
-//! examples_cli`) it uses the binaries already there, so build them first
-//! after changing them. It needs `mosquitto` and `mosquitto-clients`.
+//! The examples are built (`cargo build --examples`) by the first test
+//! that needs one, so `cargo test --test examples_cli` alone runs the
+//! current code (see `common::example`). It needs `mosquitto` and
+//! `mosquitto-clients`.
 //!
 //! Every child process runs under a time limit and is killed when its
 //! handle is dropped, so a hung tool fails the test instead of the run.
@@ -21,33 +21,13 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Broker, TempDir, client_id, free_port, password_file, within};
+use common::{Broker, TempDir, client_id, example, free_port, password_file, within};
 use pki::{ClientFiles, pki, tls_broker};
 use plover::codec::SubscriptionOptions;
 use plover::{Client, Message, Messages, ProtocolVersion, QoS};
 
 /// How long any one child process may run.
 const LIMIT: Duration = Duration::from_secs(15);
-
-/// An example's binary, next to this test's: `target/debug/deps/
-/// examples_cli-HASH` -> `target/debug/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let debug = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    let path = debug
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo test` (which builds the examples) or \
-         `cargo build --examples` first",
-        path.display()
-    );
-    path
-}
 
 fn require(tool: &str) {
     let found = Command::new("sh")

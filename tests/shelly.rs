@@ -5,10 +5,9 @@
 //! simulator's topics and JSON as a plain MQTT client sees them; and the
 //! `showcase`, with mosquitto and with its embedded broker.
 //!
-//! `cargo test` builds the examples into `target/debug/examples/` before
-//! it runs this; on its own (`cargo test --test shelly`) it uses the
-//! binaries already there, so build them first after changing them
-//! (`cargo build --examples`). Every child process runs under a time
+//! The examples are built (`cargo build --examples`) by the first test
+//! that needs one, so `cargo test --test shelly` alone runs the current
+//! code (see `common::example`). Every child process runs under a time
 //! limit and is killed when its handle is dropped.
 
 mod common;
@@ -22,13 +21,12 @@ mod mini_broker;
 mod shelly;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Broker, client_id, password_file, within};
+use common::{Broker, client_id, example, password_file, within};
 use pki::{ClientFiles, pki, tls_broker_with};
 use plover::{Client, Message, ProtocolVersion, QoS};
 use shelly::json::Json;
@@ -48,25 +46,6 @@ const SHELLY_VARS: [&str; 8] = [
     "SHELLY_DEVICE",
     "PLOVER_SHOWCASE_EMBEDDED",
 ];
-
-/// An example's binary, next to this test's: `target/debug/deps/
-/// shelly-HASH` -> `target/debug/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps")
-        .join("examples");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo test` (which builds the examples) or \
-         `cargo build --examples` first",
-        path.display()
-    );
-    path
-}
 
 /// A finished process.
 #[derive(Debug)]
