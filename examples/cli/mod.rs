@@ -1130,7 +1130,9 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
                 TransportError::Resolve { .. } => {
                     config.error("Unable to connect (Lookup error.).")
                 }
-                TransportError::Timeout { .. } | TransportError::TlsHandshakeTimeout { .. } => {
+                TransportError::Timeout { .. }
+                | TransportError::TlsHandshakeTimeout { .. }
+                | TransportError::WebSocketUpgradeTimeout { .. } => {
                     config.error("Error: Connection timed out")
                 }
                 // mosquitto's words for every failed handshake (it says
