@@ -952,8 +952,8 @@ fn tls_untrusted_or_wrong_name_fails_like_mosquitto() {
     let theirs = run(&pubs.theirs, &strs(&args), None);
     let ours = run(&pubs.ours, &strs(&args), None);
     assert_tls_failure(&ours, &theirs, "a certificate for another name");
-    // --insecure lets both through (mosquitto skips the name check; we
-    // skip verification altogether, as --help says).
+    // --insecure lets both through: the name is not checked, and our CA
+    // signed the certificate. Ours says so on stderr, once.
     let args = args_for(
         "127.0.0.1",
         &port,
@@ -963,6 +963,33 @@ fn tls_untrusted_or_wrong_name_fails_like_mosquitto() {
     let ours = run(&pubs.ours, &strs(&args), None);
     assert_eq!(theirs.code, Some(0), "{theirs:?}");
     assert_eq!(ours.code, theirs.code, "{ours:?}");
+    assert_eq!(
+        ours.stderr,
+        "Warning: --insecure: the broker's certificate is not checked against its host \
+         name (a trusted CA must still have signed it)\n",
+        "{ours:?}"
+    );
+    // But not a certificate from a CA nobody trusts, by name or address:
+    // both refuse, as without --insecure (ours after its warning).
+    let broker = tls_broker(&pki().server_other_ca, "allow_anonymous true\n");
+    let port = broker.port.to_string();
+    for host in ["localhost", "127.0.0.1"] {
+        for (tools, rest) in [
+            (
+                &pubs,
+                vec!["--cafile", &ca, "--insecure", "-t", "a", "-m", "x"],
+            ),
+            (&subs, vec!["--cafile", &ca, "--insecure", "-t", "a"]),
+        ] {
+            let args = args_for(host, &port, &rest);
+            let theirs = run(&tools.theirs, &strs(&args), None);
+            let mut ours = run(&tools.ours, &strs(&args), None);
+            let warning = ours.stderr.lines().next().unwrap_or("").to_owned();
+            assert!(warning.starts_with("Warning: --insecure"), "{ours:?}");
+            ours.stderr = ours.stderr[warning.len() + 1..].to_owned();
+            assert_tls_failure(&ours, &theirs, "--insecure with an unknown CA");
+        }
+    }
 }
 
 #[test]

@@ -533,6 +533,56 @@ async fn disabled_verification_connects_and_warns_every_time() {
     ));
 }
 
+/// mosquitto's `--insecure`: a certificate for another name passes when a
+/// trusted CA signed it; one from an unknown CA is still refused. Current
+/// thread, for the capturing subscriber (see above).
+#[tokio::test]
+async fn skipping_the_host_name_check_still_needs_a_trusted_ca() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let files = ClientFiles::new();
+    let lenient = trust_ca(&files).dangerous_skip_hostname_verification();
+
+    // Signed by our CA, for `localhost` only, reached as 127.0.0.1.
+    let broker = anonymous_tls_broker(&pki().server_name_only);
+    let c = client("tls-any-name", ProtocolVersion::V5);
+    c.tls_set(lenient.clone());
+    within(
+        "connect without the name check",
+        STEP,
+        c.connect("127.0.0.1", broker.port, 30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a trusted certificate for another name: {e}"));
+    round_trip(&c, "tls/any-name").await;
+    within("disconnect", STEP, c.disconnect()).await.unwrap();
+    assert!(
+        capture
+            .text()
+            .lines()
+            .any(|l| l.starts_with("WARN") && l.contains("host name verification is disabled")),
+        "a warning at connect:\n{}",
+        capture.text()
+    );
+
+    // Signed by a CA nobody here trusts, by name and by address: refused
+    // as before, with or without the Mozilla roots.
+    let broker = anonymous_tls_broker(&pki().server_other_ca);
+    let mozilla = TlsOptions::new().dangerous_skip_hostname_verification();
+    for (what, options) in [("our CA", &lenient), ("the Mozilla roots", &mozilla)] {
+        for host in ["localhost", "127.0.0.1"] {
+            let c = client("tls-any-name-untrusted", ProtocolVersion::V311);
+            c.tls_set(options.clone());
+            match refused(&c, host, broker.port).await {
+                ClientError::Transport(TransportError::UntrustedCertificate(why)) => {
+                    assert_eq!(why, "UnknownIssuer", "{what}, {host}");
+                }
+                other => panic!("{what}, {host}: expected UntrustedCertificate, got {other:?}"),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 7. URLs and timeouts.
 

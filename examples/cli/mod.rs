@@ -1076,7 +1076,17 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
     }
 
     match tls_options(config) {
-        Ok(Some(tls)) => client.tls_set(tls),
+        Ok(Some(tls)) => {
+            // plover's own warning goes to `tracing`, which these tools do
+            // not show; say it here, once, where the user sees it.
+            if config.insecure {
+                config.error(
+                    "Warning: --insecure: the broker's certificate is not checked against \
+                     its host name (a trusted CA must still have signed it)",
+                );
+            }
+            client.tls_set(tls);
+        }
         Ok(None) => {}
         Err(TlsSetup::FileNotFound) => {
             config.error("Error: Problem setting TLS options: File not found.");
@@ -1261,7 +1271,9 @@ fn tls_options(c: &Config) -> Result<Option<TlsOptions>, TlsSetup> {
         tls = tls.alpn(&[protocol.as_bytes()]);
     }
     if c.insecure {
-        tls = tls.dangerous_disable_verification();
+        // As mosquitto's --insecure (OpenSSL without host name checking):
+        // the chain must still end at a trusted CA.
+        tls = tls.dangerous_skip_hostname_verification();
     }
     Ok(Some(tls))
 }
@@ -2027,12 +2039,12 @@ fn usage(tool: Tool, prog: &str) -> String {
           intermediate certificates after it).
  --key : client private key for authentication, if required by server (PEM: PKCS#8,
          PKCS#1 or SEC1; encrypted keys are not supported).
- --insecure : do not verify the server's certificate AT ALL. This goes further than
-              mosquitto's --insecure, which skips only the host name check and still
-              requires a certificate signed by a trusted CA: rustls has no such
-              half-way mode. Anyone on the path can then pretend to be the broker and
-              read everything, the password included. Test brokers only; giving the
-              broker's own CA with --cafile is the safe way.
+ --insecure : do not check that the server's certificate is for the host name (or
+              address) connected to; it must still be signed by a trusted CA and be
+              valid. Anyone with a certificate from a trusted CA can then pretend to be
+              the broker: with --tls-use-os-certs that is anyone with a domain name.
+              Use only with --cafile naming a private CA; a certificate that lists the
+              name used is the safe way. A warning is printed (unless --quiet).
  --tls-alpn : TLS application layer protocol negotiation protocol.
  --tls-use-os-certs : trust the default roots: the Mozilla root certificates compiled into
                       plover (webpki-roots), not the operating system's store. Public

@@ -74,6 +74,8 @@ pub struct TlsOptions {
     alpn: Option<Vec<Vec<u8>>>,
     /// [`TlsOptions::dangerous_disable_verification`] was called.
     no_verification: bool,
+    /// [`TlsOptions::dangerous_skip_hostname_verification`] was called.
+    no_hostname_check: bool,
     /// The config these settings make, built on first use and shared by
     /// clones. Every setter starts a fresh cache.
     built: Arc<OnceLock<Result<Arc<ClientConfig>, rustls::Error>>>,
@@ -110,6 +112,10 @@ impl fmt::Debug for TlsOptions {
             )
             .field("alpn", &alpn)
             .field("verify_server", &!self.no_verification)
+            .field(
+                "verify_hostname",
+                &!(self.no_verification || self.no_hostname_check),
+            )
             .field("rustls_config", &self.base.is_some())
             .finish()
     }
@@ -157,6 +163,7 @@ impl TlsOptions {
             client_cert: None,
             alpn: None,
             no_verification: false,
+            no_hostname_check: false,
             built: Arc::default(),
         }
     }
@@ -170,8 +177,9 @@ impl TlsOptions {
     /// replaces its ALPN list, [`client_cert_pem`] its client certificate,
     /// [`ca_pem`] and [`add_ca_pem`] its certificate verifier (with
     /// `add_ca_*` adding to the Mozilla roots, since the config's own roots
-    /// cannot be read back), and [`dangerous_disable_verification`] turns
-    /// verification off.
+    /// cannot be read back), [`dangerous_skip_hostname_verification`]
+    /// checks the chain against those same roots but not the name, and
+    /// [`dangerous_disable_verification`] turns verification off.
     ///
     /// [`plover::transport::rustls`]: crate::transport::rustls
     /// [`alpn`]: Self::alpn
@@ -179,6 +187,7 @@ impl TlsOptions {
     /// [`ca_pem`]: Self::ca_pem
     /// [`add_ca_pem`]: Self::add_ca_pem
     /// [`dangerous_disable_verification`]: Self::dangerous_disable_verification
+    /// [`dangerous_skip_hostname_verification`]: Self::dangerous_skip_hostname_verification
     ///
     /// ```
     /// use std::sync::Arc;
@@ -316,10 +325,42 @@ impl TlsOptions {
     /// certificate is the safe way. Every connect logs a
     /// `tracing::warn!` saying verification is off.
     ///
-    /// (mosquitto's `--insecure` only skips the host name check; rustls
-    /// has no such switch, so this goes further.)
+    /// mosquitto's `--insecure` goes less far: that is
+    /// [`dangerous_skip_hostname_verification`](Self::dangerous_skip_hostname_verification).
     pub fn dangerous_disable_verification(mut self) -> Self {
         self.no_verification = true;
+        self.changed()
+    }
+
+    /// Accept a certificate that is not valid for the host name (or IP
+    /// address) connected to, as long as everything else checks out: it
+    /// must chain to a trusted CA, be within its validity period and be
+    /// meant for a server. This is mosquitto's `--insecure` and paho's
+    /// `tls_insecure_set(True)`.
+    ///
+    /// Anyone holding *any* certificate from a trusted CA can then pose as
+    /// the broker: with the Mozilla roots that is anyone with a domain
+    /// name, so use it only with [`ca_file`](Self::ca_file) naming a
+    /// private CA, for a broker reached by an address its certificate does
+    /// not list. Adding that address to the certificate is the safe way.
+    /// Every connect logs a `tracing::warn!` saying the name is not
+    /// checked.
+    ///
+    /// The chain is checked against the roots these options trust; on a
+    /// [`from_rustls_config`](Self::from_rustls_config) config without
+    /// `ca_*` setters those are the Mozilla roots, since the config's own
+    /// cannot be read back.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), plover::transport::TlsError> {
+    /// // A test broker reached by an address its certificate does not list.
+    /// let tls = plover::transport::TlsOptions::new()
+    ///     .ca_file("test-ca.pem")?
+    ///     .dangerous_skip_hostname_verification();
+    /// # Ok(()) }
+    /// ```
+    pub fn dangerous_skip_hostname_verification(mut self) -> Self {
+        self.no_hostname_check = true;
         self.changed()
     }
 
@@ -406,7 +447,8 @@ impl TlsOptions {
                 let untouched = self.trust.is_none()
                     && self.client_cert.is_none()
                     && self.alpn.is_none()
-                    && !self.no_verification;
+                    && !self.no_verification
+                    && !self.no_hostname_check;
                 if untouched {
                     return Ok(base.clone());
                 }
@@ -436,6 +478,16 @@ impl TlsOptions {
         if let Some(alpn) = &self.alpn {
             config.alpn_protocols = alpn.clone();
         }
+        if self.no_hostname_check {
+            let roots = self.trust.clone().unwrap_or_else(mozilla_roots);
+            let chain_only = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            config
+                .dangerous()
+                .set_certificate_verifier(Arc::new(AnyNameFromTrustedCa(chain_only)));
+        }
+        // Last, so that it wins over everything above.
         if self.no_verification {
             config
                 .dangerous()
@@ -613,6 +665,64 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// The verifier behind [`TlsOptions::dangerous_skip_hostname_verification`]:
+/// rustls's own WebPKI verifier, with one failure forgiven.
+///
+/// Why forgiving `NotValidForName` is enough, and safe: the WebPKI verifier
+/// checks the chain (trust anchor, signatures, validity period, server
+/// usage, revocation) first and the name last, so this error means the
+/// rest has passed. Any other error, an unknown issuer included, stands.
+/// The inner verifier is always one we built, so that order is known.
+#[derive(Debug)]
+struct AnyNameFromTrustedCa(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyNameFromTrustedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.0.root_hint_subjects()
+    }
+}
+
 /// Wraps the configured client certificate resolver for one handshake to
 /// learn whether the server asked for a certificate and whether we had
 /// one: a TLS 1.2 server that wants one and gets none just says
@@ -669,6 +779,12 @@ where
             host,
             "TLS certificate verification is disabled (dangerous_disable_verification): \
              the server's identity is not checked"
+        );
+    } else if options.no_hostname_check {
+        tracing::warn!(
+            host,
+            "TLS host name verification is disabled (dangerous_skip_hostname_verification): \
+             any certificate from a trusted CA is accepted, whatever name it is for"
         );
     }
     // A shallow copy of the cached config (its parts are shared) with the
@@ -763,6 +879,28 @@ mod tests {
         assert!(text.contains("Mozilla roots"), "{text}");
         assert!(text.contains("verify_server: false"), "{text}");
         assert!(text.contains("\"mqtt\""), "{text}");
+    }
+
+    #[test]
+    fn skipping_the_name_check_forgives_nothing_else() {
+        let tls = TlsOptions::new().dangerous_skip_hostname_verification();
+        let text = format!("{tls:?}");
+        assert!(text.contains("verify_server: true"), "{text}");
+        assert!(text.contains("verify_hostname: false"), "{text}");
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(mozilla_roots(), ring_provider())
+                .build()
+                .unwrap();
+        let lenient = AnyNameFromTrustedCa(verifier);
+        let name = ServerName::try_from("broker.example").unwrap();
+        // Not a certificate at all: still refused, with the inner error.
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let e = lenient
+            .verify_server_cert(&garbage, &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        assert!(matches!(e, rustls::Error::InvalidCertificate(_)), "{e:?}");
+        // And the config really carries it (built without error).
+        assert!(tls.client_config().is_ok());
     }
 
     #[test]
