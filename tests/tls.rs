@@ -280,7 +280,10 @@ async fn mutual_tls_with_the_right_certificate(version: ProtocolVersion) {
 /// verdict, a fatal alert, arrives as the first read after we sent
 /// CONNECT: the connect fails with the connection closed before any
 /// CONNACK, not with a handshake error. Pinned here; the TLS 1.2 test below
-/// shows the handshake-time error with its explanation.
+/// shows the handshake-time error with its explanation. (The transport
+/// does know why, and says so in the read error the event loop logs; see
+/// `a_missing_client_certificate_is_named_in_the_log`. Turning that into
+/// the connect's error is the event loop's part.)
 fn assert_closed_before_connack(e: &ClientError, what: &str) {
     assert!(
         matches!(
@@ -304,6 +307,30 @@ async fn mutual_tls_without_a_certificate_is_refused() {
     broker
         .wait_for_log("peer did not return a certificate", STEP)
         .await;
+}
+
+/// What the handshake learned (the server asked for a certificate, we had
+/// none) stays with the stream: the read that fails before CONNACK says
+/// so, and the event loop logs it. Current thread, for the capturing
+/// subscriber (see section 6).
+#[tokio::test]
+async fn a_missing_client_certificate_is_named_in_the_log() {
+    let broker = mutual_tls_broker();
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let c = client("tls-no-cert-log", ProtocolVersion::V5);
+    c.tls_set(trust_ca(&ClientFiles::new()));
+    let e = refused(&c, "localhost", broker.port).await;
+    assert_closed_before_connack(&e, "TLS 1.3 without a client certificate");
+    let text = capture.text();
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("WARN") && l.contains("before CONNACK"))
+        .unwrap_or_else(|| panic!("no warning about the failed connection:\n{text}"));
+    assert!(
+        warning.contains("asked for a client certificate and none was configured"),
+        "{warning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,10 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -22,7 +24,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, RootCertStore};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -755,6 +757,129 @@ impl ResolvesClientCert for ClientAuthProbe {
     }
 }
 
+/// What the connect path is told when a connection that the server asked
+/// a client certificate for, and got none, fails before the server sent a
+/// byte.
+const NO_CLIENT_CERT: &str = "the broker asked for a client certificate and none was \
+                              configured (TlsOptions::client_cert_files)";
+
+/// A TLS stream that remembers whether the server asked for a client
+/// certificate that we did not have.
+///
+/// With TLS 1.3 the server judges our (missing) certificate only after our
+/// side of the handshake is complete, so its refusal, a fatal alert or just
+/// a closed connection, comes as the first read after CONNECT went out,
+/// where it would look like any lost connection. The handshake knew
+/// better; this keeps that knowledge: while nothing has been received, a
+/// failed read or write, or the end of the stream, becomes an
+/// `io::Error` whose inner error is a [`TransportError::Tls`] saying so.
+/// Once the server has sent anything (a CONNACK), it has accepted us and
+/// the stream is passed through untouched.
+pub(crate) struct TlsTransport<T> {
+    inner: T,
+    /// The server asked for a client certificate and we sent none.
+    missing_client_cert: bool,
+    /// Some application data has been read.
+    received: bool,
+}
+
+impl<T> TlsTransport<T> {
+    fn new(inner: T, missing_client_cert: bool) -> Self {
+        TlsTransport {
+            inner,
+            missing_client_cert,
+            received: false,
+        }
+    }
+
+    /// Whether failures are still to be explained.
+    fn explaining(&self) -> bool {
+        self.missing_client_cert && !self.received
+    }
+}
+
+/// `cause`, explained: the server wanted a certificate we did not have.
+fn no_client_cert_error(cause: Option<io::Error>) -> io::Error {
+    let (kind, detail) = match cause {
+        Some(e) => (e.kind(), e.to_string()),
+        None => (
+            io::ErrorKind::UnexpectedEof,
+            "the connection was closed".to_owned(),
+        ),
+    };
+    io::Error::new(
+        kind,
+        TransportError::Tls(format!(
+            "{NO_CLIENT_CERT}, and the connection failed before the broker answered: {detail}"
+        )),
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TlsTransport<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                self.received = true;
+                Poll::Ready(Ok(()))
+            }
+            // End of stream (nothing read into a buffer with room).
+            Poll::Ready(Ok(())) if explaining && buf.remaining() > 0 => {
+                Poll::Ready(Err(no_client_cert_error(None)))
+            }
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TlsTransport<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 /// Runs the TLS handshake over `stream` for `host` (a DNS name, sent as
 /// SNI, or an IP address, matched against the certificate's IP SANs),
 /// giving up after `timeout` with [`TransportError::TlsHandshakeTimeout`].
@@ -766,7 +891,7 @@ pub(crate) async fn connect<S>(
     host: &str,
     options: &TlsOptions,
     timeout: Duration,
-) -> Result<TlsStream<S>, TransportError>
+) -> Result<TlsTransport<TlsStream<S>>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -803,7 +928,17 @@ where
         }),
         Ok(Ok(stream)) => {
             tracing::debug!(host, "TLS handshake complete");
-            Ok(stream)
+            // Under TLS 1.3 the verdict on a missing certificate is still
+            // to come; remember that it may be one.
+            let missing =
+                probe.asked.load(Ordering::Relaxed) && !probe.sent.load(Ordering::Relaxed);
+            if missing {
+                tracing::debug!(
+                    host,
+                    "the server asked for a client certificate; we have none"
+                );
+            }
+            Ok(TlsTransport::new(stream, missing))
         }
         Ok(Err(e)) => Err(handshake_error(
             e,
@@ -901,6 +1036,43 @@ mod tests {
         assert!(matches!(e, rustls::Error::InvalidCertificate(_)), "{e:?}");
         // And the config really carries it (built without error).
         assert!(tls.client_config().is_ok());
+    }
+
+    /// The knowledge kept from the handshake, on a stream whose peer
+    /// hangs up: explained while nothing has arrived, untouched after.
+    #[tokio::test]
+    async fn a_missing_client_certificate_explains_an_early_hang_up() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let inner_message = |e: &io::Error| match e.get_ref().and_then(|e| e.downcast_ref()) {
+            Some(TransportError::Tls(m)) => m.clone(),
+            other => panic!("expected a TransportError::Tls inside, got {other:?}"),
+        };
+        // Closed before a byte arrived.
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, true);
+        let e = stream.read(&mut [0; 8]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let message = inner_message(&e);
+        assert!(message.contains(NO_CLIENT_CERT), "{message}");
+        assert!(message.contains("closed"), "{message}");
+
+        // Once the server has said something, it accepted us: its later
+        // hang-up is an ordinary end of stream.
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        theirs.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, true);
+        let mut connack = Vec::new();
+        stream.read_to_end(&mut connack).await.unwrap();
+        assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+
+        // Without the probe's finding, nothing changes.
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, false);
+        assert_eq!(stream.read(&mut [0; 8]).await.unwrap(), 0);
     }
 
     #[test]
