@@ -1145,6 +1145,127 @@ fn tls_mistakes_are_explained() {
 }
 
 // ---------------------------------------------------------------------------
+// The command lines: --help, and settings that do not go together.
+
+#[test]
+fn help_goes_to_stdout_and_succeeds() {
+    for (name, usage) in [
+        ("shelly_plug", "usage: shelly_plug COMMAND"),
+        ("shelly_sim", "usage: shelly_sim [options]"),
+    ] {
+        // Even with an environment that would be refused otherwise.
+        for env in [&[][..], &[("SHELLY_MQTT_PORT", "abc")][..]] {
+            let out = run(name, &["--help"], env);
+            assert_eq!(out.code, Some(0), "{name} --help: {out:?}");
+            assert!(out.stdout.starts_with(usage), "{out:?}");
+            assert!(out.stdout.contains("--url URL"), "{out:?}");
+            assert!(out.stderr.is_empty(), "{out:?}");
+        }
+    }
+}
+
+/// Runs `name` with `args` and `env`, expecting the bad-arguments exit
+/// status 2, and returns stderr's first line.
+fn refused_arguments(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run(name, args, env);
+    assert_eq!(out.code, Some(2), "{name} {args:?} {env:?}: {out:?}");
+    assert!(out.stderr.contains(&format!("usage: {name}")), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    out.stderr.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn settings_that_contradict_a_url_are_refused() {
+    let plug = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["status", "--device", "shellyplugsg3-000000000001"];
+        all.extend_from_slice(args);
+        refused_arguments("shelly_plug", &all, env)
+    };
+    let url = "mqtt://127.0.0.1:1883";
+    let error = plug(&["--url", url, "--port", "1884"], &[]);
+    assert_eq!(
+        error,
+        "error: --port goes with a host, not with --url: put the port in the URL \
+         (mqtts://HOST:PORT)"
+    );
+    // In either order.
+    assert_eq!(plug(&["--port", "1884", "--url", url], &[]), error);
+    let error = plug(&["--url", url, "--no-tls"], &[]);
+    assert!(error.contains("--no-tls does not go with --url"), "{error}");
+    let error = plug(&["--url", url, "--cafile", "/nonexistent/ca.pem"], &[]);
+    assert!(
+        error.contains("--cafile (or SHELLY_MQTT_CAFILE) needs TLS"),
+        "{error}"
+    );
+    // Both from the environment: named as such.
+    let error = plug(
+        &[],
+        &[("SHELLY_MQTT_URL", url), ("SHELLY_MQTT_PORT", "1884")],
+    );
+    assert!(
+        error.contains("SHELLY_MQTT_PORT goes with a host, not with SHELLY_MQTT_URL"),
+        "{error}"
+    );
+    // The simulator takes the same options, and refuses the same.
+    let error = refused_arguments("shelly_sim", &["--url", url, "--no-tls"], &[]);
+    assert!(error.contains("--no-tls does not go with --url"), "{error}");
+    // A URL that does not parse is a bad argument too, and its password
+    // is not repeated.
+    let error = plug(&["--url", "mqtt://alice:pa/ss@127.0.0.1:x"], &[]);
+    assert!(
+        error.contains("not a broker URL: invalid port \"x\""),
+        "{error}"
+    );
+    assert!(
+        !error.contains("pa/ss") && !error.contains("alice"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unusable_port_is_refused_not_ignored() {
+    let base = [
+        "status",
+        "--device",
+        "shellyplugsg3-000000000001",
+        "--host",
+        "127.0.0.1",
+    ];
+    for port in ["abc", "0", "65536", "18 83"] {
+        let error = refused_arguments("shelly_plug", &base, &[("SHELLY_MQTT_PORT", port)]);
+        assert_eq!(
+            error,
+            format!("error: SHELLY_MQTT_PORT must be a port number from 1 to 65535, not {port:?}")
+        );
+        let error = refused_arguments(
+            "shelly_sim",
+            &["--host", "127.0.0.1"],
+            &[("SHELLY_MQTT_PORT", port)],
+        );
+        assert!(
+            error.contains("SHELLY_MQTT_PORT must be a port number"),
+            "{error}"
+        );
+        let error = refused_arguments("shelly_plug", &[&base[..], &["--port", port]].concat(), &[]);
+        assert!(error.contains("--port takes a port number"), "{error}");
+    }
+}
+
+/// A `--url` on the command line replaces the host and port from the
+/// environment: here a wrong port there does not matter.
+#[test]
+fn a_url_flag_replaces_the_environments_host_and_port() {
+    let broker = Broker::start();
+    let device = device_id(14);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    // Port 1 on loopback: if they were used, the connect would be refused.
+    let env = [("SHELLY_MQTT_HOST", "127.0.0.1"), ("SHELLY_MQTT_PORT", "1")];
+    let _sim = start_sim(&device, &["--url", &url], &env);
+    let out = plug(&["status", "--device", &device, "--url", &url], &env, 0);
+    assert!(out.stdout.contains(&format!("{device} is OFF")), "{out:?}");
+}
+
+// ---------------------------------------------------------------------------
 // The showcase.
 
 fn check_showcase(out: &Output) {
