@@ -311,6 +311,12 @@ fn status_on_off_toggle_over_plain_mqtt() {
         watts(line_with(&out.stdout, "now ON, drawing")) > 50.0,
         "{out:?}"
     );
+    // Left on for at least the half second of this watch (the next
+    // command switches it off only after the watch has ended), so the
+    // energy counter has something to count: at 226 V, the lowest the
+    // simulated mains goes, the lamp draws over 57 W, so > 0.008 Wh.
+    let out = plug(&strs(&with(&["watch", "--for", "0.5"])), &[], 0);
+    assert!(out.stdout.contains("] ON, drawing"), "{out:?}");
 
     let out = plug(&strs(&with(&["toggle", "-v"])), &[], 0);
     assert!(out.stdout.contains("toggled from ON"), "{out:?}");
@@ -333,14 +339,16 @@ fn status_on_off_toggle_over_plain_mqtt() {
     let out = plug(&strs(&with(&["status"])), &[], 0);
     assert!(out.stdout.contains(&format!("{device} is OFF")), "{out:?}");
     assert!(out.stdout.contains("last switched by MQTT"), "{out:?}");
-    // The energy counter has counted the time the lamp was on.
+    // The energy counter has counted the time the lamp was on: the half
+    // second watched at the least (printed to the mWh).
     let energy: f64 = line_with(&out.stdout, "energy used ")
         .split("energy used ")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|wh| wh.parse().ok())
         .expect("energy in Wh");
-    assert!(energy >= 0.0, "{out:?}");
+    assert!(energy > 0.0, "{out:?}");
+    assert!(energy >= 0.008, "at least 0.5 s at 57 W or more: {out:?}");
 }
 
 #[test]
