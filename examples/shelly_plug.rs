@@ -81,8 +81,14 @@ struct Args {
     verbose: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut broker = BrokerOptions::from_env();
+/// The arguments, or `Ok(None)` for `--help`.
+fn parse_args() -> Result<Option<Args>, String> {
+    // An unusable environment variable is reported after the flags are
+    // read, so that `--help` still works.
+    let (mut broker, env_error) = match BrokerOptions::from_env() {
+        Ok(broker) => (broker, None),
+        Err(e) => (BrokerOptions::default(), Some(e)),
+    };
     let mut device = std::env::var("SHELLY_DEVICE")
         .ok()
         .filter(|d| !d.is_empty());
@@ -121,13 +127,17 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "-v" | "--verbose" => verbose = true,
-            "--help" => return Err(String::new()),
+            "--help" => return Ok(None),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag:?}"));
             }
             word => words.push(word.to_owned()),
         }
     }
+    if let Some(e) = env_error {
+        return Err(e);
+    }
+    broker.check()?;
     let mut words = words.into_iter();
     let command = match words.next().as_deref() {
         Some("on") => Command::On,
@@ -152,7 +162,7 @@ fn parse_args() -> Result<Args, String> {
     if toggle_after.is_some() && !matches!(command, Command::On | Command::Off) {
         return Err("--toggle-after goes with on or off".to_owned());
     }
-    Ok(Args {
+    Ok(Some(Args {
         command,
         device,
         broker,
@@ -161,17 +171,19 @@ fn parse_args() -> Result<Args, String> {
         watch_for,
         watch_count,
         verbose,
-    })
+    }))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}\n\n{BROKER_USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
+            eprintln!("error: {e}");
             eprintln!("{USAGE}\n\n{BROKER_USAGE}");
             return ExitCode::from(2);
         }

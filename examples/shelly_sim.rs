@@ -37,8 +37,14 @@ options:
   --on              start switched on
   --help            this text";
 
-fn parse_args() -> Result<(BrokerOptions, SimConfig), String> {
-    let mut broker = BrokerOptions::from_env();
+/// The broker and what to simulate, or `Ok(None)` for `--help`.
+fn parse_args() -> Result<Option<(BrokerOptions, SimConfig)>, String> {
+    // An unusable environment variable is reported after the flags are
+    // read, so that `--help` still works.
+    let (mut broker, env_error) = match BrokerOptions::from_env() {
+        Ok(broker) => (broker, None),
+        Err(e) => (BrokerOptions::default(), Some(e)),
+    };
     let mut device = std::env::var("SHELLY_DEVICE")
         .ok()
         .filter(|d| !d.is_empty());
@@ -71,10 +77,14 @@ fn parse_args() -> Result<(BrokerOptions, SimConfig), String> {
                 interval = Some(every);
             }
             "--on" => on = true,
-            "--help" => return Err(String::new()),
+            "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    if let Some(e) = env_error {
+        return Err(e);
+    }
+    broker.check()?;
     let device = device.unwrap_or_else(random_device_id);
     if !is_device_id(&device) {
         return Err(format!(
@@ -93,17 +103,19 @@ fn parse_args() -> Result<(BrokerOptions, SimConfig), String> {
     if let Some(every) = interval {
         config.report_every = every;
     }
-    Ok((broker, config))
+    Ok(Some((broker, config)))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let (broker, config) = match parse_args() {
-        Ok(parsed) => parsed,
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => {
+            println!("{USAGE}\n\n{BROKER_USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
+            eprintln!("error: {e}");
             eprintln!("{USAGE}\n\n{BROKER_USAGE}");
             return ExitCode::from(2);
         }

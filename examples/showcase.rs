@@ -13,10 +13,13 @@
 //! 2. It starts the simulated plug of `examples/shelly_sim.rs` in this
 //!    process, with a 60 W lamp plugged in.
 //! 3. It runs the commands of `examples/shelly_plug.rs` against it
-//!    (status, on, off, toggle, a short watch of the power readings),
-//!    showing each MQTT message and what the plug confirmed, and finally
-//!    shows how an offline plug is told apart from one that does not
-//!    answer.
+//!    (status, on, off, toggle, off with a timer that switches it back on,
+//!    and a short watch of the power readings that sees the timer fire),
+//!    showing each MQTT message and what the plug confirmed, and the full
+//!    command line to run the same against your own broker.
+//! 4. Finally it shows how an offline plug (exit status 3) is told apart
+//!    from one that does not answer at all (exit status 4), with what to
+//!    check for each.
 //!
 //! The same two programs control a real plug through HiveMQ Cloud; see
 //! README.md, "Controlling a Shelly plug through HiveMQ Cloud".
@@ -33,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mini_broker::MiniBroker;
-use shelly::controller::{Controller, Trace, WatchEvent};
+use shelly::controller::{Controller, Error, Trace, WatchEvent};
 use shelly::sim::{SimConfig, Simulator, abbreviate};
 use shelly::{BrokerOptions, random_device_id};
 
@@ -93,7 +96,9 @@ async fn run(broker: &LocalBroker) -> Result<(), String> {
 
     // The controller: the code behind `shelly_plug`. Its trace shows what
     // it sends (->) and receives (<-), abbreviated; it is muted while
-    // reading back the state and while watching.
+    // reading back the state and while watching, and those calls are
+    // named instead, so that the request ids in the trace do not seem to
+    // skip numbers.
     let quiet = Arc::new(AtomicBool::new(false));
     let trace: Trace = {
         let quiet = quiet.clone();
@@ -103,17 +108,32 @@ async fn run(broker: &LocalBroker) -> Result<(), String> {
             }
         })
     };
-    let mut plug = Controller::connect(&options, &device, Duration::from_secs(5), Some(trace))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut plug = Controller::connect(
+        &options,
+        &device,
+        Duration::from_secs(5),
+        Some(trace.clone()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     println!(
         "controller  {}: sends requests to {device}/rpc, reads answers on {}/rpc",
         plug.src(),
         plug.src()
     );
-    let fail = |e: shelly::controller::Error| e.to_string();
+    let fail = |e: Error| e.to_string();
 
     step("status");
+    // Once, in full: what each `$ shelly_plug ...` line stands for.
+    println!(
+        "  (in full: cargo run --example shelly_plug -- status --device {device} \
+         --host 127.0.0.1 --port {} --no-tls;",
+        broker.port()
+    );
+    println!(
+        "   for your own broker, --host and --port, or --url mqtts://USER:PASS@HOST, \
+         instead of those)"
+    );
     let status = plug.switch_status().await.map_err(fail)?;
     println!("  {device} is {}", status.summary());
 
@@ -144,15 +164,34 @@ async fn run(broker: &LocalBroker) -> Result<(), String> {
     )
     .await?;
 
-    step("watch --for 1.5");
+    // Off, with the plug's own timer to switch it back on: the watch
+    // below then sees a change, not only fresh readings.
+    const BACK_ON_AFTER: f64 = 1.0;
+    step(&format!("off --toggle-after {BACK_ON_AFTER}"));
+    let was_on = plug.set(false, Some(BACK_ON_AFTER)).await.map_err(fail)?;
+    confirm(
+        &mut plug,
+        &quiet,
+        &format!(
+            "switched OFF (it was {}); it switches ON again in {BACK_ON_AFTER} s",
+            on_off(was_on)
+        ),
+    )
+    .await?;
+
+    step("watch --for 2.5");
     println!(
-        "  (readings from {device}/status/switch:0 and NotifyStatus frames on {device}/events/rpc)"
+        "  (readings from {device}/status/switch:0 and NotifyStatus frames on {device}/events/rpc;"
+    );
+    println!(
+        "   the first is request id {}, Switch.GetStatus, not traced)",
+        plug.next_request_id()
     );
     quiet.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let readings = plug
         .watch(
-            Some(Duration::from_millis(1500)),
+            Some(Duration::from_millis(2500)),
             None,
             |event| match event {
                 WatchEvent::Reading(status) => say(
@@ -174,7 +213,7 @@ async fn run(broker: &LocalBroker) -> Result<(), String> {
     sim.stop().await;
     step("status");
     match plug.switch_status().await {
-        Err(e @ shelly::controller::Error::Offline { .. }) => {
+        Err(e @ Error::Offline { .. }) => {
             println!("  error: {e}");
             println!(
                 "  (shelly_plug exits with status {} for this)",
@@ -194,6 +233,33 @@ async fn run(broker: &LocalBroker) -> Result<(), String> {
         }
     }
     plug.close().await;
+
+    println!();
+    println!("A plug that never answers (a wrong device id, or MQTT or \"RPC over MQTT\" off) is");
+    println!("another matter: nothing is retained on its online topic, so only a timeout tells.");
+    let nobody = random_device_id();
+    step(&format!("status --device {nobody} --timeout 1"));
+    let mut silent = Controller::connect(&options, &nobody, Duration::from_secs(1), Some(trace))
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = silent.switch_status().await;
+    silent.close().await;
+    match outcome {
+        Err(e @ Error::NoAnswer { .. }) => {
+            println!("  error: {e}");
+            println!(
+                "  (shelly_plug exits with status {} for this)",
+                e.exit_code()
+            );
+        }
+        Err(e) => return Err(format!("expected no answer, got: {e}")),
+        Ok(status) => {
+            return Err(format!(
+                "expected no answer, but something answered: {}",
+                status.summary()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -203,15 +269,17 @@ fn step(command: &str) {
 }
 
 /// Prints what the plug answered, then reads its state back
-/// (`Switch.GetStatus`, not traced) and prints that.
+/// (`Switch.GetStatus`, not traced, but named with its request id) and
+/// prints that.
 async fn confirm(plug: &mut Controller, quiet: &AtomicBool, what: &str) -> Result<(), String> {
     println!("  {what}");
+    let id = plug.next_request_id();
     quiet.store(true, Ordering::Relaxed);
     let status = plug.switch_status().await;
     quiet.store(false, Ordering::Relaxed);
     let status = status.map_err(|e| e.to_string())?;
     println!(
-        "  the plug confirms (Switch.GetStatus): {}",
+        "  the plug confirms (request id {id}, Switch.GetStatus, not traced): {}",
         status.summary()
     );
     Ok(())

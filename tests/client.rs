@@ -1253,3 +1253,38 @@ async fn invalid_arguments_fail_fast(version: ProtocolVersion) {
         .await
         .unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// 15. Nobody listening.
+
+/// A closed port on 127.0.0.1 is `TransportError::Refused`, naming the
+/// address, not a timeout or a bare I/O error.
+#[tokio::test]
+async fn a_closed_port_is_refused() {
+    // A socket bound but never listening: connecting to it is refused, and
+    // holding it keeps another test's broker from taking the port meanwhile
+    // (it is bound without SO_REUSEADDR).
+    let holder = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    holder
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind an ephemeral port");
+    let addr = holder.local_addr().expect("local addr");
+    let client = Client::builder(client_id("refused"))
+        .automatic_reconnect(false)
+        .connect_timeout(Duration::from_secs(STEP))
+        .build();
+    let e = within(
+        "a connect to a closed port",
+        STEP + 5,
+        client.connect("127.0.0.1", addr.port(), 30),
+    )
+    .await
+    .expect_err("nothing listens there");
+    match e {
+        ClientError::Transport(plover::transport::TransportError::Refused { addr: tried }) => {
+            assert_eq!(tried, addr);
+        }
+        other => panic!("expected TransportError::Refused, got {other:?}"),
+    }
+    drop(holder);
+}

@@ -3,10 +3,10 @@
 //! arguments must give the same stdout, the same exit code, and put the
 //! same messages on the broker.
 //!
-//! `cargo test` builds the examples into `target/debug/examples/` before it
-//! runs this; on its own (`cargo build --examples && cargo test --test
-//! examples_cli`) it uses the binaries already there, so build them first
-//! after changing them. It needs `mosquitto` and `mosquitto-clients`.
+//! The examples are built (`cargo build --examples`) by the first test
+//! that needs one, so `cargo test --test examples_cli` alone runs the
+//! current code (see `common::example`). It needs `mosquitto` and
+//! `mosquitto-clients`.
 //!
 //! Every child process runs under a time limit and is killed when its
 //! handle is dropped, so a hung tool fails the test instead of the run.
@@ -21,33 +21,13 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Broker, TempDir, client_id, free_port, password_file, within};
+use common::{Broker, TempDir, client_id, example, free_port, password_file, within};
 use pki::{ClientFiles, pki, tls_broker};
 use plover::codec::SubscriptionOptions;
 use plover::{Client, Message, Messages, ProtocolVersion, QoS};
 
 /// How long any one child process may run.
 const LIMIT: Duration = Duration::from_secs(15);
-
-/// An example's binary, next to this test's: `target/debug/deps/
-/// examples_cli-HASH` -> `target/debug/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let debug = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    let path = debug
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo test` (which builds the examples) or \
-         `cargo build --examples` first",
-        path.display()
-    );
-    path
-}
 
 fn require(tool: &str) {
     let found = Command::new("sh")
@@ -972,8 +952,8 @@ fn tls_untrusted_or_wrong_name_fails_like_mosquitto() {
     let theirs = run(&pubs.theirs, &strs(&args), None);
     let ours = run(&pubs.ours, &strs(&args), None);
     assert_tls_failure(&ours, &theirs, "a certificate for another name");
-    // --insecure lets both through (mosquitto skips the name check; we
-    // skip verification altogether, as --help says).
+    // --insecure lets both through: the name is not checked, and our CA
+    // signed the certificate. Ours says so on stderr, once.
     let args = args_for(
         "127.0.0.1",
         &port,
@@ -983,6 +963,33 @@ fn tls_untrusted_or_wrong_name_fails_like_mosquitto() {
     let ours = run(&pubs.ours, &strs(&args), None);
     assert_eq!(theirs.code, Some(0), "{theirs:?}");
     assert_eq!(ours.code, theirs.code, "{ours:?}");
+    assert_eq!(
+        ours.stderr,
+        "Warning: --insecure: the broker's certificate is not checked against its host \
+         name (a trusted CA must still have signed it)\n",
+        "{ours:?}"
+    );
+    // But not a certificate from a CA nobody trusts, by name or address:
+    // both refuse, as without --insecure (ours after its warning).
+    let broker = tls_broker(&pki().server_other_ca, "allow_anonymous true\n");
+    let port = broker.port.to_string();
+    for host in ["localhost", "127.0.0.1"] {
+        for (tools, rest) in [
+            (
+                &pubs,
+                vec!["--cafile", &ca, "--insecure", "-t", "a", "-m", "x"],
+            ),
+            (&subs, vec!["--cafile", &ca, "--insecure", "-t", "a"]),
+        ] {
+            let args = args_for(host, &port, &rest);
+            let theirs = run(&tools.theirs, &strs(&args), None);
+            let mut ours = run(&tools.ours, &strs(&args), None);
+            let warning = ours.stderr.lines().next().unwrap_or("").to_owned();
+            assert!(warning.starts_with("Warning: --insecure"), "{ours:?}");
+            ours.stderr = ours.stderr[warning.len() + 1..].to_owned();
+            assert_tls_failure(&ours, &theirs, "--insecure with an unknown CA");
+        }
+    }
 }
 
 #[test]
@@ -1169,6 +1176,58 @@ fn url_sets_user_password_host_port_and_topic() {
     assert_ne!(theirs.code, Some(0));
     assert_eq!(ours.code, theirs.code, "{ours:?}");
     assert_eq!(ours.stderr, theirs.stderr);
+}
+
+/// A password with a `/` in it: mosquitto cuts the URL at its first `/`
+/// (so it fails, and prints part of the password as an invalid port);
+/// ours keeps the password whole and never prints it.
+#[test]
+fn url_password_with_a_slash_stays_whole_and_secret() {
+    const PASSWORD: &str = "se/cr3t";
+    let dir = TempDir::new("cli-url-slash");
+    let passwords = password_file(dir.path(), "alice", PASSWORD);
+    let broker = Broker::start_with(&format!(
+        "allow_anonymous false\npassword_file {}\n",
+        passwords.display()
+    ));
+    let (pubs, subs) = (publishers(), subscribers());
+    let url = format!(
+        "mqtt://alice:{PASSWORD}@127.0.0.1:{}/cli/url/slash",
+        broker.port
+    );
+    let out = run(&pubs.ours, &["-L", &url, "-r", "-q", "1", "-m", "x"], None);
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", broker.log());
+    let out = run(&subs.ours, &["-L", &url, "-C", "1", "-v"], None);
+    assert_eq!(out.stdout(), "cli/url/slash x\n", "{out:?}");
+    // A bad port after such a password names the port only.
+    let bad = format!("mqtt://alice:{PASSWORD}@127.0.0.1:x/cli/url/slash");
+    let out = run(&pubs.ours, &["-L", &bad, "-m", "x"], None);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("Invalid port given: x"), "{out:?}");
+    assert!(
+        !out.stderr.contains("se/") && !out.stderr.contains("cr3t"),
+        "{out:?}"
+    );
+    // Without user info in the URL, an `@` after the first `/` belongs to
+    // the topic, as in mosquitto (credentials and port by flags here).
+    let port = broker.port.to_string();
+    let at_topic = |rest: &[&str]| -> Vec<String> {
+        let mut args = vec!["-L", "mqtt://127.0.0.1/cli/a@b", "-p", &port];
+        args.extend_from_slice(&["-u", "alice", "-P", PASSWORD]);
+        args.extend_from_slice(rest);
+        args.iter().map(|a| a.to_string()).collect()
+    };
+    let out = run(
+        &pubs.ours,
+        &strs(&at_topic(&["-r", "-q", "1", "-m", "at"])),
+        None,
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let show = at_topic(&["-C", "1", "-v"]);
+    let theirs = run(&subs.theirs, &strs(&show), None);
+    let ours = run(&subs.ours, &strs(&show), None);
+    assert_eq!(theirs.stdout(), "cli/a@b at\n", "{theirs:?}");
+    assert_eq!(ours.stdout(), theirs.stdout(), "{ours:?}");
 }
 
 // ---- across reconnects -------------------------------------------------------

@@ -6,16 +6,16 @@
 //! Request/response is `examples/request_response.rs`, tested in
 //! `tests/request_response.rs`.
 //!
-//! `cargo test` builds the examples first; on its own, run `cargo build
-//! --examples` before `cargo test --test patterns`. Every wait is bounded
+//! The examples are built (`cargo build --examples`) by the first test
+//! that needs one, so `cargo test --test patterns` alone runs the current
+//! code (see `common::example`). Every wait is bounded
 //! and every child is killed when the test ends.
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{Broker, client_id, within};
+use common::{Broker, client_id, example, within};
 use plover::{Client, Message, ProtocolVersion, QoS, Subscription};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -23,23 +23,6 @@ use tokio::sync::mpsc;
 
 /// How long any one child process may run.
 const LIMIT: u64 = 20;
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps")
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo test` (which builds the examples) or \
-         `cargo build --examples` first",
-        path.display()
-    );
-    path
-}
 
 /// A running example whose stdout is read line by line as it comes.
 struct Running {

@@ -4,15 +4,14 @@
 //! two), a scripted broker for CONNACK Response Information, and the
 //! `request_response` example run as a program.
 //!
-//! `cargo test` builds the examples into `target/debug/examples/` before it
-//! runs this; on its own (`cargo test --test request_response`) it builds
-//! them too, as they are part of the package's targets.
+//! The example is built (`cargo build --examples`) by the first test that
+//! needs it, so `cargo test --test request_response` alone runs the
+//! current code (see `common::example`).
 
 mod common;
 mod scripted;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use plover::codec::{
 use plover::{Client, ClientError, Message, ProtocolVersion, QoS, Subscription};
 use scripted::Scripted;
 
-use common::{Broker, client_id, within};
+use common::{Broker, client_id, example, within};
 
 const V3: ProtocolVersion = ProtocolVersion::V311;
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -407,26 +406,6 @@ async fn response_information_names_the_response_topic() {
 
 // ---------------------------------------------------------------------------
 // The example, as a program.
-
-/// An example's binary, next to this test's: `target/debug/deps/
-/// request_response-HASH` -> `target/debug/examples/NAME`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let debug = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    let path = debug
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo test` (which builds the examples) or \
-         `cargo build --examples` first",
-        path.display()
-    );
-    path
-}
 
 /// Runs the example against `port` and returns (exit code, stdout, stderr),
 /// killing it after 30 s.

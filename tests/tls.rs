@@ -280,7 +280,10 @@ async fn mutual_tls_with_the_right_certificate(version: ProtocolVersion) {
 /// verdict, a fatal alert, arrives as the first read after we sent
 /// CONNECT: the connect fails with the connection closed before any
 /// CONNACK, not with a handshake error. Pinned here; the TLS 1.2 test below
-/// shows the handshake-time error with its explanation.
+/// shows the handshake-time error with its explanation. (The transport
+/// does know why, and says so in the read error the event loop logs; see
+/// `a_missing_client_certificate_is_named_in_the_log`. Turning that into
+/// the connect's error is the event loop's part.)
 fn assert_closed_before_connack(e: &ClientError, what: &str) {
     assert!(
         matches!(
@@ -304,6 +307,30 @@ async fn mutual_tls_without_a_certificate_is_refused() {
     broker
         .wait_for_log("peer did not return a certificate", STEP)
         .await;
+}
+
+/// What the handshake learned (the server asked for a certificate, we had
+/// none) stays with the stream: the read that fails before CONNACK says
+/// so, and the event loop logs it. Current thread, for the capturing
+/// subscriber (see section 6).
+#[tokio::test]
+async fn a_missing_client_certificate_is_named_in_the_log() {
+    let broker = mutual_tls_broker();
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let c = client("tls-no-cert-log", ProtocolVersion::V5);
+    c.tls_set(trust_ca(&ClientFiles::new()));
+    let e = refused(&c, "localhost", broker.port).await;
+    assert_closed_before_connack(&e, "TLS 1.3 without a client certificate");
+    let text = capture.text();
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("WARN") && l.contains("before CONNACK"))
+        .unwrap_or_else(|| panic!("no warning about the failed connection:\n{text}"));
+    assert!(
+        warning.contains("asked for a client certificate and none was configured"),
+        "{warning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,6 +558,56 @@ async fn disabled_verification_connects_and_warns_every_time() {
         refused(&c, "127.0.0.1", broker.port).await,
         ClientError::Transport(TransportError::UntrustedCertificate(_))
     ));
+}
+
+/// mosquitto's `--insecure`: a certificate for another name passes when a
+/// trusted CA signed it; one from an unknown CA is still refused. Current
+/// thread, for the capturing subscriber (see above).
+#[tokio::test]
+async fn skipping_the_host_name_check_still_needs_a_trusted_ca() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let files = ClientFiles::new();
+    let lenient = trust_ca(&files).dangerous_skip_hostname_verification();
+
+    // Signed by our CA, for `localhost` only, reached as 127.0.0.1.
+    let broker = anonymous_tls_broker(&pki().server_name_only);
+    let c = client("tls-any-name", ProtocolVersion::V5);
+    c.tls_set(lenient.clone());
+    within(
+        "connect without the name check",
+        STEP,
+        c.connect("127.0.0.1", broker.port, 30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a trusted certificate for another name: {e}"));
+    round_trip(&c, "tls/any-name").await;
+    within("disconnect", STEP, c.disconnect()).await.unwrap();
+    assert!(
+        capture
+            .text()
+            .lines()
+            .any(|l| l.starts_with("WARN") && l.contains("host name verification is disabled")),
+        "a warning at connect:\n{}",
+        capture.text()
+    );
+
+    // Signed by a CA nobody here trusts, by name and by address: refused
+    // as before, with or without the Mozilla roots.
+    let broker = anonymous_tls_broker(&pki().server_other_ca);
+    let mozilla = TlsOptions::new().dangerous_skip_hostname_verification();
+    for (what, options) in [("our CA", &lenient), ("the Mozilla roots", &mozilla)] {
+        for host in ["localhost", "127.0.0.1"] {
+            let c = client("tls-any-name-untrusted", ProtocolVersion::V311);
+            c.tls_set(options.clone());
+            match refused(&c, host, broker.port).await {
+                ClientError::Transport(TransportError::UntrustedCertificate(why)) => {
+                    assert_eq!(why, "UnknownIssuer", "{what}, {host}");
+                }
+                other => panic!("{what}, {host}: expected UntrustedCertificate, got {other:?}"),
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

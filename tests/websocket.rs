@@ -4,7 +4,7 @@
 //! on the same broker's plain TCP listener, so every message crosses from
 //! one transport to the other. Then the upgrade failures a user can meet:
 //! a 404, a server that will not speak the `mqtt` subprotocol, a plain MQTT
-//! port.
+//! port, and servers that stall in the TLS handshake or the upgrade.
 //!
 //! What mosquitto 2.0.11 (libwebsockets 4.1) does, which the setup follows:
 //!
@@ -578,4 +578,111 @@ async fn recording_proxy(upstream: u16) -> (u16, oneshot::Receiver<String>) {
     })
     .await;
     (port, rx)
+}
+
+// ---------------------------------------------------------------------------
+// Servers that stall: each stage reports its own timeout.
+
+/// Accepts connections on 127.0.0.1 and holds them, saying nothing, until
+/// the returned task is aborted.
+async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind((HOST, 0)).await.expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, task)
+}
+
+/// A client that gives the whole connect one second.
+fn impatient(tag: &str) -> Client {
+    builder(tag, ProtocolVersion::V311)
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+}
+
+/// `wss://` to a server that never starts the TLS handshake: the TLS
+/// stage's timeout, not a generic one.
+#[tokio::test]
+async fn wss_to_a_silent_server_is_a_tls_handshake_timeout() {
+    let (port, server) = silent_server().await;
+    let client = impatient("wss-silent");
+    client.tls_set(trust_test_ca());
+    match refused(&client, &format!("wss://{HOST}:{port}/mqtt")).await {
+        ClientError::Transport(TransportError::TlsHandshakeTimeout { host }) => {
+            assert_eq!(host, HOST);
+        }
+        other => panic!("expected TlsHandshakeTimeout, got {other:?}"),
+    }
+    server.abort();
+}
+
+/// `ws://` to a server that accepts the connection but never answers the
+/// HTTP upgrade.
+#[tokio::test]
+async fn ws_to_a_silent_server_is_an_upgrade_timeout() {
+    let (port, server) = silent_server().await;
+    let client = impatient("ws-silent");
+    let e = refused(&client, &format!("ws://{HOST}:{port}/mqtt")).await;
+    match &e {
+        ClientError::Transport(TransportError::WebSocketUpgradeTimeout { host }) => {
+            assert_eq!(host, HOST);
+        }
+        other => panic!("expected WebSocketUpgradeTimeout, got {other:?}"),
+    }
+    assert!(e.to_string().contains("upgrade"), "{e}");
+    server.abort();
+}
+
+/// `wss://` to a server that completes the TLS handshake and then never
+/// answers the upgrade: the upgrade's timeout, after a TLS stage that
+/// succeeded.
+#[tokio::test]
+async fn wss_with_a_stalled_upgrade_is_an_upgrade_timeout() {
+    use plover::transport::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs =
+        vec![CertificateDer::from_pem_slice(pki().server_cert.as_bytes()).expect("server cert")];
+    let key = PrivateKeyDer::from_pem_slice(pki().server_key.as_bytes()).expect("server key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let (handshake_done, handshaken) = oneshot::channel();
+    let port = one_shot_server(move |socket| async move {
+        if let Ok(mut tls) = acceptor.accept(socket).await {
+            let _ = handshake_done.send(());
+            // Read the upgrade request and sit on it until the client
+            // gives up.
+            let mut sink = [0; 4096];
+            while let Ok(n) = tls.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    let client = impatient("wss-stalled");
+    client.tls_set(trust_test_ca());
+    match refused(&client, &format!("wss://{HOST}:{port}/mqtt")).await {
+        ClientError::Transport(TransportError::WebSocketUpgradeTimeout { host }) => {
+            assert_eq!(host, HOST);
+        }
+        other => panic!("expected WebSocketUpgradeTimeout, got {other:?}"),
+    }
+    // The TLS stage really did complete.
+    within("the server's side of the handshake", STEP, handshaken)
+        .await
+        .expect("the TLS handshake completed");
 }

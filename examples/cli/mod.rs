@@ -606,10 +606,21 @@ fn add_topic(c: &mut Config, topic: String) -> Result<(), Stop> {
 /// `-L scheme://[user[:password]@]host[:port]/topic`, read the way
 /// mosquitto reads it: the path is the *topic* (for `ws://` and `wss://`
 /// too, whose WebSocket path stays `/mqtt`), nothing is percent-decoded,
-/// the user name ends at the first `:` and the host at the first `@`.
+/// the user name ends at the first `:` and the user info at the first `@`.
 /// `mqtts://` (and `wss://`) turn TLS on with the default roots, as
 /// `--tls-use-os-certs` does; the scheme sets the port, which a later `-p`
 /// can change.
+///
+/// One deliberate difference: mosquitto cuts the URL at its first `/`
+/// before looking for the user info, so a password with a `/` in it is
+/// split, half of it taken for the host and port (and printed in "Invalid
+/// port given") and the rest for the topic. Here a password keeps its
+/// `/`: when the text before the first `/` has a `:` (`user:pass...`) and
+/// an `@` follows, the user info runs to that `@`. Without a `:` there
+/// is no password to protect, and an `@` after the first `/` belongs to
+/// the topic, as in mosquitto. The cost: `-L mqtt://host:1883/a@b` (a
+/// port and an `@` in the topic, no user) reads `host:1883/a` as user
+/// info and fails with "topic missing"; `-t` takes such a topic.
 fn parse_url(c: &mut Config, url: &str) -> Result<(), Stop> {
     let schemes: [(&str, u16, bool, bool); 4] = [
         ("mqtt://", 1883, false, false),
@@ -628,23 +639,27 @@ fn parse_url(c: &mut Config, url: &str) -> Result<(), Stop> {
     c.port_set = true;
     c.tls_use_os_certs |= tls;
     c.websocket = websocket;
-    let Some((authority, topic)) = rest.split_once('/') else {
+    let first_slash = rest.find('/').unwrap_or(rest.len());
+    let userinfo_end = rest
+        .find('@')
+        .filter(|&at| at < first_slash || rest[..first_slash].contains(':'));
+    let (userinfo, rest) = match userinfo_end {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let Some((host_port, topic)) = rest.split_once('/') else {
         return bad("Invalid URL for -L argument specified - topic missing.");
     };
     add_topic(c, topic.to_owned())?;
-    let host_port = match authority.split_once('@') {
-        Some((userinfo, host_port)) => {
-            match userinfo.split_once(':') {
-                Some((user, password)) => {
-                    c.username = Some(user.to_owned());
-                    c.password = Some(password.to_owned());
-                }
-                None => c.username = Some(userinfo.to_owned()),
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, password)) => {
+                c.username = Some(user.to_owned());
+                c.password = Some(password.to_owned());
             }
-            host_port
+            None => c.username = Some(userinfo.to_owned()),
         }
-        None => authority,
-    };
+    }
     // `[::1]:1883` as well, which mosquitto cannot read.
     let (host, port) = match host_port
         .strip_prefix('[')
@@ -1061,7 +1076,17 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
     }
 
     match tls_options(config) {
-        Ok(Some(tls)) => client.tls_set(tls),
+        Ok(Some(tls)) => {
+            // plover's own warning goes to `tracing`, which these tools do
+            // not show; say it here, once, where the user sees it.
+            if config.insecure {
+                config.error(
+                    "Warning: --insecure: the broker's certificate is not checked against \
+                     its host name (a trusted CA must still have signed it)",
+                );
+            }
+            client.tls_set(tls);
+        }
         Ok(None) => {}
         Err(TlsSetup::FileNotFound) => {
             config.error("Error: Problem setting TLS options: File not found.");
@@ -1116,7 +1141,9 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
                 TransportError::Resolve { .. } => {
                     config.error("Unable to connect (Lookup error.).")
                 }
-                TransportError::Timeout { .. } | TransportError::TlsHandshakeTimeout { .. } => {
+                TransportError::Timeout { .. }
+                | TransportError::TlsHandshakeTimeout { .. }
+                | TransportError::WebSocketUpgradeTimeout { .. } => {
                     config.error("Error: Connection timed out")
                 }
                 // mosquitto's words for every failed handshake (it says
@@ -1245,7 +1272,9 @@ fn tls_options(c: &Config) -> Result<Option<TlsOptions>, TlsSetup> {
         tls = tls.alpn(&[protocol.as_bytes()]);
     }
     if c.insecure {
-        tls = tls.dangerous_disable_verification();
+        // As mosquitto's --insecure (OpenSSL without host name checking):
+        // the chain must still end at a trusted CA.
+        tls = tls.dangerous_skip_hostname_verification();
     }
     Ok(Some(tls))
 }
@@ -2012,12 +2041,12 @@ fn usage(tool: Tool, prog: &str) -> String {
           intermediate certificates after it).
  --key : client private key for authentication, if required by server (PEM: PKCS#8,
          PKCS#1 or SEC1; encrypted keys are not supported).
- --insecure : do not verify the server's certificate AT ALL. This goes further than
-              mosquitto's --insecure, which skips only the host name check and still
-              requires a certificate signed by a trusted CA: rustls has no such
-              half-way mode. Anyone on the path can then pretend to be the broker and
-              read everything, the password included. Test brokers only; giving the
-              broker's own CA with --cafile is the safe way.
+ --insecure : do not check that the server's certificate is for the host name (or
+              address) connected to; it must still be signed by a trusted CA and be
+              valid. Anyone with a certificate from a trusted CA can then pretend to be
+              the broker: with --tls-use-os-certs that is anyone with a domain name.
+              Use only with --cafile naming a private CA; a certificate that lists the
+              name used is the safe way. A warning is printed (unless --quiet).
  --tls-alpn : TLS application layer protocol negotiation protocol.
  --tls-use-os-certs : trust the default roots: the Mozilla root certificates compiled into
                       plover (webpki-roots), not the operating system's store. Public

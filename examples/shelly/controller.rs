@@ -170,6 +170,12 @@ impl Controller {
         &self.src
     }
 
+    /// The request id the next call will use, so that a caller hiding
+    /// some calls from its trace can say which ids those were.
+    pub fn next_request_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// The plug's topics.
     pub fn topics(&self) -> &Topics {
         &self.topics

@@ -336,6 +336,11 @@ pub mod rpc_error {
 /// `SHELLY_MQTT_HOST`, `SHELLY_MQTT_PORT`, `SHELLY_MQTT_USERNAME`,
 /// `SHELLY_MQTT_PASSWORD`, `SHELLY_MQTT_CAFILE`), so that a password need
 /// not appear in the shell's history; flags win over the environment.
+///
+/// A URL says the scheme and the port itself, so `--port` and `--no-tls`
+/// with one are refused by [`check`](Self::check) rather than quietly
+/// ignored (or quietly applied to a URL that says otherwise); `--cafile`
+/// applies to a TLS URL and is refused with a plain one.
 #[derive(Clone, Default)]
 pub struct BrokerOptions {
     /// `mqtts://[user:password@]host[:port]` or `mqtt://...`.
@@ -348,6 +353,11 @@ pub struct BrokerOptions {
     pub cafile: Option<PathBuf>,
     /// Plain TCP (a local test broker); TLS is the default.
     pub no_tls: bool,
+    /// `port` came from SHELLY_MQTT_PORT: it goes with a host from the
+    /// environment, so a `--url` on the command line replaces it.
+    port_from_env: bool,
+    /// `url` came from SHELLY_MQTT_URL (for the error messages).
+    url_from_env: bool,
 }
 
 impl std::fmt::Debug for BrokerOptions {
@@ -360,30 +370,48 @@ impl std::fmt::Debug for BrokerOptions {
 /// The flags [`BrokerOptions::flag`] takes, for usage texts.
 pub const BROKER_USAGE: &str = "\
 broker (each also from the environment variable in brackets):
-  --url URL          mqtts://[USER:PASS@]HOST[:PORT], or mqtt://... for plain TCP
-                     [SHELLY_MQTT_URL]
+  --url URL          mqtts://[USER:PASS@]HOST[:PORT], or mqtt://... for plain TCP;
+                     the URL gives scheme and port, so not with --port or
+                     --no-tls [SHELLY_MQTT_URL]
   --host HOST        the broker's host name, e.g. xxxxxxxx.s1.eu.hivemq.cloud
                      [SHELLY_MQTT_HOST]
-  --port PORT        default 8883 (TLS), 1883 with --no-tls [SHELLY_MQTT_PORT]
+  --port PORT        with --host: default 8883 (TLS), 1883 with --no-tls
+                     [SHELLY_MQTT_PORT]
   --username USER    [SHELLY_MQTT_USERNAME]
   --password PASS    [SHELLY_MQTT_PASSWORD]
   --cafile FILE      trust this CA instead of the built-in Mozilla roots
-                     [SHELLY_MQTT_CAFILE]
-  --no-tls           plain TCP, for a broker on your own network";
+                     (with --host, or an mqtts:// URL) [SHELLY_MQTT_CAFILE]
+  --no-tls           with --host: plain TCP, for a broker on your own network";
+
+/// A port number from 1 to 65535.
+fn parse_port(v: &str) -> Option<u16> {
+    v.parse::<u16>().ok().filter(|&p| p > 0)
+}
 
 impl BrokerOptions {
-    /// Whatever the environment says.
-    pub fn from_env() -> BrokerOptions {
+    /// Whatever the environment says. A port that is not a number is an
+    /// error: ignored, it would quietly send the connection to the
+    /// default port.
+    pub fn from_env() -> Result<BrokerOptions, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        BrokerOptions {
-            url: var("SHELLY_MQTT_URL"),
+        let port = match var("SHELLY_MQTT_PORT") {
+            Some(v) => Some(parse_port(&v).ok_or_else(|| {
+                format!("SHELLY_MQTT_PORT must be a port number from 1 to 65535, not {v:?}")
+            })?),
+            None => None,
+        };
+        let url = var("SHELLY_MQTT_URL");
+        Ok(BrokerOptions {
+            url_from_env: url.is_some(),
+            url,
             host: var("SHELLY_MQTT_HOST"),
-            port: var("SHELLY_MQTT_PORT").and_then(|p| p.parse().ok()),
+            port_from_env: port.is_some(),
+            port,
             username: var("SHELLY_MQTT_USERNAME"),
             password: var("SHELLY_MQTT_PASSWORD"),
             cafile: var("SHELLY_MQTT_CAFILE").map(PathBuf::from),
             no_tls: false,
-        }
+        })
     }
 
     /// A plain, anonymous broker on `host:port` (the showcase's).
@@ -405,18 +433,28 @@ impl BrokerOptions {
     ) -> Result<bool, String> {
         match flag {
             "--url" | "-L" => {
-                // A URL given on the command line replaces a host from
-                // the environment, and the other way round.
+                // A URL given on the command line replaces a host (and
+                // the port that goes with it) from the environment, and
+                // the other way round.
                 self.url = Some(value()?);
+                self.url_from_env = false;
                 self.host = None;
+                if self.port_from_env {
+                    self.port = None;
+                    self.port_from_env = false;
+                }
             }
             "--host" | "-h" => {
                 self.host = Some(value()?);
                 self.url = None;
+                self.url_from_env = false;
             }
             "--port" | "-p" => {
                 let v = value()?;
-                self.port = Some(v.parse().map_err(|_| format!("invalid port {v:?}"))?);
+                self.port = Some(parse_port(&v).ok_or_else(|| {
+                    format!("--port takes a port number from 1 to 65535, not {v:?}")
+                })?);
+                self.port_from_env = false;
             }
             "--username" | "-u" => self.username = Some(value()?),
             "--password" | "-P" => self.password = Some(value()?),
@@ -425,6 +463,50 @@ impl BrokerOptions {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Refuses what contradicts a URL: it names the scheme (TLS or not)
+    /// and the port, so `--port` or `--no-tls` next to it would be ignored
+    /// or would override what it says, either way a surprise; and a CA
+    /// file means nothing without TLS. Also a URL that does not parse.
+    /// Call it once the flags are read.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        let url_source = if self.url_from_env {
+            "SHELLY_MQTT_URL"
+        } else {
+            "--url"
+        };
+        // UrlError never quotes the user name or password.
+        let parsed: BrokerUrl = url
+            .parse()
+            .map_err(|e| format!("{url_source} is not a broker URL: {e}"))?;
+        if self.port.is_some() {
+            let port_source = if self.port_from_env {
+                "SHELLY_MQTT_PORT"
+            } else {
+                "--port"
+            };
+            return Err(format!(
+                "{port_source} goes with a host, not with {url_source}: put the port in the \
+                 URL (mqtts://HOST:PORT)"
+            ));
+        }
+        if self.no_tls {
+            return Err(format!(
+                "--no-tls does not go with {url_source}: the URL's scheme says whether to use \
+                 TLS (mqtt:// plain, mqtts:// TLS)"
+            ));
+        }
+        if self.cafile.is_some() && !parsed.scheme.is_tls() {
+            return Err(format!(
+                "--cafile (or SHELLY_MQTT_CAFILE) needs TLS, but {url_source} is a plain \
+                 URL: use mqtts:// (or wss://)"
+            ));
+        }
+        Ok(())
     }
 
     /// The URL, parsed (`None` without one, or if it is not a URL).
@@ -480,6 +562,7 @@ impl BrokerOptions {
     /// Applies the credentials and TLS settings to `client` and connects.
     /// Errors are explained for people (see [`explain`]).
     pub async fn connect(&self, client: &Client, keepalive: u16) -> Result<ConnAck, String> {
+        self.check()?;
         if self.password.is_some() && self.username.is_none() {
             return Err("--password needs --username as well".to_owned());
         }

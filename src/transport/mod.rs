@@ -74,7 +74,7 @@ pub enum TransportError {
         /// The address tried last.
         addr: SocketAddr,
     },
-    /// The TCP connection (or the whole connect) did not complete in time.
+    /// The TCP connection did not complete in time.
     #[error("timed out connecting to {host}:{port}")]
     Timeout {
         /// The host.
@@ -109,6 +109,14 @@ pub enum TransportError {
     /// The WebSocket upgrade failed.
     #[error("WebSocket handshake failed: {0}")]
     WebSocket(String),
+    /// The WebSocket upgrade (the HTTP request and its `101` answer) did
+    /// not complete in time: something accepted the connection (and the
+    /// TLS handshake, for `wss://`) but did not answer the upgrade.
+    #[error("WebSocket upgrade with {host} timed out: no answer to the HTTP upgrade request")]
+    WebSocketUpgradeTimeout {
+        /// The host.
+        host: String,
+    },
     /// WebSocket was asked for but the crate was built without the
     /// `websocket` feature.
     #[error("WebSocket support is not compiled in (enable plover's `websocket` feature)")]
@@ -120,35 +128,37 @@ pub enum TransportError {
 
 /// Opens the transport to `endpoint`, all of it within `timeout`.
 ///
-/// One deadline covers the whole; the TLS handshake gets what is left of
-/// it as its own limit, so a server that accepts the TCP connection and
-/// then says nothing is reported as [`TransportError::TlsHandshakeTimeout`]
-/// rather than as a TCP [`TransportError::Timeout`].
+/// One deadline covers the whole, and each stage (TCP, TLS, WebSocket
+/// upgrade) runs under what is left of it with a timeout of its own, so
+/// the error names the stage that stalled: [`TransportError::Timeout`]
+/// for TCP, [`TransportError::TlsHandshakeTimeout`] for a server that
+/// accepts the connection and then says nothing, and
+/// [`TransportError::WebSocketUpgradeTimeout`] for one that does not
+/// answer the HTTP upgrade.
 pub(crate) async fn connect(
     endpoint: &Endpoint,
     timeout: Duration,
 ) -> Result<BoxTransport, TransportError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let timed_out = || TransportError::Timeout {
-        host: endpoint.host.clone(),
-        port: endpoint.port,
-    };
     let tcp = tokio::time::timeout_at(deadline, connect_tcp(&endpoint.host, endpoint.port))
         .await
-        .map_err(|_| timed_out())??;
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        .map_err(|_| TransportError::Timeout {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+        })??;
     match (&endpoint.tls, &endpoint.websocket) {
         (None, None) => Ok(Box::pin(tcp)),
         (Some(tls), None) => {
-            let stream = tls::connect(tcp, &endpoint.host, tls, left).await?;
+            let stream = tls::connect(tcp, &endpoint.host, tls, left(deadline)).await?;
             Ok(Box::pin(stream))
         }
-        (tls, Some(ws)) => {
-            tokio::time::timeout_at(deadline, connect_ws(tcp, endpoint, tls.as_ref(), ws, left))
-                .await
-                .map_err(|_| timed_out())?
-        }
+        (tls, Some(ws)) => connect_ws(tcp, endpoint, tls.as_ref(), ws, deadline).await,
     }
+}
+
+/// The time from now to `deadline` (zero once it has passed).
+fn left(deadline: tokio::time::Instant) -> Duration {
+    deadline.saturating_duration_since(tokio::time::Instant::now())
 }
 
 #[cfg(feature = "websocket")]
@@ -157,17 +167,29 @@ async fn connect_ws(
     endpoint: &Endpoint,
     tls_options: Option<&TlsOptions>,
     ws: &WsOptions,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<BoxTransport, TransportError> {
+    let host = endpoint.host.as_str();
+    // The TLS handshake has its own timeout (the time left); the upgrade
+    // gets what the handshake left over.
+    let upgrade_timed_out = |_| TransportError::WebSocketUpgradeTimeout {
+        host: host.to_owned(),
+    };
     match tls_options {
-        None => Ok(Box::pin(
-            ws::connect(tcp, &endpoint.host, endpoint.port, false, ws).await?,
-        )),
+        None => {
+            let upgrade = ws::connect(tcp, host, endpoint.port, false, ws);
+            let stream = tokio::time::timeout_at(deadline, upgrade)
+                .await
+                .map_err(upgrade_timed_out)??;
+            Ok(Box::pin(stream))
+        }
         Some(options) => {
-            let stream = tls::connect(tcp, &endpoint.host, options, timeout).await?;
-            Ok(Box::pin(
-                ws::connect(stream, &endpoint.host, endpoint.port, true, ws).await?,
-            ))
+            let tls = tls::connect(tcp, host, options, left(deadline)).await?;
+            let upgrade = ws::connect(tls, host, endpoint.port, true, ws);
+            let stream = tokio::time::timeout_at(deadline, upgrade)
+                .await
+                .map_err(upgrade_timed_out)??;
+            Ok(Box::pin(stream))
         }
     }
 }
@@ -178,7 +200,7 @@ async fn connect_ws(
     _endpoint: &Endpoint,
     _tls: Option<&TlsOptions>,
     _ws: &WsOptions,
-    _timeout: Duration,
+    _deadline: tokio::time::Instant,
 ) -> Result<BoxTransport, TransportError> {
     Err(TransportError::WebSocketNotEnabled)
 }

@@ -10,8 +10,10 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -22,7 +24,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, RootCertStore};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -74,6 +76,8 @@ pub struct TlsOptions {
     alpn: Option<Vec<Vec<u8>>>,
     /// [`TlsOptions::dangerous_disable_verification`] was called.
     no_verification: bool,
+    /// [`TlsOptions::dangerous_skip_hostname_verification`] was called.
+    no_hostname_check: bool,
     /// The config these settings make, built on first use and shared by
     /// clones. Every setter starts a fresh cache.
     built: Arc<OnceLock<Result<Arc<ClientConfig>, rustls::Error>>>,
@@ -110,6 +114,10 @@ impl fmt::Debug for TlsOptions {
             )
             .field("alpn", &alpn)
             .field("verify_server", &!self.no_verification)
+            .field(
+                "verify_hostname",
+                &!(self.no_verification || self.no_hostname_check),
+            )
             .field("rustls_config", &self.base.is_some())
             .finish()
     }
@@ -157,6 +165,7 @@ impl TlsOptions {
             client_cert: None,
             alpn: None,
             no_verification: false,
+            no_hostname_check: false,
             built: Arc::default(),
         }
     }
@@ -170,8 +179,9 @@ impl TlsOptions {
     /// replaces its ALPN list, [`client_cert_pem`] its client certificate,
     /// [`ca_pem`] and [`add_ca_pem`] its certificate verifier (with
     /// `add_ca_*` adding to the Mozilla roots, since the config's own roots
-    /// cannot be read back), and [`dangerous_disable_verification`] turns
-    /// verification off.
+    /// cannot be read back), [`dangerous_skip_hostname_verification`]
+    /// checks the chain against those same roots but not the name, and
+    /// [`dangerous_disable_verification`] turns verification off.
     ///
     /// [`plover::transport::rustls`]: crate::transport::rustls
     /// [`alpn`]: Self::alpn
@@ -179,6 +189,7 @@ impl TlsOptions {
     /// [`ca_pem`]: Self::ca_pem
     /// [`add_ca_pem`]: Self::add_ca_pem
     /// [`dangerous_disable_verification`]: Self::dangerous_disable_verification
+    /// [`dangerous_skip_hostname_verification`]: Self::dangerous_skip_hostname_verification
     ///
     /// ```
     /// use std::sync::Arc;
@@ -316,10 +327,42 @@ impl TlsOptions {
     /// certificate is the safe way. Every connect logs a
     /// `tracing::warn!` saying verification is off.
     ///
-    /// (mosquitto's `--insecure` only skips the host name check; rustls
-    /// has no such switch, so this goes further.)
+    /// mosquitto's `--insecure` goes less far: that is
+    /// [`dangerous_skip_hostname_verification`](Self::dangerous_skip_hostname_verification).
     pub fn dangerous_disable_verification(mut self) -> Self {
         self.no_verification = true;
+        self.changed()
+    }
+
+    /// Accept a certificate that is not valid for the host name (or IP
+    /// address) connected to, as long as everything else checks out: it
+    /// must chain to a trusted CA, be within its validity period and be
+    /// meant for a server. This is mosquitto's `--insecure` and paho's
+    /// `tls_insecure_set(True)`.
+    ///
+    /// Anyone holding *any* certificate from a trusted CA can then pose as
+    /// the broker: with the Mozilla roots that is anyone with a domain
+    /// name, so use it only with [`ca_file`](Self::ca_file) naming a
+    /// private CA, for a broker reached by an address its certificate does
+    /// not list. Adding that address to the certificate is the safe way.
+    /// Every connect logs a `tracing::warn!` saying the name is not
+    /// checked.
+    ///
+    /// The chain is checked against the roots these options trust; on a
+    /// [`from_rustls_config`](Self::from_rustls_config) config without
+    /// `ca_*` setters those are the Mozilla roots, since the config's own
+    /// cannot be read back.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), plover::transport::TlsError> {
+    /// // A test broker reached by an address its certificate does not list.
+    /// let tls = plover::transport::TlsOptions::new()
+    ///     .ca_file("test-ca.pem")?
+    ///     .dangerous_skip_hostname_verification();
+    /// # Ok(()) }
+    /// ```
+    pub fn dangerous_skip_hostname_verification(mut self) -> Self {
+        self.no_hostname_check = true;
         self.changed()
     }
 
@@ -406,7 +449,8 @@ impl TlsOptions {
                 let untouched = self.trust.is_none()
                     && self.client_cert.is_none()
                     && self.alpn.is_none()
-                    && !self.no_verification;
+                    && !self.no_verification
+                    && !self.no_hostname_check;
                 if untouched {
                     return Ok(base.clone());
                 }
@@ -436,6 +480,16 @@ impl TlsOptions {
         if let Some(alpn) = &self.alpn {
             config.alpn_protocols = alpn.clone();
         }
+        if self.no_hostname_check {
+            let roots = self.trust.clone().unwrap_or_else(mozilla_roots);
+            let chain_only = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            config
+                .dangerous()
+                .set_certificate_verifier(Arc::new(AnyNameFromTrustedCa(chain_only)));
+        }
+        // Last, so that it wins over everything above.
         if self.no_verification {
             config
                 .dangerous()
@@ -613,6 +667,64 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// The verifier behind [`TlsOptions::dangerous_skip_hostname_verification`]:
+/// rustls's own WebPKI verifier, with one failure forgiven.
+///
+/// Why forgiving `NotValidForName` is enough, and safe: the WebPKI verifier
+/// checks the chain (trust anchor, signatures, validity period, server
+/// usage, revocation) first and the name last, so this error means the
+/// rest has passed. Any other error, an unknown issuer included, stands.
+/// The inner verifier is always one we built, so that order is known.
+#[derive(Debug)]
+struct AnyNameFromTrustedCa(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyNameFromTrustedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.0.root_hint_subjects()
+    }
+}
+
 /// Wraps the configured client certificate resolver for one handshake to
 /// learn whether the server asked for a certificate and whether we had
 /// one: a TLS 1.2 server that wants one and gets none just says
@@ -645,6 +757,129 @@ impl ResolvesClientCert for ClientAuthProbe {
     }
 }
 
+/// What the connect path is told when a connection that the server asked
+/// a client certificate for, and got none, fails before the server sent a
+/// byte.
+const NO_CLIENT_CERT: &str = "the broker asked for a client certificate and none was \
+                              configured (TlsOptions::client_cert_files)";
+
+/// A TLS stream that remembers whether the server asked for a client
+/// certificate that we did not have.
+///
+/// With TLS 1.3 the server judges our (missing) certificate only after our
+/// side of the handshake is complete, so its refusal, a fatal alert or just
+/// a closed connection, comes as the first read after CONNECT went out,
+/// where it would look like any lost connection. The handshake knew
+/// better; this keeps that knowledge: while nothing has been received, a
+/// failed read or write, or the end of the stream, becomes an
+/// `io::Error` whose inner error is a [`TransportError::Tls`] saying so.
+/// Once the server has sent anything (a CONNACK), it has accepted us and
+/// the stream is passed through untouched.
+pub(crate) struct TlsTransport<T> {
+    inner: T,
+    /// The server asked for a client certificate and we sent none.
+    missing_client_cert: bool,
+    /// Some application data has been read.
+    received: bool,
+}
+
+impl<T> TlsTransport<T> {
+    fn new(inner: T, missing_client_cert: bool) -> Self {
+        TlsTransport {
+            inner,
+            missing_client_cert,
+            received: false,
+        }
+    }
+
+    /// Whether failures are still to be explained.
+    fn explaining(&self) -> bool {
+        self.missing_client_cert && !self.received
+    }
+}
+
+/// `cause`, explained: the server wanted a certificate we did not have.
+fn no_client_cert_error(cause: Option<io::Error>) -> io::Error {
+    let (kind, detail) = match cause {
+        Some(e) => (e.kind(), e.to_string()),
+        None => (
+            io::ErrorKind::UnexpectedEof,
+            "the connection was closed".to_owned(),
+        ),
+    };
+    io::Error::new(
+        kind,
+        TransportError::Tls(format!(
+            "{NO_CLIENT_CERT}, and the connection failed before the broker answered: {detail}"
+        )),
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TlsTransport<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                self.received = true;
+                Poll::Ready(Ok(()))
+            }
+            // End of stream (nothing read into a buffer with room).
+            Poll::Ready(Ok(())) if explaining && buf.remaining() > 0 => {
+                Poll::Ready(Err(no_client_cert_error(None)))
+            }
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TlsTransport<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let explaining = self.explaining();
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(e)) if explaining => Poll::Ready(Err(no_client_cert_error(Some(e)))),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 /// Runs the TLS handshake over `stream` for `host` (a DNS name, sent as
 /// SNI, or an IP address, matched against the certificate's IP SANs),
 /// giving up after `timeout` with [`TransportError::TlsHandshakeTimeout`].
@@ -656,7 +891,7 @@ pub(crate) async fn connect<S>(
     host: &str,
     options: &TlsOptions,
     timeout: Duration,
-) -> Result<TlsStream<S>, TransportError>
+) -> Result<TlsTransport<TlsStream<S>>, TransportError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -669,6 +904,12 @@ where
             host,
             "TLS certificate verification is disabled (dangerous_disable_verification): \
              the server's identity is not checked"
+        );
+    } else if options.no_hostname_check {
+        tracing::warn!(
+            host,
+            "TLS host name verification is disabled (dangerous_skip_hostname_verification): \
+             any certificate from a trusted CA is accepted, whatever name it is for"
         );
     }
     // A shallow copy of the cached config (its parts are shared) with the
@@ -687,7 +928,17 @@ where
         }),
         Ok(Ok(stream)) => {
             tracing::debug!(host, "TLS handshake complete");
-            Ok(stream)
+            // Under TLS 1.3 the verdict on a missing certificate is still
+            // to come; remember that it may be one.
+            let missing =
+                probe.asked.load(Ordering::Relaxed) && !probe.sent.load(Ordering::Relaxed);
+            if missing {
+                tracing::debug!(
+                    host,
+                    "the server asked for a client certificate; we have none"
+                );
+            }
+            Ok(TlsTransport::new(stream, missing))
         }
         Ok(Err(e)) => Err(handshake_error(
             e,
@@ -763,6 +1014,65 @@ mod tests {
         assert!(text.contains("Mozilla roots"), "{text}");
         assert!(text.contains("verify_server: false"), "{text}");
         assert!(text.contains("\"mqtt\""), "{text}");
+    }
+
+    #[test]
+    fn skipping_the_name_check_forgives_nothing_else() {
+        let tls = TlsOptions::new().dangerous_skip_hostname_verification();
+        let text = format!("{tls:?}");
+        assert!(text.contains("verify_server: true"), "{text}");
+        assert!(text.contains("verify_hostname: false"), "{text}");
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(mozilla_roots(), ring_provider())
+                .build()
+                .unwrap();
+        let lenient = AnyNameFromTrustedCa(verifier);
+        let name = ServerName::try_from("broker.example").unwrap();
+        // Not a certificate at all: still refused, with the inner error.
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let e = lenient
+            .verify_server_cert(&garbage, &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        assert!(matches!(e, rustls::Error::InvalidCertificate(_)), "{e:?}");
+        // And the config really carries it (built without error).
+        assert!(tls.client_config().is_ok());
+    }
+
+    /// The knowledge kept from the handshake, on a stream whose peer
+    /// hangs up: explained while nothing has arrived, untouched after.
+    #[tokio::test]
+    async fn a_missing_client_certificate_explains_an_early_hang_up() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let inner_message = |e: &io::Error| match e.get_ref().and_then(|e| e.downcast_ref()) {
+            Some(TransportError::Tls(m)) => m.clone(),
+            other => panic!("expected a TransportError::Tls inside, got {other:?}"),
+        };
+        // Closed before a byte arrived.
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, true);
+        let e = stream.read(&mut [0; 8]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let message = inner_message(&e);
+        assert!(message.contains(NO_CLIENT_CERT), "{message}");
+        assert!(message.contains("closed"), "{message}");
+
+        // Once the server has said something, it accepted us: its later
+        // hang-up is an ordinary end of stream.
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        theirs.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, true);
+        let mut connack = Vec::new();
+        stream.read_to_end(&mut connack).await.unwrap();
+        assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+
+        // Without the probe's finding, nothing changes.
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let mut stream = TlsTransport::new(ours, false);
+        assert_eq!(stream.read(&mut [0; 8]).await.unwrap(), 0);
     }
 
     #[test]

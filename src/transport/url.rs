@@ -53,7 +53,15 @@ impl Scheme {
 ///
 /// let ws: BrokerUrl = "wss://broker.example.com:8884/mqtt".parse().unwrap();
 /// assert_eq!((ws.port, ws.path.as_str()), (8884, "/mqtt"));
+///
+/// // A '/' in a password may be written as it is.
+/// let url: BrokerUrl = "mqtts://alice:ab/cd@broker.example.com".parse().unwrap();
+/// assert_eq!(url.password.as_deref(), Some("ab/cd"));
 /// ```
+///
+/// The user info ends at the last `@`, so a password may hold `/`, `:` and
+/// `@` unencoded; an `@` in a WebSocket path must then be written `%40`.
+/// Error messages never repeat the user info.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     /// Transport to use.
@@ -133,6 +141,12 @@ impl FromStr for BrokerUrl {
 
     fn from_str(s: &str) -> Result<Self, UrlError> {
         let (scheme, rest) = s.split_once("://").ok_or(UrlError::MissingScheme)?;
+        // Text before "://" that cannot be a scheme is more likely a
+        // password that happens to contain "://" (the real scheme left
+        // out): never echo it.
+        if !is_scheme(scheme) {
+            return Err(UrlError::MissingScheme);
+        }
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "mqtt" | "tcp" => Scheme::Mqtt,
             "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
@@ -140,15 +154,19 @@ impl FromStr for BrokerUrl {
             "wss" => Scheme::Wss,
             other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
         };
-        let (authority, path) = match rest.find('/') {
+        // The user info ends at the last '@', and the authority at the
+        // first '/' after it. RFC 3986 wants '/' and '@' in a password
+        // percent-encoded, but people paste passwords as they are, and
+        // cutting one at a '/' would send half of it to the host parser
+        // (and into an error message). The price: a WebSocket path with
+        // an '@' in it needs it written as %40 (paths are sent as given).
+        let (userinfo, rest) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (hostport, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
-        };
-        // The user info ends at the last '@': a password may contain '@'
-        // only percent-encoded, but be forgiving about it.
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
         };
         let (username, password) = match userinfo {
             None => (None, None),
@@ -186,6 +204,13 @@ impl FromStr for BrokerUrl {
             password,
         })
     }
+}
+
+/// RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
@@ -270,6 +295,50 @@ mod tests {
         assert_eq!(
             (user_only.username.as_deref(), user_only.password),
             (Some("bob"), None)
+        );
+    }
+
+    #[test]
+    fn a_slash_in_the_password_stays_in_the_password() {
+        let url = parse("mqtts://alice:ab/cd@host");
+        assert_eq!(url.username.as_deref(), Some("alice"));
+        assert_eq!(url.password.as_deref(), Some("ab/cd"));
+        assert_eq!((url.host.as_str(), url.port), ("host", 8883));
+        // With a port and a WebSocket path after it, and more slashes.
+        let url = parse("wss://bob:a/b//c@broker.example:8884/mqtt/v1");
+        assert_eq!(url.password.as_deref(), Some("a/b//c"));
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("broker.example", 8884, "/mqtt/v1")
+        );
+        // A '/' in the path alone is still the path.
+        assert_eq!(parse("ws://h:9001/a/b").path, "/a/b");
+    }
+
+    #[test]
+    fn errors_never_echo_the_user_info() {
+        const SECRET: &str = "s3cr/et";
+        let bad = [
+            format!("mqtts://alice:{SECRET}@host:x"),
+            format!("mqtts://alice:{SECRET}@host:0/"),
+            format!("mqtts://alice:{SECRET}@"),
+            format!("mqtts://alice:{SECRET}@[::1"),
+            format!("mqtts://alice:{SECRET}@[::1]x"),
+            format!("mqtts://alice:{SECRET}%zz@host"),
+            format!("alice:{SECRET}://x@host"),
+            format!("http://alice:{SECRET}@host"),
+            format!("alice:{SECRET}@host"),
+        ];
+        for url in &bad {
+            let e = url.parse::<BrokerUrl>().expect_err(url);
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("s3cr"), "{url}: {shown}");
+            assert!(!shown.contains("alice"), "{url}: {shown}");
+        }
+        // Before the fix this one was InvalidPort("ab").
+        assert_eq!(
+            "mqtts://alice:ab/cd@host:x".parse::<BrokerUrl>(),
+            Err(UrlError::InvalidPort("x".into()))
         );
     }
 

@@ -368,3 +368,142 @@ impl Broker {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for the tests that run the examples (tests/examples_cli.rs,
+// tests/patterns.rs, tests/request_response.rs, tests/shelly.rs).
+
+/// How long building the examples may take before the test gives up.
+const EXAMPLES_BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// An example's binary, freshly built: `target/<profile>/deps/NAME-HASH`
+/// (this test) -> `target/<profile>/examples/NAME`.
+///
+/// `cargo test` builds the examples before running the tests, but
+/// `cargo test --test NAME` does not, and the test would then run whatever
+/// an earlier build left there. So the first call in each test process
+/// runs `cargo build --examples --all-features` with the cargo, target
+/// directory, target and profile this test was built with; when nothing
+/// changed cargo only checks that and returns.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let examples = match BUILT.get_or_init(build_examples) {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    };
+    let path = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} does not exist after building the examples",
+        path.display()
+    );
+    path
+}
+
+/// Runs `cargo build --examples --all-features` for where this test binary
+/// lives, and returns the examples' directory.
+fn build_examples() -> Result<PathBuf, String> {
+    use std::io::Read as _;
+    let exe = std::env::current_exe().map_err(|e| format!("the test binary's path: {e}"))?;
+    // target[/TRIPLE]/PROFILE/deps/NAME-HASH
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("the test binary does not live in target/<profile>/deps")?;
+    let above = profile_dir
+        .parent()
+        .ok_or("the test binary does not live in a target directory")?;
+    // Cargo marks the root of a target directory with CACHEDIR.TAG; one
+    // level further up means a `--target TRIPLE` build.
+    let (target_dir, triple) = if above.join("CACHEDIR.TAG").is_file() {
+        (above, None)
+    } else {
+        let root = above
+            .parent()
+            .ok_or("no target directory above the triple")?;
+        (root, above.file_name())
+    };
+    // `debug` is where the dev and test profiles build; any other
+    // directory is named after its profile.
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--examples", "--all-features", "--profile"])
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(triple) = triple {
+        command.arg("--target").arg(triple);
+    }
+    let what = format!("{command:?}");
+    // What cargo set for this test process describes this crate, not the
+    // build; passed on, it would differ from the outer cargo's environment,
+    // and build scripts that watch such variables (ring's does) would make
+    // both builds rebuild everything, each time. Cargo's configuration
+    // variables (CARGO_HOME, CARGO_PROFILE_*, ...) stay.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let describes_the_crate = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if describes_the_crate {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    // Drained as it comes, so a chatty build cannot fill a pipe and stall.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + EXAMPLES_BUILD_LIMIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let output = format!(
+        "{}{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    match status {
+        Some(status) if status.success() => Ok(profile_dir.join("examples")),
+        Some(status) => Err(format!(
+            "building the examples failed ({status}): {what}\n{output}"
+        )),
+        None => Err(format!(
+            "building the examples took longer than {EXAMPLES_BUILD_LIMIT:?}: {what}\n{output}"
+        )),
+    }
+}
