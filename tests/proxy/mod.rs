@@ -153,7 +153,9 @@ struct Control {
 struct Exchange {
     topic: String,
     payload: Bytes,
-    /// The number of the connection the sender's PUBREL went by on.
+    /// The number of the connection on which the sender's PUBREL was
+    /// forwarded whole to the receiver (one the proxy kept back does not
+    /// count).
     released_on: Option<usize>,
 }
 
@@ -341,6 +343,11 @@ impl Proxy {
     /// says the sender "MUST NOT re-send the PUBLISH once it has sent the
     /// corresponding PUBREL" ([MQTT-4.3.3-1] in 3.1.1). The receiver has
     /// forgotten the identifier by then and must take it for a new message.
+    ///
+    /// Only a PUBREL the proxy forwarded whole counts: one a cut kept from
+    /// the receiver released nothing there, so a PUBLISH sent again after
+    /// it is one the receiver must still recognise as a duplicate, and it
+    /// is not listed here.
     pub fn republished_after_pubrel(&self, dir: Dir) -> Vec<(String, Bytes)> {
         self.ctl.republished[dir as usize]
             .lock()
@@ -493,7 +500,12 @@ async fn pump(
             Ok(n) => n,
         };
         let chunk = &buf[..n];
-        let (forward, cut) = decide(&ctl, dir, chunk, &mut watcher);
+        let (seen, forward, cut) = decide(&ctl, dir, chunk, &mut watcher);
+        // In-flight windows move before the write: once the bytes are out
+        // the receiver may answer, and its acknowledgement must not be
+        // counted before the PUBLISH it answers. (If the write then fails
+        // the link is dead, and so is its window.)
+        watcher.track_windows(&ctl, &seen, forward);
         if !flowing(&mut stalled, &mut generation).await {
             break true;
         }
@@ -506,6 +518,9 @@ async fn pump(
                 break false;
             }
             ctl.forwarded[dir as usize].fetch_add(forward as u64, Ordering::SeqCst);
+            // Only now did the receiver get these packets: a PUBREL the cut
+            // kept from it has released nothing.
+            watcher.track_qos2(&ctl, &seen, forward);
         }
         if let Some(cut) = cut {
             let mut plan = ctl.plan();
@@ -519,10 +534,15 @@ async fn pump(
     }
 }
 
-/// How much of `chunk` to forward, and whether to cut after that.
-fn decide(ctl: &Control, dir: Dir, chunk: &[u8], watcher: &mut Watcher) -> (usize, Option<Cut>) {
+/// The packets in `chunk`, how much of it to forward, and whether to cut
+/// after that.
+fn decide(
+    ctl: &Control,
+    dir: Dir,
+    chunk: &[u8],
+    watcher: &mut Watcher,
+) -> (Chunk, usize, Option<Cut>) {
     let seen = watcher.feed(chunk);
-    watcher.observe(ctl, &seen);
     let mut plan = ctl.plan();
     let mut cut: Option<(usize, Cut)> = None;
     if let Some(t) = plan.trigger.filter(|t| t.dir == dir)
@@ -562,8 +582,8 @@ fn decide(ctl: &Control, dir: Dir, chunk: &[u8], watcher: &mut Watcher) -> (usiz
         }
     }
     match cut {
-        Some((at, cut)) => (at, Some(cut)),
-        None => (chunk.len(), None),
+        Some((at, cut)) => (seen, at, Some(cut)),
+        None => (seen, chunk.len(), None),
     }
 }
 
@@ -593,6 +613,13 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// The packets that end within the first `forward` bytes: those the
+    /// receiver gets whole once they are forwarded. A packet cut off after
+    /// its first bytes never arrives.
+    fn within(&self, forward: usize) -> impl Iterator<Item = &Seen> {
+        self.packets.iter().filter(move |p| p.end <= forward)
+    }
+
     /// Whether offset `at` of the chunk falls between two packets.
     fn is_boundary(&self, at: usize) -> bool {
         if !self.decoded {
@@ -632,18 +659,30 @@ impl Watcher {
         }
     }
 
-    /// Moves the in-flight windows by what `seen` holds, and follows QoS 2
-    /// exchanges sent this way.
-    fn observe(&self, ctl: &Control, seen: &Chunk) {
+    /// Moves the in-flight windows by the packets of `seen` that are about
+    /// to be forwarded (the first `forward` bytes).
+    fn track_windows(&self, ctl: &Control, seen: &Chunk, forward: usize) {
         let (this, other) = (self.dir as usize, 1 - self.dir as usize);
-        let mut qos2 = ctl.qos2[this].lock().unwrap_or_else(|e| e.into_inner());
-        for p in &seen.packets {
+        for p in seen.within(forward) {
             if p.opens {
                 let now = self.link.window[this].fetch_add(1, Ordering::SeqCst) + 1;
                 ctl.max_window[this].fetch_max(now, Ordering::SeqCst);
             } else if matches!(p.kind, PacketType::PubAck | PacketType::PubComp) {
                 self.link.window[other].fetch_sub(1, Ordering::SeqCst);
             }
+        }
+    }
+
+    /// Follows the QoS 2 exchanges sent this way, by the packets of `seen`
+    /// that were forwarded (the first `forward` bytes, already written).
+    /// A PUBREL counts as released only once the receiver got it whole:
+    /// until then the receiver still holds the identifier and must take a
+    /// PUBLISH sent again for the duplicate it is, so a second delivery of
+    /// that one would be the receiver's fault, not to be excused.
+    fn track_qos2(&self, ctl: &Control, seen: &Chunk, forward: usize) {
+        let this = self.dir as usize;
+        let mut qos2 = ctl.qos2[this].lock().unwrap_or_else(|e| e.into_inner());
+        for p in seen.within(forward) {
             match (p.kind, p.id, &p.qos2) {
                 (PacketType::Publish, Some(id), Some((topic, payload))) => {
                     // Bytes an older connection still held (a stalled link
