@@ -2,12 +2,15 @@
 //! aliases, message expiry while offline, will delay, server keep alive.
 
 mod common;
+mod proxy;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Broker, client_id, within};
 use plover::codec::{PublishProperties, WillProperties};
 use plover::{Client, ClientError, ProtocolVersion, QoS};
+use proxy::{Dir, Proxy};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -58,10 +61,13 @@ async fn the_brokers_receive_maximum_is_obeyed() {
 }
 
 /// With automatic aliases, repeated topics travel as aliases and the
-/// subscriber still sees every topic in full.
+/// subscriber still sees every topic in full. The publisher goes through
+/// the proxy from `tests/proxy`, which lists its PUBLISHes as they were on
+/// the wire: without that, a client that never aliased would pass too.
 #[tokio::test]
 async fn automatic_topic_aliases_round_trip() {
     let broker = Broker::start_with("allow_anonymous true\nmax_topic_alias 2\nlog_type all\n");
+    let proxy = Proxy::start(broker.port, 0xA11A5).await;
     let sub = connected(&broker, &client_id("alias-sub")).await;
     let mut messages = sub.messages();
     within("subscribe", 10, sub.subscribe("alias/#", QoS::AtLeastOnce))
@@ -75,13 +81,16 @@ async fn automatic_topic_aliases_round_trip() {
     let connack = within(
         "connect",
         10,
-        publisher.connect("127.0.0.1", broker.port, 30),
+        publisher.connect("127.0.0.1", proxy.port, 30),
     )
     .await
     .unwrap();
     assert_eq!(connack.properties.topic_alias_maximum, Some(2));
+    // Two topics that come back again and again, and a third for which
+    // the broker's two aliases do not stretch.
     let topics = [
-        "alias/a", "alias/b", "alias/c", "alias/a", "alias/b", "alias/c", "alias/a",
+        "alias/a", "alias/b", "alias/a", "alias/b", "alias/c", "alias/a", "alias/b", "alias/c",
+        "alias/a", "alias/b",
     ];
     for (i, topic) in topics.iter().enumerate() {
         let h = publisher
@@ -98,6 +107,45 @@ async fn automatic_topic_aliases_round_trip() {
         );
     }
     assert!(publisher.is_connected(), "{}", broker.log());
+
+    // What went on the wire: every PUBLISH acknowledged, so forwarded.
+    let wire = proxy.publishes(Dir::ToBroker);
+    assert_eq!(wire.len(), topics.len(), "{wire:?}");
+    assert!(
+        wire.iter().all(|p| p.connection == 0),
+        "one connection: {wire:?}"
+    );
+    let mut defined: HashMap<u16, String> = HashMap::new();
+    let mut by_alias = 0;
+    for (p, topic) in wire.iter().zip(topics) {
+        match (p.topic.as_str(), p.topic_alias) {
+            (t, None) => assert_eq!(t, topic, "{wire:?}"),
+            ("", Some(alias)) => {
+                // The broker resolves it to the topic it was last set to.
+                assert_eq!(
+                    defined.get(&alias).map(String::as_str),
+                    Some(topic),
+                    "alias {alias} used before it stood for {topic}: {wire:?}"
+                );
+                by_alias += 1;
+            }
+            (t, Some(alias)) => {
+                assert_eq!(t, topic, "{wire:?}");
+                // Never above the broker's Topic Alias Maximum (§3.3.2.3.4).
+                assert!((1..=2).contains(&alias), "alias {alias}: {wire:?}");
+                defined.insert(alias, t.to_owned());
+            }
+        }
+    }
+    // alias/a and alias/b come back six times after their first PUBLISH.
+    // The session hands out the broker's two aliases first come, first
+    // served, and sends later topics (alias/c) in full, so all six go as
+    // an alias and an empty topic.
+    assert_eq!(
+        by_alias, 6,
+        "PUBLISHes that travelled as an alias with an empty topic: {wire:?}"
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
 }
 
 /// A message whose expiry passes while the subscriber is away is not

@@ -18,7 +18,9 @@
 //!
 //! Watching decodes a copy of each direction with `plover::codec::decode`
 //! (the protocol version comes from the client's CONNECT), so it also knows
-//! whether a cut fell on a packet boundary or inside a packet.
+//! whether a cut fell on a packet boundary or inside a packet, and lists
+//! the PUBLISHes it forwarded as they were on the wire
+//! ([`Proxy::publishes`]: topic aliases and all).
 //!
 //! Everything is bounded: reads are 16 KiB at most, upstream connects time
 //! out, and dropping the [`Proxy`] aborts its accept task, whose task set
@@ -146,6 +148,21 @@ struct Control {
     /// Per direction, the messages (topic, payload) sent again after their
     /// PUBREL.
     republished: [Mutex<Vec<(String, Bytes)>>; 2],
+    /// Per direction, every PUBLISH forwarded whole, as it was on the wire.
+    publishes: [Mutex<Vec<WirePublish>>; 2],
+}
+
+/// A PUBLISH as it went through the proxy: the topic and alias as they
+/// were on the wire (with a Topic Alias the topic may be empty), not as the
+/// receiver resolves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WirePublish {
+    /// The number of the connection it went by on.
+    pub connection: usize,
+    pub topic: String,
+    pub topic_alias: Option<u16>,
+    pub qos: plover::QoS,
+    pub payload_len: usize,
 }
 
 /// One QoS 2 exchange as the proxy saw it.
@@ -222,6 +239,7 @@ impl Proxy {
             max_window: [AtomicI64::new(0), AtomicI64::new(0)],
             qos2: [Mutex::default(), Mutex::default()],
             republished: [Mutex::default(), Mutex::default()],
+            publishes: [Mutex::default(), Mutex::default()],
         });
         let task = tokio::spawn(accept_loop(listener, ctl.clone()));
         Proxy { port, ctl, task }
@@ -350,6 +368,15 @@ impl Proxy {
     /// is not listed here.
     pub fn republished_after_pubrel(&self, dir: Dir) -> Vec<(String, Bytes)> {
         self.ctl.republished[dir as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every PUBLISH forwarded whole in `dir` so far, in order, with its
+    /// topic and Topic Alias as they were on the wire.
+    pub fn publishes(&self, dir: Dir) -> Vec<WirePublish> {
+        self.ctl.publishes[dir as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -520,7 +547,7 @@ async fn pump(
             ctl.forwarded[dir as usize].fetch_add(forward as u64, Ordering::SeqCst);
             // Only now did the receiver get these packets: a PUBREL the cut
             // kept from it has released nothing.
-            watcher.track_qos2(&ctl, &seen, forward);
+            watcher.track_forwarded(&ctl, &seen, forward);
         }
         if let Some(cut) = cut {
             let mut plan = ctl.plan();
@@ -599,6 +626,8 @@ struct Seen {
     id: Option<u16>,
     /// A QoS 2 PUBLISH: its topic and payload.
     qos2: Option<(String, Bytes)>,
+    /// A PUBLISH as it was on the wire.
+    wire: Option<WirePublish>,
     start: i64,
     end: usize,
 }
@@ -679,10 +708,18 @@ impl Watcher {
     /// until then the receiver still holds the identifier and must take a
     /// PUBLISH sent again for the duplicate it is, so a second delivery of
     /// that one would be the receiver's fault, not to be excused.
-    fn track_qos2(&self, ctl: &Control, seen: &Chunk, forward: usize) {
+    ///
+    /// Also lists every PUBLISH forwarded (see [`Proxy::publishes`]).
+    fn track_forwarded(&self, ctl: &Control, seen: &Chunk, forward: usize) {
         let this = self.dir as usize;
         let mut qos2 = ctl.qos2[this].lock().unwrap_or_else(|e| e.into_inner());
+        let mut publishes = ctl.publishes[this]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for p in seen.within(forward) {
+            if let Some(wire) = &p.wire {
+                publishes.push(wire.clone());
+            }
             match (p.kind, p.id, &p.qos2) {
                 (PacketType::Publish, Some(id), Some((topic, payload))) => {
                     // Bytes an older connection still held (a stalled link
@@ -767,11 +804,22 @@ impl Watcher {
                         Packet::PubRel(r) => (Some(r.packet_id.get()), None),
                         _ => (None, None),
                     };
+                    let wire = match &packet {
+                        Packet::Publish(p) => Some(WirePublish {
+                            connection: self.link.number,
+                            topic: p.topic.to_string(),
+                            topic_alias: p.properties.topic_alias,
+                            qos: p.qos,
+                            payload_len: p.payload.len(),
+                        }),
+                        _ => None,
+                    };
                     out.packets.push(Seen {
                         kind: packet.packet_type(),
                         opens,
                         id,
                         qos2,
+                        wire,
                         start: offset,
                         end: usize::try_from(end).unwrap_or(0),
                     });
