@@ -45,7 +45,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{Broker, client_id, password_file, within};
-use plover::codec::{ConnectReasonCode, PacketType};
+use plover::codec::{ConnectReasonCode, PacketType, PublishProperties};
+use plover::session::RequestError;
 use plover::{
     Client, ClientBuilder, ClientError, CloseReason, ConnectionEvent, Message, Messages,
     ProtocolVersion, PublishHandle, QoS, QueueFull,
@@ -1544,6 +1545,113 @@ async fn offline_qos0_is_refused_or_queued() {
     for c in [&plain, &queueing, &sub] {
         let _ = within("disconnect", 10, c.disconnect()).await;
     }
+}
+
+/// 5.0 Message Expiry Interval in the offline queue: two QoS 1 messages
+/// published while the link is down, one to expire after 1 s and one after
+/// 300 s. The client is kept offline for 2.5 s (the proxy turns its
+/// reconnects away; the broker and the subscriber stay up). The short one
+/// expires in the queue: its handle fails with `MessageExpired` and it is
+/// never sent. The long one goes out once the client is back, carrying
+/// what is left of its lifetime, and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_queue_drops_a_message_that_expired_while_waiting() {
+    let broker = Broker::start_with(BROKER);
+    let proxy = Proxy::start(broker.port, 0xE1).await;
+    let sub = builder("f-exp-sub").protocol(ProtocolVersion::V5).build();
+    let mut messages = sub.messages();
+    connect(&sub, broker.port, 30).await;
+    within("subscribe", 10, sub.subscribe("res/fx/#", QoS::AtLeastOnce))
+        .await
+        .expect("subscribe");
+
+    let publisher = builder("f-exp-pub")
+        .protocol(ProtocolVersion::V5)
+        .reconnect_delay(ms(100), ms(200))
+        .build();
+    let events = Recorder::start(&publisher);
+    connect(&publisher, proxy.port, 30).await;
+    proxy.refuse(true);
+    proxy.cut_all();
+    events
+        .wait_disconnected("the publisher losing its link", 0, 10)
+        .await;
+
+    let expiring = |seconds| PublishProperties {
+        message_expiry_interval: Some(seconds),
+        ..Default::default()
+    };
+    let offline_at = Instant::now();
+    let short = within(
+        "publish while offline",
+        10,
+        publisher.publish_with_properties(
+            "res/fx/short",
+            "expired",
+            QoS::AtLeastOnce,
+            false,
+            expiring(1),
+        ),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    let long = within(
+        "publish while offline",
+        10,
+        publisher.publish_with_properties(
+            "res/fx/long",
+            "kept",
+            QoS::AtLeastOnce,
+            false,
+            expiring(300),
+        ),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    tokio::time::sleep(ms(2_500)).await;
+    assert!(!publisher.is_connected(), "the proxy let it back in early");
+    let turned_away = proxy.refused();
+    proxy.refuse(false);
+
+    match within("the expired message's handle", 15, short).await {
+        Err(ClientError::Request(RequestError::MessageExpired)) => {}
+        other => panic!("expected MessageExpired, got {other:?}"),
+    }
+    within("the long-lived message's handle", 15, long)
+        .await
+        .expect("acknowledged after the reconnect");
+    let offline_for = offline_at.elapsed();
+    // A marker published after both: whatever the subscriber gets before
+    // it is all that could come of them.
+    publish_acked(&publisher, "res/fx/marker", "marker", QoS::AtLeastOnce).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = next(&mut messages, "the messages up to the marker", 15).await;
+        let topic = m.topic.to_string();
+        got.push((topic.clone(), m.properties.message_expiry_interval));
+        if topic == "res/fx/marker" {
+            break;
+        }
+    }
+    println!(
+        "(f) offline for {offline_for:.1?}, {turned_away} reconnects turned away; \
+         the subscriber got (topic, expiry): {got:?}"
+    );
+    let topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["res/fx/long", "res/fx/marker"],
+        "the expired message was delivered, or the long-lived one was not"
+    );
+    // Sent with what was left after about 2.5 s in the queue, not 300.
+    let left = got[0].1.expect("the long-lived message keeps an expiry");
+    assert!((200..=298).contains(&left), "expiry passed on: {left}");
+    assert!(
+        turned_away >= 1,
+        "the client did not even try to reconnect while refused"
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
+    let _ = within("disconnect", 10, sub.disconnect()).await;
 }
 
 // ---- (g) resubscribing ----------------------------------------------------------

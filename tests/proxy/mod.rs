@@ -5,6 +5,8 @@
 //! Faults:
 //! - [`Proxy::cut_all`]: every open connection is reset at once, both
 //!   directions (`SO_LINGER` 0, so the peers see a reset, not a goodbye);
+//! - [`Proxy::refuse`]: new connections are reset as soon as they are
+//!   accepted, as if the broker were down, while it stays up for others;
 //! - [`Proxy::stall`]: nothing is forwarded in either direction while the
 //!   sockets stay open, like a half-open link (a cable pulled somewhere in
 //!   between); new connections are accepted but stall too;
@@ -28,7 +30,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -136,6 +138,9 @@ struct Control {
     /// Connections accepted so far; also numbers them, in order.
     accepted: AtomicUsize,
     upstream_failures: AtomicUsize,
+    /// Reset new connections at once ([`Proxy::refuse`]).
+    refusing: AtomicBool,
+    refused: AtomicUsize,
     open: AtomicUsize,
     forwarded: [AtomicU64; 2],
     /// Per direction, the most QoS 1/2 PUBLISHes seen going that way on
@@ -234,6 +239,8 @@ impl Proxy {
             stalled: watch::channel(false).0,
             accepted: AtomicUsize::new(0),
             upstream_failures: AtomicUsize::new(0),
+            refusing: AtomicBool::new(false),
+            refused: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             forwarded: [AtomicU64::new(0), AtomicU64::new(0)],
             max_window: [AtomicI64::new(0), AtomicI64::new(0)],
@@ -256,6 +263,20 @@ impl Proxy {
                 mid_packet: false,
             },
         );
+    }
+
+    /// Resets (true) every connection from now on as soon as it is
+    /// accepted, before anything is read or the broker is dialled, or stops
+    /// doing so (false). Open connections are not touched; cut them with
+    /// [`cut_all`](Proxy::cut_all). A client that reconnects with backoff
+    /// is kept offline for as long as this lasts.
+    pub fn refuse(&self, on: bool) {
+        self.ctl.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// Connections reset by [`refuse`](Proxy::refuse) so far.
+    pub fn refused(&self) -> usize {
+        self.ctl.refused.load(Ordering::SeqCst)
     }
 
     /// Stops (true) or resumes (false) forwarding, keeping sockets open.
@@ -412,6 +433,12 @@ async fn accept_loop(listener: TcpListener, ctl: Arc<Control>) {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
+                if ctl.refusing.load(Ordering::SeqCst) {
+                    ctl.refused.fetch_add(1, Ordering::SeqCst);
+                    // Dropped with linger 0: a reset, as from a closed port.
+                    let _ = client.set_zero_linger();
+                    continue;
+                }
                 let number = ctl.accepted.fetch_add(1, Ordering::SeqCst);
                 // Subscribed before connecting upstream: a cut from now on
                 // applies to this connection too.
