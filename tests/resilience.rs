@@ -1065,6 +1065,137 @@ async fn broker_restart_with_backoff_delivers_what_was_published_meanwhile() {
     let _ = within("disconnect", 10, sub.disconnect()).await;
 }
 
+/// Like the above, but mosquitto is killed (SIGKILL: no save on the way
+/// out) with `autosave_interval 1`, after an autosave that followed the
+/// subscription. The restarted broker has the sessions from that save:
+/// the publisher, which kept taking QoS 1 publishes and backing off while
+/// the broker was gone, reconnects and carries on, and the persistent
+/// subscriber (which does not subscribe again) receives what was published
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_after_an_autosave_comes_back_with_the_sessions() {
+    let config = format!("{PERSISTENT_BROKER}autosave_interval 1\n");
+    let mut broker = Broker::start_with(&config);
+    let sub = builder("c-kill-sub")
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .reconnect_delay(ms(50), ms(200))
+        // Only the broker's saved session can carry the subscription.
+        .resubscribe(false)
+        .build();
+    let sub_events = Recorder::start(&sub);
+    let mut messages = sub.messages();
+    connect(&sub, broker.port, 30).await;
+    within("subscribe", 10, sub.subscribe("res/ck/#", QoS::AtLeastOnce))
+        .await
+        .expect("subscribe");
+
+    let publisher = builder("c-kill-pub")
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .reconnect_delay(ms(100), ms(800))
+        .build();
+    let events = Recorder::start(&publisher);
+    connect(&publisher, broker.port, 30).await;
+    publish_acked(&publisher, "res/ck/t", "before", QoS::AtLeastOnce).await;
+    assert_eq!(
+        next(&mut messages, "the message before the kill", 10)
+            .await
+            .payload_str(),
+        Some("before")
+    );
+
+    // mosquitto logs a line as each save starts, and saves on its one
+    // thread: once two more have started since the SUBACK, the first of
+    // them, which began after the subscription existed, is on disk.
+    const SAVING: &str = "Saving in-memory database";
+    let saves = broker.log().matches(SAVING).count();
+    let waited = Instant::now();
+    within("two autosaves after the subscription", 15, async {
+        while broker.log().matches(SAVING).count() < saves + 2 {
+            tokio::time::sleep(ms(50)).await;
+        }
+    })
+    .await;
+    println!(
+        "(c) waited {:.1?} for the autosaves (autosave_interval 1)",
+        waited.elapsed()
+    );
+
+    broker.kill();
+    events
+        .wait_disconnected("the publisher noticing the kill", 0, 10)
+        .await;
+    let handle = within(
+        "publish while the broker is down",
+        10,
+        publisher.publish("res/ck/t", "while down", QoS::AtLeastOnce, false),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    assert!(!publisher.is_connected());
+    // Down long enough for a few attempts to fail.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = events.reconnecting();
+    broker.restart();
+
+    within("the publish made while down completes", 30, handle)
+        .await
+        .expect("acknowledged after the broker came back");
+    assert_eq!(
+        next(&mut messages, "the message published while down", 30)
+            .await
+            .payload_str(),
+        Some("while down")
+    );
+    events.wait_connected("the publisher back", 1, 10).await;
+    let resumed = events.events().into_iter().rev().find_map(|e| match e {
+        ConnectionEvent::Connected(ack) => Some(ack.session_present),
+        _ => None,
+    });
+    let sub_resumed = sub_events
+        .wait("the subscriber reconnecting", 10, |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, ConnectionEvent::Connected(_)))
+                .count()
+                >= 2
+        })
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            ConnectionEvent::Connected(ack) => Some(ack.session_present),
+            _ => None,
+        });
+    println!(
+        "(c) SIGKILL: Reconnecting events while down (attempt, delay) {down:?}; \
+         session present after the restart: publisher {resumed:?}, subscriber {sub_resumed:?}"
+    );
+    assert!(
+        down.len() >= 2,
+        "backing off while the broker is down: {down:?}"
+    );
+    assert_eq!(
+        sub_resumed,
+        Some(true),
+        "mosquitto restored the subscriber's session from the autosave"
+    );
+    assert_eq!(resumed, Some(true), "and the publisher's");
+    // Carries on: a publish after the restart goes through as usual.
+    publish_acked(&publisher, "res/ck/t", "after", QoS::AtLeastOnce).await;
+    assert_eq!(
+        next(&mut messages, "the message after the restart", 10)
+            .await
+            .payload_str(),
+        Some("after")
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
+    let _ = within("disconnect", 10, sub.disconnect()).await;
+}
+
 /// `retry_first_connect`: the broker is not there yet; `connect` keeps
 /// trying and returns once it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
