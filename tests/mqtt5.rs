@@ -2,12 +2,17 @@
 //! aliases, message expiry while offline, will delay, server keep alive.
 
 mod common;
+mod proxy;
+mod scripted;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Broker, client_id, within};
-use plover::codec::{PublishProperties, WillProperties};
+use plover::codec::{ConnAckProperties, Packet, PublishProperties, WillProperties};
 use plover::{Client, ClientError, ProtocolVersion, QoS};
+use proxy::{Dir, Proxy};
+use scripted::{Received, Scripted};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -58,10 +63,13 @@ async fn the_brokers_receive_maximum_is_obeyed() {
 }
 
 /// With automatic aliases, repeated topics travel as aliases and the
-/// subscriber still sees every topic in full.
+/// subscriber still sees every topic in full. The publisher goes through
+/// the proxy from `tests/proxy`, which lists its PUBLISHes as they were on
+/// the wire: without that, a client that never aliased would pass too.
 #[tokio::test]
 async fn automatic_topic_aliases_round_trip() {
     let broker = Broker::start_with("allow_anonymous true\nmax_topic_alias 2\nlog_type all\n");
+    let proxy = Proxy::start(broker.port, 0xA11A5).await;
     let sub = connected(&broker, &client_id("alias-sub")).await;
     let mut messages = sub.messages();
     within("subscribe", 10, sub.subscribe("alias/#", QoS::AtLeastOnce))
@@ -75,13 +83,16 @@ async fn automatic_topic_aliases_round_trip() {
     let connack = within(
         "connect",
         10,
-        publisher.connect("127.0.0.1", broker.port, 30),
+        publisher.connect("127.0.0.1", proxy.port, 30),
     )
     .await
     .unwrap();
     assert_eq!(connack.properties.topic_alias_maximum, Some(2));
+    // Two topics that come back again and again, and a third for which
+    // the broker's two aliases do not stretch.
     let topics = [
-        "alias/a", "alias/b", "alias/c", "alias/a", "alias/b", "alias/c", "alias/a",
+        "alias/a", "alias/b", "alias/a", "alias/b", "alias/c", "alias/a", "alias/b", "alias/c",
+        "alias/a", "alias/b",
     ];
     for (i, topic) in topics.iter().enumerate() {
         let h = publisher
@@ -98,6 +109,45 @@ async fn automatic_topic_aliases_round_trip() {
         );
     }
     assert!(publisher.is_connected(), "{}", broker.log());
+
+    // What went on the wire: every PUBLISH acknowledged, so forwarded.
+    let wire = proxy.publishes(Dir::ToBroker);
+    assert_eq!(wire.len(), topics.len(), "{wire:?}");
+    assert!(
+        wire.iter().all(|p| p.connection == 0),
+        "one connection: {wire:?}"
+    );
+    let mut defined: HashMap<u16, String> = HashMap::new();
+    let mut by_alias = 0;
+    for (p, topic) in wire.iter().zip(topics) {
+        match (p.topic.as_str(), p.topic_alias) {
+            (t, None) => assert_eq!(t, topic, "{wire:?}"),
+            ("", Some(alias)) => {
+                // The broker resolves it to the topic it was last set to.
+                assert_eq!(
+                    defined.get(&alias).map(String::as_str),
+                    Some(topic),
+                    "alias {alias} used before it stood for {topic}: {wire:?}"
+                );
+                by_alias += 1;
+            }
+            (t, Some(alias)) => {
+                assert_eq!(t, topic, "{wire:?}");
+                // Never above the broker's Topic Alias Maximum (§3.3.2.3.4).
+                assert!((1..=2).contains(&alias), "alias {alias}: {wire:?}");
+                defined.insert(alias, t.to_owned());
+            }
+        }
+    }
+    // alias/a and alias/b come back six times after their first PUBLISH.
+    // The session hands out the broker's two aliases first come, first
+    // served, and sends later topics (alias/c) in full, so all six go as
+    // an alias and an empty topic.
+    assert_eq!(
+        by_alias, 6,
+        "PUBLISHes that travelled as an alias with an empty topic: {wire:?}"
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
 }
 
 /// A message whose expiry passes while the subscriber is away is not
@@ -234,7 +284,8 @@ async fn will_delay_lets_a_quick_reconnect_cancel_the_will() {
 }
 
 /// mosquitto's `max_keepalive` comes back as Server Keep Alive, which the
-/// client then uses in place of its own.
+/// client then uses in place of its own (that it does is shown with a
+/// scripted broker, in `a_shorter_server_keep_alive_...` below).
 #[tokio::test]
 async fn server_keep_alive_is_reported() {
     let broker = Broker::start_with("allow_anonymous true\nmax_keepalive 10\n");
@@ -243,6 +294,83 @@ async fn server_keep_alive_is_reported() {
         .await
         .unwrap();
     assert_eq!(connack.properties.server_keep_alive, Some(10));
+}
+
+/// How a scripted broker's Server Keep Alive changes the client's pings:
+/// the client asks for `asked` seconds, the CONNACK says `server`, and the
+/// script watches for a PINGREQ during `watch` (answering it, so the
+/// client has no reason to give up). Returns when the first PINGREQ came,
+/// counted from the CONNACK, or None.
+async fn first_ping(asked: u16, server: u16, watch: Duration) -> Option<Duration> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let broker = Scripted::start(move |mut peer| async move {
+        let properties = ConnAckProperties {
+            server_keep_alive: Some(server),
+            ..Default::default()
+        };
+        let connect = peer.handshake(properties).await;
+        assert_eq!(connect.keep_alive, asked, "the CONNECT's own keepalive");
+        let acked = tokio::time::Instant::now();
+        // PINGREQs are the point here: the script sees them itself.
+        peer.answer_pings = false;
+        let ping = match peer.recv_within(watch).await {
+            Received::Packet(Packet::PingReq) => {
+                let after = acked.elapsed();
+                peer.send(Packet::PingResp).await;
+                Some(after)
+            }
+            Received::Nothing => None,
+            Received::Packet(p) => peer.fail(&format!("expected PINGREQ or nothing, got {p:?}")),
+            Received::Closed => peer.fail("the client closed the connection"),
+        };
+        let _ = tx.send(ping);
+        peer.answer_pings = true;
+        peer.expect_disconnect().await;
+    })
+    .await;
+    let client = Client::builder(client_id("server-ka"))
+        .protocol(V5)
+        // The script takes one connection.
+        .automatic_reconnect(false)
+        .build();
+    let connack = within(
+        "connect",
+        10,
+        client.connect("127.0.0.1", broker.port, asked),
+    )
+    .await
+    .unwrap();
+    assert_eq!(connack.properties.server_keep_alive, Some(server));
+    let ping = within("the script watching for PINGREQ", 15, rx)
+        .await
+        .expect("the script reports");
+    assert!(client.is_connected(), "the client gave up on the broker");
+    within("disconnect", 10, client.disconnect()).await.unwrap();
+    broker.finish().await;
+    ping
+}
+
+/// [MQTT-3.2.2-21]: the client must use the Server Keep Alive in place of
+/// its own. Asked for 60 s, told 1 s, it pings within about a second (the
+/// bound leaves room for a slow machine, and is far below 60 s).
+#[tokio::test]
+async fn a_shorter_server_keep_alive_makes_the_client_ping_sooner() {
+    let ping = first_ping(60, 1, Duration::from_millis(2500)).await;
+    assert!(
+        ping.is_some(),
+        "no PINGREQ within 2.5 s of a CONNACK with Server Keep Alive 1 (the client asked 60)"
+    );
+}
+
+/// The other way round: asked for 1 s, told 60 s, it must not ping on its
+/// own 1 s schedule (nothing within 3 s).
+#[tokio::test]
+async fn a_longer_server_keep_alive_keeps_the_client_from_pinging() {
+    let ping = first_ping(1, 60, Duration::from_secs(3)).await;
+    assert_eq!(
+        ping, None,
+        "PINGREQ although the broker's Server Keep Alive is 60 s (the client asked 1)"
+    );
 }
 
 /// A publish the broker refuses at QoS above its maximum never leaves the

@@ -45,7 +45,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{Broker, client_id, password_file, within};
-use plover::codec::{ConnectReasonCode, PacketType};
+use plover::codec::{ConnectReasonCode, PacketType, PublishProperties};
+use plover::session::RequestError;
 use plover::{
     Client, ClientBuilder, ClientError, CloseReason, ConnectionEvent, Message, Messages,
     ProtocolVersion, PublishHandle, QoS, QueueFull,
@@ -1064,6 +1065,137 @@ async fn broker_restart_with_backoff_delivers_what_was_published_meanwhile() {
     let _ = within("disconnect", 10, sub.disconnect()).await;
 }
 
+/// Like the above, but mosquitto is killed (SIGKILL: no save on the way
+/// out) with `autosave_interval 1`, after an autosave that followed the
+/// subscription. The restarted broker has the sessions from that save:
+/// the publisher, which kept taking QoS 1 publishes and backing off while
+/// the broker was gone, reconnects and carries on, and the persistent
+/// subscriber (which does not subscribe again) receives what was published
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_after_an_autosave_comes_back_with_the_sessions() {
+    let config = format!("{PERSISTENT_BROKER}autosave_interval 1\n");
+    let mut broker = Broker::start_with(&config);
+    let sub = builder("c-kill-sub")
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .reconnect_delay(ms(50), ms(200))
+        // Only the broker's saved session can carry the subscription.
+        .resubscribe(false)
+        .build();
+    let sub_events = Recorder::start(&sub);
+    let mut messages = sub.messages();
+    connect(&sub, broker.port, 30).await;
+    within("subscribe", 10, sub.subscribe("res/ck/#", QoS::AtLeastOnce))
+        .await
+        .expect("subscribe");
+
+    let publisher = builder("c-kill-pub")
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .reconnect_delay(ms(100), ms(800))
+        .build();
+    let events = Recorder::start(&publisher);
+    connect(&publisher, broker.port, 30).await;
+    publish_acked(&publisher, "res/ck/t", "before", QoS::AtLeastOnce).await;
+    assert_eq!(
+        next(&mut messages, "the message before the kill", 10)
+            .await
+            .payload_str(),
+        Some("before")
+    );
+
+    // mosquitto logs a line as each save starts, and saves on its one
+    // thread: once two more have started since the SUBACK, the first of
+    // them, which began after the subscription existed, is on disk.
+    const SAVING: &str = "Saving in-memory database";
+    let saves = broker.log().matches(SAVING).count();
+    let waited = Instant::now();
+    within("two autosaves after the subscription", 15, async {
+        while broker.log().matches(SAVING).count() < saves + 2 {
+            tokio::time::sleep(ms(50)).await;
+        }
+    })
+    .await;
+    println!(
+        "(c) waited {:.1?} for the autosaves (autosave_interval 1)",
+        waited.elapsed()
+    );
+
+    broker.kill();
+    events
+        .wait_disconnected("the publisher noticing the kill", 0, 10)
+        .await;
+    let handle = within(
+        "publish while the broker is down",
+        10,
+        publisher.publish("res/ck/t", "while down", QoS::AtLeastOnce, false),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    assert!(!publisher.is_connected());
+    // Down long enough for a few attempts to fail.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = events.reconnecting();
+    broker.restart();
+
+    within("the publish made while down completes", 30, handle)
+        .await
+        .expect("acknowledged after the broker came back");
+    assert_eq!(
+        next(&mut messages, "the message published while down", 30)
+            .await
+            .payload_str(),
+        Some("while down")
+    );
+    events.wait_connected("the publisher back", 1, 10).await;
+    let resumed = events.events().into_iter().rev().find_map(|e| match e {
+        ConnectionEvent::Connected(ack) => Some(ack.session_present),
+        _ => None,
+    });
+    let sub_resumed = sub_events
+        .wait("the subscriber reconnecting", 10, |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, ConnectionEvent::Connected(_)))
+                .count()
+                >= 2
+        })
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            ConnectionEvent::Connected(ack) => Some(ack.session_present),
+            _ => None,
+        });
+    println!(
+        "(c) SIGKILL: Reconnecting events while down (attempt, delay) {down:?}; \
+         session present after the restart: publisher {resumed:?}, subscriber {sub_resumed:?}"
+    );
+    assert!(
+        down.len() >= 2,
+        "backing off while the broker is down: {down:?}"
+    );
+    assert_eq!(
+        sub_resumed,
+        Some(true),
+        "mosquitto restored the subscriber's session from the autosave"
+    );
+    assert_eq!(resumed, Some(true), "and the publisher's");
+    // Carries on: a publish after the restart goes through as usual.
+    publish_acked(&publisher, "res/ck/t", "after", QoS::AtLeastOnce).await;
+    assert_eq!(
+        next(&mut messages, "the message after the restart", 10)
+            .await
+            .payload_str(),
+        Some("after")
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
+    let _ = within("disconnect", 10, sub.disconnect()).await;
+}
+
 /// `retry_first_connect`: the broker is not there yet; `connect` keeps
 /// trying and returns once it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1544,6 +1676,113 @@ async fn offline_qos0_is_refused_or_queued() {
     for c in [&plain, &queueing, &sub] {
         let _ = within("disconnect", 10, c.disconnect()).await;
     }
+}
+
+/// 5.0 Message Expiry Interval in the offline queue: two QoS 1 messages
+/// published while the link is down, one to expire after 1 s and one after
+/// 300 s. The client is kept offline for 2.5 s (the proxy turns its
+/// reconnects away; the broker and the subscriber stay up). The short one
+/// expires in the queue: its handle fails with `MessageExpired` and it is
+/// never sent. The long one goes out once the client is back, carrying
+/// what is left of its lifetime, and is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_queue_drops_a_message_that_expired_while_waiting() {
+    let broker = Broker::start_with(BROKER);
+    let proxy = Proxy::start(broker.port, 0xE1).await;
+    let sub = builder("f-exp-sub").protocol(ProtocolVersion::V5).build();
+    let mut messages = sub.messages();
+    connect(&sub, broker.port, 30).await;
+    within("subscribe", 10, sub.subscribe("res/fx/#", QoS::AtLeastOnce))
+        .await
+        .expect("subscribe");
+
+    let publisher = builder("f-exp-pub")
+        .protocol(ProtocolVersion::V5)
+        .reconnect_delay(ms(100), ms(200))
+        .build();
+    let events = Recorder::start(&publisher);
+    connect(&publisher, proxy.port, 30).await;
+    proxy.refuse(true);
+    proxy.cut_all();
+    events
+        .wait_disconnected("the publisher losing its link", 0, 10)
+        .await;
+
+    let expiring = |seconds| PublishProperties {
+        message_expiry_interval: Some(seconds),
+        ..Default::default()
+    };
+    let offline_at = Instant::now();
+    let short = within(
+        "publish while offline",
+        10,
+        publisher.publish_with_properties(
+            "res/fx/short",
+            "expired",
+            QoS::AtLeastOnce,
+            false,
+            expiring(1),
+        ),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    let long = within(
+        "publish while offline",
+        10,
+        publisher.publish_with_properties(
+            "res/fx/long",
+            "kept",
+            QoS::AtLeastOnce,
+            false,
+            expiring(300),
+        ),
+    )
+    .await
+    .expect("a QoS 1 publish is taken while offline");
+    tokio::time::sleep(ms(2_500)).await;
+    assert!(!publisher.is_connected(), "the proxy let it back in early");
+    let turned_away = proxy.refused();
+    proxy.refuse(false);
+
+    match within("the expired message's handle", 15, short).await {
+        Err(ClientError::Request(RequestError::MessageExpired)) => {}
+        other => panic!("expected MessageExpired, got {other:?}"),
+    }
+    within("the long-lived message's handle", 15, long)
+        .await
+        .expect("acknowledged after the reconnect");
+    let offline_for = offline_at.elapsed();
+    // A marker published after both: whatever the subscriber gets before
+    // it is all that could come of them.
+    publish_acked(&publisher, "res/fx/marker", "marker", QoS::AtLeastOnce).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = next(&mut messages, "the messages up to the marker", 15).await;
+        let topic = m.topic.to_string();
+        got.push((topic.clone(), m.properties.message_expiry_interval));
+        if topic == "res/fx/marker" {
+            break;
+        }
+    }
+    println!(
+        "(f) offline for {offline_for:.1?}, {turned_away} reconnects turned away; \
+         the subscriber got (topic, expiry): {got:?}"
+    );
+    let topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["res/fx/long", "res/fx/marker"],
+        "the expired message was delivered, or the long-lived one was not"
+    );
+    // Sent with what was left after about 2.5 s in the queue, not 300.
+    let left = got[0].1.expect("the long-lived message keeps an expiry");
+    assert!((200..=298).contains(&left), "expiry passed on: {left}");
+    assert!(
+        turned_away >= 1,
+        "the client did not even try to reconnect while refused"
+    );
+    let _ = within("disconnect", 10, publisher.disconnect()).await;
+    let _ = within("disconnect", 10, sub.disconnect()).await;
 }
 
 // ---- (g) resubscribing ----------------------------------------------------------

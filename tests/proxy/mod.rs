@@ -5,6 +5,8 @@
 //! Faults:
 //! - [`Proxy::cut_all`]: every open connection is reset at once, both
 //!   directions (`SO_LINGER` 0, so the peers see a reset, not a goodbye);
+//! - [`Proxy::refuse`]: new connections are reset as soon as they are
+//!   accepted, as if the broker were down, while it stays up for others;
 //! - [`Proxy::stall`]: nothing is forwarded in either direction while the
 //!   sockets stay open, like a half-open link (a cable pulled somewhere in
 //!   between); new connections are accepted but stall too;
@@ -18,7 +20,9 @@
 //!
 //! Watching decodes a copy of each direction with `plover::codec::decode`
 //! (the protocol version comes from the client's CONNECT), so it also knows
-//! whether a cut fell on a packet boundary or inside a packet.
+//! whether a cut fell on a packet boundary or inside a packet, and lists
+//! the PUBLISHes it forwarded as they were on the wire
+//! ([`Proxy::publishes`]: topic aliases and all).
 //!
 //! Everything is bounded: reads are 16 KiB at most, upstream connects time
 //! out, and dropping the [`Proxy`] aborts its accept task, whose task set
@@ -26,7 +30,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -134,6 +138,9 @@ struct Control {
     /// Connections accepted so far; also numbers them, in order.
     accepted: AtomicUsize,
     upstream_failures: AtomicUsize,
+    /// Reset new connections at once ([`Proxy::refuse`]).
+    refusing: AtomicBool,
+    refused: AtomicUsize,
     open: AtomicUsize,
     forwarded: [AtomicU64; 2],
     /// Per direction, the most QoS 1/2 PUBLISHes seen going that way on
@@ -146,6 +153,21 @@ struct Control {
     /// Per direction, the messages (topic, payload) sent again after their
     /// PUBREL.
     republished: [Mutex<Vec<(String, Bytes)>>; 2],
+    /// Per direction, every PUBLISH forwarded whole, as it was on the wire.
+    publishes: [Mutex<Vec<WirePublish>>; 2],
+}
+
+/// A PUBLISH as it went through the proxy: the topic and alias as they
+/// were on the wire (with a Topic Alias the topic may be empty), not as the
+/// receiver resolves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WirePublish {
+    /// The number of the connection it went by on.
+    pub connection: usize,
+    pub topic: String,
+    pub topic_alias: Option<u16>,
+    pub qos: plover::QoS,
+    pub payload_len: usize,
 }
 
 /// One QoS 2 exchange as the proxy saw it.
@@ -153,7 +175,9 @@ struct Control {
 struct Exchange {
     topic: String,
     payload: Bytes,
-    /// The number of the connection the sender's PUBREL went by on.
+    /// The number of the connection on which the sender's PUBREL was
+    /// forwarded whole to the receiver (one the proxy kept back does not
+    /// count).
     released_on: Option<usize>,
 }
 
@@ -215,11 +239,14 @@ impl Proxy {
             stalled: watch::channel(false).0,
             accepted: AtomicUsize::new(0),
             upstream_failures: AtomicUsize::new(0),
+            refusing: AtomicBool::new(false),
+            refused: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             forwarded: [AtomicU64::new(0), AtomicU64::new(0)],
             max_window: [AtomicI64::new(0), AtomicI64::new(0)],
             qos2: [Mutex::default(), Mutex::default()],
             republished: [Mutex::default(), Mutex::default()],
+            publishes: [Mutex::default(), Mutex::default()],
         });
         let task = tokio::spawn(accept_loop(listener, ctl.clone()));
         Proxy { port, ctl, task }
@@ -236,6 +263,20 @@ impl Proxy {
                 mid_packet: false,
             },
         );
+    }
+
+    /// Resets (true) every connection from now on as soon as it is
+    /// accepted, before anything is read or the broker is dialled, or stops
+    /// doing so (false). Open connections are not touched; cut them with
+    /// [`cut_all`](Proxy::cut_all). A client that reconnects with backoff
+    /// is kept offline for as long as this lasts.
+    pub fn refuse(&self, on: bool) {
+        self.ctl.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// Connections reset by [`refuse`](Proxy::refuse) so far.
+    pub fn refused(&self) -> usize {
+        self.ctl.refused.load(Ordering::SeqCst)
     }
 
     /// Stops (true) or resumes (false) forwarding, keeping sockets open.
@@ -341,8 +382,22 @@ impl Proxy {
     /// says the sender "MUST NOT re-send the PUBLISH once it has sent the
     /// corresponding PUBREL" ([MQTT-4.3.3-1] in 3.1.1). The receiver has
     /// forgotten the identifier by then and must take it for a new message.
+    ///
+    /// Only a PUBREL the proxy forwarded whole counts: one a cut kept from
+    /// the receiver released nothing there, so a PUBLISH sent again after
+    /// it is one the receiver must still recognise as a duplicate, and it
+    /// is not listed here.
     pub fn republished_after_pubrel(&self, dir: Dir) -> Vec<(String, Bytes)> {
         self.ctl.republished[dir as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every PUBLISH forwarded whole in `dir` so far, in order, with its
+    /// topic and Topic Alias as they were on the wire.
+    pub fn publishes(&self, dir: Dir) -> Vec<WirePublish> {
+        self.ctl.publishes[dir as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -378,6 +433,12 @@ async fn accept_loop(listener: TcpListener, ctl: Arc<Control>) {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
+                if ctl.refusing.load(Ordering::SeqCst) {
+                    ctl.refused.fetch_add(1, Ordering::SeqCst);
+                    // Dropped with linger 0: a reset, as from a closed port.
+                    let _ = client.set_zero_linger();
+                    continue;
+                }
                 let number = ctl.accepted.fetch_add(1, Ordering::SeqCst);
                 // Subscribed before connecting upstream: a cut from now on
                 // applies to this connection too.
@@ -493,7 +554,12 @@ async fn pump(
             Ok(n) => n,
         };
         let chunk = &buf[..n];
-        let (forward, cut) = decide(&ctl, dir, chunk, &mut watcher);
+        let (seen, forward, cut) = decide(&ctl, dir, chunk, &mut watcher);
+        // In-flight windows move before the write: once the bytes are out
+        // the receiver may answer, and its acknowledgement must not be
+        // counted before the PUBLISH it answers. (If the write then fails
+        // the link is dead, and so is its window.)
+        watcher.track_windows(&ctl, &seen, forward);
         if !flowing(&mut stalled, &mut generation).await {
             break true;
         }
@@ -506,6 +572,9 @@ async fn pump(
                 break false;
             }
             ctl.forwarded[dir as usize].fetch_add(forward as u64, Ordering::SeqCst);
+            // Only now did the receiver get these packets: a PUBREL the cut
+            // kept from it has released nothing.
+            watcher.track_forwarded(&ctl, &seen, forward);
         }
         if let Some(cut) = cut {
             let mut plan = ctl.plan();
@@ -519,10 +588,15 @@ async fn pump(
     }
 }
 
-/// How much of `chunk` to forward, and whether to cut after that.
-fn decide(ctl: &Control, dir: Dir, chunk: &[u8], watcher: &mut Watcher) -> (usize, Option<Cut>) {
+/// The packets in `chunk`, how much of it to forward, and whether to cut
+/// after that.
+fn decide(
+    ctl: &Control,
+    dir: Dir,
+    chunk: &[u8],
+    watcher: &mut Watcher,
+) -> (Chunk, usize, Option<Cut>) {
     let seen = watcher.feed(chunk);
-    watcher.observe(ctl, &seen);
     let mut plan = ctl.plan();
     let mut cut: Option<(usize, Cut)> = None;
     if let Some(t) = plan.trigger.filter(|t| t.dir == dir)
@@ -562,8 +636,8 @@ fn decide(ctl: &Control, dir: Dir, chunk: &[u8], watcher: &mut Watcher) -> (usiz
         }
     }
     match cut {
-        Some((at, cut)) => (at, Some(cut)),
-        None => (chunk.len(), None),
+        Some((at, cut)) => (seen, at, Some(cut)),
+        None => (seen, chunk.len(), None),
     }
 }
 
@@ -579,6 +653,8 @@ struct Seen {
     id: Option<u16>,
     /// A QoS 2 PUBLISH: its topic and payload.
     qos2: Option<(String, Bytes)>,
+    /// A PUBLISH as it was on the wire.
+    wire: Option<WirePublish>,
     start: i64,
     end: usize,
 }
@@ -593,6 +669,13 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// The packets that end within the first `forward` bytes: those the
+    /// receiver gets whole once they are forwarded. A packet cut off after
+    /// its first bytes never arrives.
+    fn within(&self, forward: usize) -> impl Iterator<Item = &Seen> {
+        self.packets.iter().filter(move |p| p.end <= forward)
+    }
+
     /// Whether offset `at` of the chunk falls between two packets.
     fn is_boundary(&self, at: usize) -> bool {
         if !self.decoded {
@@ -632,17 +715,37 @@ impl Watcher {
         }
     }
 
-    /// Moves the in-flight windows by what `seen` holds, and follows QoS 2
-    /// exchanges sent this way.
-    fn observe(&self, ctl: &Control, seen: &Chunk) {
+    /// Moves the in-flight windows by the packets of `seen` that are about
+    /// to be forwarded (the first `forward` bytes).
+    fn track_windows(&self, ctl: &Control, seen: &Chunk, forward: usize) {
         let (this, other) = (self.dir as usize, 1 - self.dir as usize);
-        let mut qos2 = ctl.qos2[this].lock().unwrap_or_else(|e| e.into_inner());
-        for p in &seen.packets {
+        for p in seen.within(forward) {
             if p.opens {
                 let now = self.link.window[this].fetch_add(1, Ordering::SeqCst) + 1;
                 ctl.max_window[this].fetch_max(now, Ordering::SeqCst);
             } else if matches!(p.kind, PacketType::PubAck | PacketType::PubComp) {
                 self.link.window[other].fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Follows the QoS 2 exchanges sent this way, by the packets of `seen`
+    /// that were forwarded (the first `forward` bytes, already written).
+    /// A PUBREL counts as released only once the receiver got it whole:
+    /// until then the receiver still holds the identifier and must take a
+    /// PUBLISH sent again for the duplicate it is, so a second delivery of
+    /// that one would be the receiver's fault, not to be excused.
+    ///
+    /// Also lists every PUBLISH forwarded (see [`Proxy::publishes`]).
+    fn track_forwarded(&self, ctl: &Control, seen: &Chunk, forward: usize) {
+        let this = self.dir as usize;
+        let mut qos2 = ctl.qos2[this].lock().unwrap_or_else(|e| e.into_inner());
+        let mut publishes = ctl.publishes[this]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for p in seen.within(forward) {
+            if let Some(wire) = &p.wire {
+                publishes.push(wire.clone());
             }
             match (p.kind, p.id, &p.qos2) {
                 (PacketType::Publish, Some(id), Some((topic, payload))) => {
@@ -728,11 +831,22 @@ impl Watcher {
                         Packet::PubRel(r) => (Some(r.packet_id.get()), None),
                         _ => (None, None),
                     };
+                    let wire = match &packet {
+                        Packet::Publish(p) => Some(WirePublish {
+                            connection: self.link.number,
+                            topic: p.topic.to_string(),
+                            topic_alias: p.properties.topic_alias,
+                            qos: p.qos,
+                            payload_len: p.payload.len(),
+                        }),
+                        _ => None,
+                    };
                     out.packets.push(Seen {
                         kind: packet.packet_type(),
                         opens,
                         id,
                         qos2,
+                        wire,
                         start: offset,
                         end: usize::try_from(end).unwrap_or(0),
                     });
