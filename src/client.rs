@@ -21,6 +21,7 @@ use crate::codec::{
     SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
 use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, PublishCommand, Reconnect};
+use crate::queue;
 use crate::request::Requests;
 use crate::router::{RouteGuard, Routing, Sink, Subscription};
 use crate::session::{
@@ -519,6 +520,35 @@ impl Shared {
 /// fall behind before it loses the oldest.
 const EVENT_CAPACITY: usize = 16;
 
+/// Where connection events go: a broadcast channel made when the first
+/// [`ConnectionEvents`] receiver asks for one. Events sent before that had
+/// nobody to hear them either way, and a client nobody watches (one of
+/// thousands in a process, say) does not pay for the channel's slots,
+/// which it allocates all at once.
+#[derive(Debug, Default)]
+pub(crate) struct EventHub {
+    tx: Mutex<Option<broadcast::Sender<ConnectionEvent>>>,
+}
+
+impl EventHub {
+    fn lock(&self) -> MutexGuard<'_, Option<broadcast::Sender<ConnectionEvent>>> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `event` to every receiver there is.
+    pub(crate) fn send(&self, event: ConnectionEvent) {
+        if let Some(tx) = self.lock().as_ref() {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.lock()
+            .get_or_insert_with(|| broadcast::channel(EVENT_CAPACITY).0)
+            .subscribe()
+    }
+}
+
 /// MQTT's own limit: one byte of header, four of length, 268,435,455 of body.
 const MAX_PACKET: usize = 268_435_460;
 
@@ -526,11 +556,11 @@ const MAX_PACKET: usize = 268_435_460;
 struct Inner {
     options: Mutex<Options>,
     connection: Mutex<Option<Connection>>,
-    messages_tx: mpsc::Sender<Message>,
-    messages_rx: Mutex<Option<mpsc::Receiver<Message>>>,
+    messages_tx: queue::Sender<Message>,
+    messages_rx: Mutex<Option<queue::Receiver<Message>>>,
     /// Set once `messages()` took `messages_rx`.
     messages_taken: Arc<AtomicBool>,
-    events: broadcast::Sender<ConnectionEvent>,
+    events: Arc<EventHub>,
     /// Subscription streams and message callbacks, shared with the loop.
     routing: Arc<Routing>,
     /// `request`'s response subscription and the requests awaiting answers.
@@ -617,10 +647,8 @@ impl Client {
     }
 
     fn from_options(options: Options) -> Client {
-        let (messages_tx, messages_rx) = mpsc::channel(options.message_capacity);
-        // Connection events are rare; each slot costs memory in every
-        // client from the start (the channel allocates them all at once).
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (messages_tx, messages_rx) = queue::channel(options.message_capacity);
+        let events = Arc::new(EventHub::default());
         Client {
             inner: Arc::new(Inner {
                 options: Mutex::new(options),
@@ -1248,7 +1276,7 @@ impl Client {
         properties: SubscribeProperties,
     ) -> Result<(SubAck, Subscription), ClientError> {
         let capacity = self.options().message_capacity;
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = queue::channel(capacity);
         let (ack, routed) = self
             .subscribe_routed(filters, properties, Sink::Stream(tx))
             .await?;
@@ -1600,7 +1628,7 @@ impl Future for PublishHandle {
 /// [`Stream`](futures_core::Stream).
 #[derive(Debug)]
 pub struct Messages {
-    rx: Option<mpsc::Receiver<Message>>,
+    rx: Option<queue::Receiver<Message>>,
 }
 
 impl Messages {

@@ -67,15 +67,16 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::client::{ConnectionEvent, Message, Shared};
+use crate::client::{ConnectionEvent, EventHub, Message, Shared};
 use crate::codec::{
     self, ConnAck, ConnectReasonCode, Disconnect, DisconnectReasonCode, MqttString, Publish,
     SubAck, SubscribeProperties, SubscriptionOptions, UnsubAck, UnsubscribeProperties,
 };
+use crate::queue;
 use crate::router::{Router, Routing, Sink, Targets};
 use crate::session::{CloseReason, Event, PublishOutcome, RequestError, RequestId, Session};
 use crate::transport::{self, BoxTransport, Endpoint, TransportError};
@@ -137,8 +138,8 @@ pub(crate) enum ConnectFailure {
 
 /// The channels the loop reports through.
 pub(crate) struct Outlets {
-    pub(crate) messages: mpsc::Sender<Message>,
-    pub(crate) events: broadcast::Sender<ConnectionEvent>,
+    pub(crate) messages: queue::Sender<Message>,
+    pub(crate) events: Arc<EventHub>,
     /// Answered once, with the first CONNACK or why there was none.
     pub(crate) connack: Option<oneshot::Sender<Result<ConnAck, ConnectFailure>>>,
     /// Connection facts the handles read without asking the loop.
@@ -198,6 +199,8 @@ pub(crate) struct EventLoop {
     connected: bool,
     /// When it did.
     connected_at: Option<Instant>,
+    /// What the transport said when the connection failed before CONNACK.
+    pre_connack_failure: Option<TransportError>,
     /// Messages dropped because nobody took `Client::messages` yet.
     dropped_untaken: u64,
     /// Bytes were written since the last flush.
@@ -210,7 +213,7 @@ pub(crate) struct EventLoop {
 struct Stalled {
     message: Message,
     /// The full channels, in order; the first is waited on.
-    waiting: Vec<mpsc::Sender<Message>>,
+    waiting: Vec<queue::Sender<Message>>,
 }
 
 /// How long to keep flushing after the session closed.
@@ -221,7 +224,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// The read buffer a connection starts with. An idle client needs little;
 /// the first read that fills it grows it to `READ_CHUNK`.
-const READ_START: usize = 4 * 1024;
+const READ_START: usize = 1024;
 
 /// How long a connection must stay up before the reconnect backoff starts
 /// over from its minimum.
@@ -260,6 +263,7 @@ impl EventLoop {
             commands_open: true,
             connected: false,
             connected_at: None,
+            pre_connack_failure: None,
             dropped_untaken: 0,
             unflushed: false,
             jitter: seed | 1,
@@ -272,7 +276,17 @@ impl EventLoop {
 
     /// Runs connections until the client is done with them, then fails
     /// whatever is still waiting.
-    pub(crate) async fn run(mut self) {
+    ///
+    /// The loop lives in a box and the future borrows it: an `async fn`
+    /// taking `self` by value keeps two copies of it in its state (the
+    /// argument and the local it is moved into), a couple of KiB more in
+    /// every client's task.
+    pub(crate) fn run(self) -> impl std::future::Future<Output = ()> + Send {
+        let mut this = Box::new(self);
+        async move { this.run_boxed().await }
+    }
+
+    async fn run_boxed(&mut self) {
         let mut attempt: u32 = 0;
         let mut ever_connected = false;
         let reason = loop {
@@ -310,8 +324,7 @@ impl EventLoop {
                     // start is reported, a refused reconnect included; the
                     // very first attempt's failure is `connect`'s result.
                     if ever_connected {
-                        let _ = self
-                            .outlets
+                        self.outlets
                             .events
                             .send(ConnectionEvent::Disconnected(reason.clone()));
                     }
@@ -343,7 +356,7 @@ impl EventLoop {
             let delay = self.backoff(attempt);
             let cause = cause.unwrap_or_else(|| reason.to_string());
             span.in_scope(|| tracing::info!(%reason, ?delay, attempt, "reconnecting"));
-            let _ = self.outlets.events.send(ConnectionEvent::Reconnecting {
+            self.outlets.events.send(ConnectionEvent::Reconnecting {
                 attempt,
                 delay,
                 cause,
@@ -356,7 +369,14 @@ impl EventLoop {
         self.session.abort_requests(reason.clone());
         self.drain_events();
         if let Some(tx) = self.outlets.connack.take() {
-            let _ = tx.send(Err(ConnectFailure::Closed(reason)));
+            // A transport that knew better than "connection lost" (a
+            // broker that wanted a client certificate, say) speaks for
+            // itself.
+            let failure = match (self.pre_connack_failure.take(), &reason) {
+                (Some(e), CloseReason::ConnectionLost) => ConnectFailure::Transport(e),
+                _ => ConnectFailure::Closed(reason),
+            };
+            let _ = tx.send(Err(failure));
         }
         for done in self.disconnect_done.drain(..) {
             let _ = done.send(());
@@ -419,6 +439,7 @@ impl EventLoop {
         self.close_reason = None;
         self.connected = false;
         self.connected_at = None;
+        self.pre_connack_failure = None;
         self.session.handle_connect(Self::now());
         let reason = self.drive(&mut io).await;
         // Boxed like the other passing phases, so that only `drive`,
@@ -448,15 +469,8 @@ impl EventLoop {
                 read = io.reader.read_buf(&mut self.read_buf), if reading => {
                     match read {
                         Ok(0) | Err(_) => {
-                            if let Err(e) = &read {
-                                if self.connected {
-                                    tracing::debug!(error = %e, "read failed");
-                                } else {
-                                    // Before CONNACK this is often the only
-                                    // word on why (e.g. a TLS 1.3 alert that
-                                    // the broker wants a client certificate).
-                                    tracing::warn!(error = %e, "connection failed before CONNACK");
-                                }
+                            if let Err(e) = read {
+                                self.note_io_failure(e, "read failed");
                             }
                             self.session.handle_connection_lost(Self::now());
                         }
@@ -470,7 +484,11 @@ impl EventLoop {
                     if !self.write_buf.is_empty() || self.unflushed =>
                 {
                     match written {
-                        Ok(Some(0)) | Err(_) => self.session.handle_connection_lost(Self::now()),
+                        Ok(Some(0)) => self.session.handle_connection_lost(Self::now()),
+                        Err(e) => {
+                            self.note_io_failure(e, "write failed");
+                            self.session.handle_connection_lost(Self::now());
+                        }
                         Ok(Some(n)) => {
                             self.write_buf.advance(n);
                             self.unflushed = true;
@@ -607,8 +625,7 @@ impl EventLoop {
                     if let Some(tx) = self.outlets.connack.take() {
                         let _ = tx.send(Ok((*connack).clone()));
                     }
-                    let _ = self
-                        .outlets
+                    self.outlets
                         .events
                         .send(ConnectionEvent::Connected(connack));
                 }
@@ -630,8 +647,7 @@ impl EventLoop {
                     }
                 }
                 Event::ResubscribeFailed { filter, error } => {
-                    let _ = self
-                        .outlets
+                    self.outlets
                         .events
                         .send(ConnectionEvent::ResubscribeFailed { filter, error });
                 }
@@ -682,12 +698,12 @@ impl EventLoop {
             match self.router.sink(i) {
                 Some(Sink::Stream(tx)) => match tx.try_send(message.clone()) {
                     Ok(()) => handled = true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(queue::TrySendError::Full(_)) => {
                         handled = true;
                         waiting.push(tx.clone());
                     }
                     // Dropped a moment ago; the table will follow.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    Err(queue::TrySendError::Closed(_)) => {}
                 },
                 Some(Sink::Responses(pending)) => {
                     handled = true;
@@ -707,7 +723,7 @@ impl EventLoop {
     fn deliver_to_all_messages(&mut self, message: Message) {
         match self.outlets.messages.try_send(message) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(message)) => {
+            Err(queue::TrySendError::Full(message)) => {
                 if !self.outlets.messages_taken.load(Ordering::Acquire) {
                     // Nobody asked for these yet, and maybe nobody will:
                     // stalling would stop the client for good.
@@ -724,21 +740,38 @@ impl EventLoop {
                 let tx = self.outlets.messages.clone();
                 self.stall(message, vec![tx]);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(queue::TrySendError::Closed(_)) => {
                 tracing::trace!("message dropped: nobody is listening for messages");
             }
         }
     }
 
+    /// Logs why a read or write failed; before CONNACK, keeps the
+    /// transport's own explanation if it carries one, for `connect`.
+    fn note_io_failure(&mut self, e: std::io::Error, what: &'static str) {
+        if self.connected {
+            tracing::debug!(error = %e, "{what}");
+            return;
+        }
+        // Before CONNACK this is often the only word on why (e.g. a TLS
+        // 1.3 alert that the broker wants a client certificate).
+        tracing::warn!(error = %e, "connection failed before CONNACK");
+        if let Some(inner) = e.into_inner()
+            && let Ok(transport) = inner.downcast::<TransportError>()
+        {
+            self.pre_connack_failure = Some(*transport);
+        }
+    }
+
     /// Holds `message` for the channels in `waiting` and stops reading
     /// until they have all taken it.
-    fn stall(&mut self, message: Message, waiting: Vec<mpsc::Sender<Message>>) {
+    fn stall(&mut self, message: Message, waiting: Vec<queue::Sender<Message>>) {
         self.stalled = Some(Stalled { message, waiting });
         self.session.handle_read_paused(true, Self::now());
     }
 
     /// The channel the stalled message waits on first.
-    fn stalled_channel(&self) -> Option<mpsc::Sender<Message>> {
+    fn stalled_channel(&self) -> Option<queue::Sender<Message>> {
         self.stalled
             .as_ref()
             .and_then(|s| s.waiting.first().cloned())
@@ -746,7 +779,7 @@ impl EventLoop {
 
     /// The first full channel has room (`Some`) or was closed (`None`):
     /// deliver there, and to every other waiting channel that has room now.
-    fn on_room(&mut self, permit: Option<mpsc::OwnedPermit<Message>>) {
+    fn on_room(&mut self, permit: Option<queue::OwnedPermit<Message>>) {
         let Some(stalled) = self.stalled.as_mut() else {
             return;
         };
@@ -760,8 +793,8 @@ impl EventLoop {
         stalled
             .waiting
             .retain(|tx| match tx.try_send(message.clone()) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => false,
-                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Ok(()) | Err(queue::TrySendError::Closed(_)) => false,
+                Err(queue::TrySendError::Full(_)) => true,
             });
         if stalled.waiting.is_empty() {
             self.stalled = None;
@@ -853,7 +886,7 @@ async fn write_or_flush(
 
 /// Waits for room in `tx`; `None` if it closed (or there is no channel,
 /// which the callers' preconditions rule out).
-async fn room(tx: Option<mpsc::Sender<Message>>) -> Option<mpsc::OwnedPermit<Message>> {
+async fn room(tx: Option<queue::Sender<Message>>) -> Option<queue::OwnedPermit<Message>> {
     match tx {
         Some(tx) => tx.reserve_owned().await.ok(),
         None => std::future::pending().await,

@@ -44,10 +44,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
-
 use crate::client::Message;
 use crate::codec::MqttString;
+use crate::queue;
 use crate::topic::matches;
 
 /// A message callback: called on the event loop task, so it must be quick.
@@ -273,7 +272,7 @@ impl<S> Router<S> {
 #[derive(Clone)]
 pub(crate) enum Sink {
     /// A [`Subscription`]'s bounded channel.
-    Stream(mpsc::Sender<Message>),
+    Stream(queue::Sender<Message>),
     /// The responses to [`Client::request`](crate::Client::request),
     /// matched to their requests by correlation data on the spot.
     Responses(Arc<crate::request::Pending>),
@@ -373,7 +372,7 @@ impl Drop for RouteGuard {
 /// matching callback).
 #[derive(Debug)]
 pub struct Subscription {
-    rx: mpsc::Receiver<Message>,
+    rx: queue::Receiver<Message>,
     filters: Vec<MqttString>,
     identifier: Option<NonZeroU32>,
     _route: RouteGuard,
@@ -381,7 +380,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(
-        rx: mpsc::Receiver<Message>,
+        rx: queue::Receiver<Message>,
         filters: Vec<MqttString>,
         identifier: Option<NonZeroU32>,
         route: RouteGuard,
@@ -576,7 +575,7 @@ mod tests {
     fn routing_versions_move_with_every_change() {
         let routing = Arc::new(Routing::new());
         let v0 = routing.version();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::queue::channel(1);
         let id = routing.update(|t| t.add_route(vec![s("a")], None, false, Sink::Stream(tx)));
         let (table, v1) = routing.snapshot();
         assert!(v1 > v0);

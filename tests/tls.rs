@@ -278,20 +278,21 @@ async fn mutual_tls_with_the_right_certificate(version: ProtocolVersion) {
 /// With TLS 1.3 (what rustls and mosquitto agree on) the server checks our
 /// certificate only after our side of the handshake is complete, so its
 /// verdict, a fatal alert, arrives as the first read after we sent
-/// CONNECT: the connect fails with the connection closed before any
-/// CONNACK, not with a handshake error. Pinned here; the TLS 1.2 test below
-/// shows the handshake-time error with its explanation. (The transport
-/// does know why, and says so in the read error the event loop logs; see
-/// `a_missing_client_certificate_is_named_in_the_log`. Turning that into
-/// the connect's error is the event loop's part.)
-fn assert_closed_before_connack(e: &ClientError, what: &str) {
-    assert!(
-        matches!(
-            e,
-            ClientError::ConnectionClosed(CloseReason::ConnectionLost)
+/// CONNECT, where it would look like any lost connection. The handshake
+/// knew the server asked for a certificate we did not have, and the
+/// connect's error says so. (The TLS 1.2 test below shows the
+/// handshake-time error with its explanation.)
+fn assert_missing_certificate_named(e: &ClientError, what: &str) {
+    // (A certificate we did present and the broker refused is another
+    // matter: the handshake cannot tell, so that stays a closed connection;
+    // see `assert_closed_before_connack`.)
+    match e {
+        ClientError::Transport(TransportError::Tls(why)) => assert!(
+            why.contains("asked for a client certificate"),
+            "{what}: the error should name the missing certificate: {why}"
         ),
-        "{what}: expected the connection to close before CONNACK, got {e:?}"
-    );
+        other => panic!("{what}: expected a TLS transport error, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +303,7 @@ async fn mutual_tls_without_a_certificate_is_refused() {
         let c = client("tls-no-cert", version);
         c.tls_set(trust_ca(&files));
         let e = refused(&c, "localhost", broker.port).await;
-        assert_closed_before_connack(&e, "TLS 1.3 without a client certificate");
+        assert_missing_certificate_named(&e, "TLS 1.3 without a client certificate");
     }
     broker
         .wait_for_log("peer did not return a certificate", STEP)
@@ -321,7 +322,7 @@ async fn a_missing_client_certificate_is_named_in_the_log() {
     let c = client("tls-no-cert-log", ProtocolVersion::V5);
     c.tls_set(trust_ca(&ClientFiles::new()));
     let e = refused(&c, "localhost", broker.port).await;
-    assert_closed_before_connack(&e, "TLS 1.3 without a client certificate");
+    assert_missing_certificate_named(&e, "TLS 1.3 without a client certificate");
     let text = capture.text();
     let warning = text
         .lines()
@@ -330,6 +331,18 @@ async fn a_missing_client_certificate_is_named_in_the_log() {
     assert!(
         warning.contains("asked for a client certificate and none was configured"),
         "{warning}"
+    );
+}
+
+/// A broker that refused the certificate we presented closes the
+/// connection before CONNACK, which is all the client can see.
+fn assert_closed_before_connack(e: &ClientError, what: &str) {
+    assert!(
+        matches!(
+            e,
+            ClientError::ConnectionClosed(CloseReason::ConnectionLost)
+        ),
+        "{what}: expected the connection to close before CONNACK, got {e:?}"
     );
 }
 
