@@ -47,12 +47,12 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let mut trace = Trace::new(&config);
-    let client = match cli::connect(&config, &mut trace).await {
-        Ok(client) => client,
+    let (client, link) = match cli::connect(&config, &mut trace).await {
+        Ok(connected) => connected,
         Err(code) => return code,
     };
     let mut outbox = Outbox {
-        link: Link::new(&client),
+        link,
         client,
         config,
         trace,

@@ -50,8 +50,8 @@ async fn main() -> ExitCode {
         },
         None => cli::connect(&config, &mut trace).await,
     };
-    let client = match connected {
-        Ok(client) => client,
+    let (client, link) = match connected {
+        Ok(connected) => connected,
         Err(code) => return code,
     };
     Subscriber {
@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
         trace,
         deadline,
     }
-    .run()
+    .run(link)
     .await
 }
 
@@ -84,8 +84,8 @@ enum End {
 }
 
 impl Subscriber {
-    async fn run(self) -> ExitCode {
-        let end = self.subscribe_and_print().await;
+    async fn run(self, link: cli::Link) -> ExitCode {
+        let end = self.subscribe_and_print(link).await;
         let (config, trace) = (&self.config, &self.trace);
         match end {
             End::Done => {
@@ -105,13 +105,12 @@ impl Subscriber {
         }
     }
 
-    async fn subscribe_and_print(&self) -> End {
+    async fn subscribe_and_print(&self, mut link: cli::Link) -> End {
         let config = &self.config;
         // Both streams hold what arrives from now on; the messages stream
         // buffers from the moment the client was created, so retained
         // messages that follow the SUBACK are not missed.
         let mut messages = self.client.messages();
-        let mut link = cli::Link::new(&self.client);
         let stop = interrupted();
         tokio::pin!(stop);
 
@@ -132,10 +131,16 @@ impl Subscriber {
         let subscribing = self
             .client
             .subscribe_many(&filters, config.props.subscribe.clone());
+        // The link is followed meanwhile too: a connection that drops
+        // before the SUBACK is traced when it happens, and a client that
+        // stops for good ends the wait.
         let suback = tokio::select! {
             biased;
             () = sleep_until(self.deadline) => return End::TimedOut,
             () = &mut stop => return End::Interrupted,
+            reason = link.stopped(&self.trace) => {
+                return End::Lost(cli::lost(config, &self.trace, &reason));
+            }
             suback = subscribing => suback,
         };
         let suback = match suback {
@@ -190,17 +195,19 @@ impl Subscriber {
         let mut printed = 0u32;
         loop {
             // Time and signals first, so a flood of messages cannot hold
-            // off -W; messages before the end of the client, so what
-            // arrived before it stopped is still printed. A dropped
-            // connection is not an end: the client reconnects.
+            // off -W. Then the link, so a drop and a reconnect are traced
+            // in their place among the messages; it only ends the loop
+            // seconds after the client stopped for good, so what arrived
+            // before that is still printed. A dropped connection is not
+            // an end: the client reconnects.
             let message = tokio::select! {
                 biased;
                 () = sleep_until(self.deadline) => return End::TimedOut,
                 () = &mut stop => return End::Interrupted,
-                message = messages.recv() => message,
                 reason = link.stopped(&self.trace) => {
                     return End::Lost(cli::lost(config, &self.trace, &reason));
                 }
+                message = messages.recv() => message,
             };
             let Some(message) = message else {
                 return End::Lost(cli::lost(config, &self.trace, &CloseReason::ConnectionLost));
@@ -210,8 +217,7 @@ impl Subscriber {
                 u8::from(message.dup),
                 message.qos as u8,
                 u8::from(message.retain),
-                // plover does not expose the packet identifier.
-                if message.qos as u8 == 0 { "0" } else { "?" },
+                message.packet_id.map_or(0, |id| id.get()),
                 message.topic,
                 message.payload.len()
             ));

@@ -1033,7 +1033,10 @@ impl Trace {
 
 /// Creates the client from the configuration and connects it. On failure
 /// prints mosquitto's lines for it and returns the exit code.
-pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitCode> {
+///
+/// Also returns the client's [`Link`], made before connecting so that no
+/// connection event is missed (a drop right after the CONNACK included).
+pub async fn connect(config: &Config, trace: &mut Trace) -> Result<(Client, Link), ExitCode> {
     let mut builder = Client::builder(config.client_id())
         .protocol(config.version)
         .clean_start(config.clean_session)
@@ -1050,6 +1053,7 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
         builder = builder.websockets();
     }
     let client = builder.build();
+    let link = Link::new(&client);
     let credentials = match (&config.username, &config.password) {
         // MQTT 5 allows a password alone; for 3.1.1 the client refuses it,
         // as mosquitto_pub does.
@@ -1117,7 +1121,7 @@ pub async fn connect(config: &Config, trace: &mut Trace) -> Result<Client, ExitC
                 "received CONNACK ({})",
                 connack_code(config, &connack)
             ));
-            Ok(client)
+            Ok((client, link))
         }
         Err(ClientError::ConnectionRefused {
             reason,
@@ -1374,16 +1378,20 @@ const FOLLOW_UP: Duration = Duration::from_secs(2);
 /// stopped for good. Tracing with `-d` shows the drops and the attempts.
 pub struct Link {
     events: ConnectionEvents,
+    /// Connections seen; the first `Connected` is not a reconnect.
+    connected: u32,
     /// When to conclude the client stopped, and with what reason, if no
     /// further event comes first.
     give_up: Option<(tokio::time::Instant, CloseReason)>,
 }
 
 impl Link {
-    /// Starts following `client` (call before anything can happen).
+    /// Starts following `client` (call before `connect`, so that nothing
+    /// can happen unseen).
     pub fn new(client: &Client) -> Link {
         Link {
             events: client.connection_events(),
+            connected: 0,
             give_up: None,
         }
     }
@@ -1415,7 +1423,10 @@ impl Link {
                         self.give_up = Some((at, CloseReason::ConnectionLost));
                     }
                     Some(ConnectionEvent::Connected(_)) => {
-                        trace.line(format_args!("reconnected"));
+                        self.connected += 1;
+                        if self.connected > 1 {
+                            trace.line(format_args!("reconnected"));
+                        }
                         self.give_up = None;
                     }
                     Some(_) => {}
