@@ -77,6 +77,7 @@ pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
+pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
 use primitives::{Reader, read_var_int, var_int_len, write_var_int};
 
 /// The MQTT protocol version spoken on a connection.

@@ -17,6 +17,10 @@ pub const MAX_VARIABLE_INT: u32 = 268_435_455;
 /// The longest UTF-8 string or binary field: its length prefix is a `u16`.
 pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
 
+/// The most entries a list is sized for before decoding into it; beyond
+/// that it grows as it is filled (see [`Reader::count_entries`]).
+const MAX_PRESIZE: usize = 256;
+
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
@@ -34,26 +38,50 @@ fn swar_has(chunk: u64, word: u64) -> bool {
     swar_any_below(chunk ^ word, LO)
 }
 
-/// Up to eight bytes as a little-endian word, a short tail padded with
-/// `fill`.
+/// Fewer than eight bytes as a little-endian word (byte `i` in lane `i`),
+/// the lanes past the end holding `fill`.
+///
+/// Two overlapping loads of the first and last two or four bytes, OR-ed
+/// together (where they overlap they hold the same bytes), instead of a
+/// byte loop or a `memcpy` call of a variable length.
 #[inline(always)]
-fn word(bytes: &[u8], fill: u8) -> u64 {
-    let mut w = [fill; 8];
-    w[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(w)
+pub(crate) fn short_word(bytes: &[u8], fill: u8) -> u64 {
+    debug_assert!(bytes.len() < 8);
+    let n = bytes.len();
+    let w = match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (Some(&first), Some(&last)) => {
+            u64::from(u32::from_le_bytes(first)) | u64::from(u32::from_le_bytes(last)) << (8 * (n - 4))
+        }
+        _ => match (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
+            (Some(&first), Some(&last)) => {
+                u64::from(u16::from_le_bytes(first))
+                    | u64::from(u16::from_le_bytes(last)) << (8 * (n - 2))
+            }
+            _ => bytes.first().map_or(0, |&b| u64::from(b)),
+        },
+    };
+    // `n` is at most 7, so the shift is in range.
+    w | (u64::from_ne_bytes([fill; 8]) & (!0u64 << (8 * n)))
+}
+
+/// Whether `test` holds for some eight-byte word of `bytes`, a short
+/// string padded with `fill` (which `test` must not match). Words may
+/// overlap: the last one is the last eight bytes, so that a tail needs no
+/// copy.
+#[inline(always)]
+fn any_word(bytes: &[u8], fill: u8, test: impl Fn(u64) -> bool) -> bool {
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return test(short_word(bytes, fill));
+    };
+    let (words, _) = bytes.as_chunks::<8>();
+    words.iter().any(|w| test(u64::from_le_bytes(*w))) || test(u64::from_le_bytes(*last))
 }
 
 /// Whether `bytes` contains U+0000. The strings of a packet are short,
 /// where this word-at-a-time loop beats a call to `memchr`.
 #[inline]
 pub(crate) fn has_nul(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        if swar_has(word(c, 0), 0) {
-            return true;
-        }
-    }
-    swar_has(word(chunks.remainder(), 0xFF), 0)
+    any_word(bytes, 0xFF, |w| swar_has(w, 0))
 }
 
 /// Whether `bytes` contains U+0000, `+` or `#`: the characters a topic
@@ -69,16 +97,9 @@ pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
     const BELOW: u64 = 0x2C2C_2C2C_2C2C_2C2C;
     const PLUS: u64 = 0x2B2B_2B2B_2B2B_2B2B;
     const HASH: u64 = 0x2323_2323_2323_2323;
-    let exact = |w: u64| swar_has(w, 0) || swar_has(w, PLUS) || swar_has(w, HASH);
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = word(c, 0);
-        if swar_any_below(w, BELOW) && exact(w) {
-            return true;
-        }
-    }
-    let w = word(chunks.remainder(), 0x2C);
-    swar_any_below(w, BELOW) && exact(w)
+    any_word(bytes, 0x2C, |w| {
+        swar_any_below(w, BELOW) && (swar_has(w, 0) || swar_has(w, PLUS) || swar_has(w, HASH))
+    })
 }
 
 #[derive(Debug)]
@@ -153,6 +174,30 @@ impl Reader {
             // complete, so a variable integer cut short is malformed.
             None => Err(DecodeError::UnexpectedEnd),
         }
+    }
+
+    /// How many entries of "a length-prefixed field, then `trailer` bytes"
+    /// the rest holds, to size a list before decoding into it (so a
+    /// SUBSCRIBE's filters take one allocation, not one per doubling).
+    ///
+    /// Only a size hint: it stops at the first entry that does not fit
+    /// (decoding reports that one), and at [`MAX_PRESIZE`] so that a large
+    /// packet of bad entries cannot make us reserve memory for all of them
+    /// before the first is refused.
+    pub(crate) fn count_entries(&self, trailer: usize) -> usize {
+        let bytes = &self.buf[..];
+        let (mut pos, mut n) = (0, 0);
+        while n < MAX_PRESIZE {
+            let Some(&[hi, lo]) = bytes.get(pos..pos + 2) else {
+                break;
+            };
+            pos += 2 + usize::from(u16::from_be_bytes([hi, lo])) + trailer;
+            if pos > bytes.len() {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Binary data: a two-byte length, then that many bytes (§1.5.6).
@@ -457,6 +502,16 @@ mod tests {
                 }
             }
             assert!(!has_nul_or_wildcard(&vec![b'a'; len]));
+        }
+    }
+
+    #[test]
+    fn short_words_hold_the_bytes_then_the_fill() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7];
+        for n in 0..8 {
+            let mut want = [0xEEu8; 8];
+            want[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(short_word(&bytes[..n], 0xEE), u64::from_le_bytes(want), "{n}");
         }
     }
 

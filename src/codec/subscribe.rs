@@ -9,7 +9,7 @@ use super::primitives::{MqttString, Reader};
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
 use super::{PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block};
-use crate::topic::{SharedFilter, validate_topic_filter};
+use crate::topic::validate_filter_of_mqtt_string;
 
 /// When the broker sends retained messages for a new subscription (5.0
 /// §3.8.3.1, bits 4 and 5 of the subscription options).
@@ -115,15 +115,16 @@ impl Subscribe {
             ProtocolVersion::V5 => SubscribeProperties::read(r, PacketType::Subscribe)?,
             ProtocolVersion::V311 => SubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_entries(1));
         while !r.is_empty() {
             let filter = r.string()?;
             let options = SubscriptionOptions::read(r.u8()?, version)?;
             // Validation includes the `$share/{group}/` form, so what it
             // accepts with that prefix is a shared subscription.
-            validate_topic_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            let shared = validate_filter_of_mqtt_string(&filter)
+                .map_err(DecodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
-            if options.no_local && SharedFilter::parse(&filter).is_ok_and(|s| s.is_some()) {
+            if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
             filters.push((filter, options));
@@ -149,10 +150,11 @@ impl Subscribe {
             len += props_block_len(version, self.properties.wire_len());
         }
         for (filter, options) in &self.filters {
-            validate_topic_filter(filter).map_err(EncodeError::InvalidTopicFilter)?;
+            let shared =
+                validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
             // shared subscription (the option exists only in 5.0).
-            if version == ProtocolVersion::V5 && options.no_local && filter.starts_with("$share/") {
+            if version == ProtocolVersion::V5 && options.no_local && shared {
                 return Err(EncodeError::NoLocalOnSharedSubscription);
             }
             len += filter.wire_len() + 1;
@@ -264,10 +266,10 @@ impl Unsubscribe {
             ProtocolVersion::V5 => UnsubscribeProperties::read(r, PacketType::Unsubscribe)?,
             ProtocolVersion::V311 => UnsubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_entries(0));
         while !r.is_empty() {
             let filter = r.string()?;
-            validate_topic_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             filters.push(filter);
         }
         // [MQTT-3.10.3-2] The payload MUST contain at least one Topic Filter.
@@ -291,7 +293,7 @@ impl Unsubscribe {
             len += props_block_len(version, self.properties.wire_len());
         }
         for filter in &self.filters {
-            validate_topic_filter(filter).map_err(EncodeError::InvalidTopicFilter)?;
+            validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             len += filter.wire_len();
         }
         Ok(len)
