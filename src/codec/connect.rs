@@ -101,7 +101,7 @@ impl Connect {
         }
     }
 
-    pub(super) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let name = r.string()?;
         let level = r.u8()?;
         let protocol = match (name.as_str(), ProtocolVersion::from_level(level)) {
@@ -310,7 +310,7 @@ impl ConnAck {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8()?;
         // [MQTT-3.2.2-1] Bits 7-1 are reserved and MUST be 0.
         if flags & 0xFE != 0 {

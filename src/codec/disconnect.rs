@@ -36,7 +36,7 @@ impl Disconnect {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let mut out = Disconnect::default();
         if version == ProtocolVersion::V5 {
             // §3.14.2.1: "If the Remaining Length is less than 1 the value of
@@ -104,7 +104,7 @@ impl Auth {
         }
     }
 
-    pub(super) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // §3.15.2.1: "The Reason Code and Property Length can be omitted if
         // the Reason Code is 0x00 (Success) and there are no Properties."
         let mut out = Auth::new(AuthReasonCode::Success);

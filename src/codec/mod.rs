@@ -189,7 +189,7 @@ pub enum PacketType {
 }
 
 impl PacketType {
-    fn from_u8(value: u8) -> Option<Self> {
+    const fn from_u8(value: u8) -> Option<Self> {
         use PacketType::*;
         Some(match value {
             1 => Connect,
@@ -384,68 +384,143 @@ impl Packet {
         Ok(())
     }
 
-    /// Reads one packet from its type and flags (its first byte, already
-    /// checked by `check_first_byte`) and complete body.
-    #[inline]
-    fn read(
+    /// Reads one packet other than PUBLISH, `buf[header_len..total]`, and
+    /// advances `buf` past it, also when it fails.
+    ///
+    /// Out of line: PUBLISH, the packet that matters for speed, has its own
+    /// path inlined into the caller (`Publish::read_packet`); the others
+    /// share this one. Each is returned inside `Ok(Some(..))` where it is
+    /// built, so it is not copied again on the way out.
+    #[inline(never)]
+    fn read_other(
+        buf: &mut Bytes,
         packet_type: PacketType,
-        flags: u8,
-        body: Bytes,
+        header_len: usize,
+        total: usize,
         version: ProtocolVersion,
-    ) -> Result<Packet, DecodeError> {
-        let mut r = Reader::new(body);
-        let packet = match packet_type {
-            PacketType::Connect => Packet::Connect(Box::new(Connect::read(&mut r)?)),
-            PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::read(&mut r, version)?)),
-            PacketType::Publish => Packet::Publish(Publish::read(flags, &mut r, version)?),
-            PacketType::PubAck => Packet::PubAck(PubAck::read(&mut r, version, packet_type)?),
-            PacketType::PubRec => Packet::PubRec(PubRec::read(&mut r, version, packet_type)?),
-            PacketType::PubRel => Packet::PubRel(PubRel::read(&mut r, version, packet_type)?),
-            PacketType::PubComp => Packet::PubComp(PubComp::read(&mut r, version, packet_type)?),
-            PacketType::Subscribe => Packet::Subscribe(Subscribe::read(&mut r, version)?),
-            PacketType::SubAck => Packet::SubAck(SubAck::read(&mut r, version)?),
-            PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::read(&mut r, version)?),
-            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::read(&mut r, version)?),
-            PacketType::PingReq => Packet::PingReq,
-            PacketType::PingResp => Packet::PingResp,
-            PacketType::Disconnect => Packet::Disconnect(Disconnect::read(&mut r, version)?),
-            PacketType::Auth => Packet::Auth(Auth::read(&mut r)?),
-        };
-        r.finish()?;
-        Ok(packet)
+    ) -> Result<Option<Packet>, DecodeError> {
+        let (v, t) = (version, packet_type);
+        let mut r = Reader::new(buf, header_len, total);
+        // Reads the packet's fields, checks that the packet ends exactly
+        // where its remaining length says (after the fields, so that their
+        // errors come first), then lets go of `buf`'s bytes.
+        macro_rules! read {
+            ($read:expr) => {{
+                let read = $read;
+                match read.and_then(|value| r.finish().map(|()| value)) {
+                    Ok(value) => {
+                        buf.advance(total);
+                        value
+                    }
+                    Err(e) => return publish::fail(buf, total, e),
+                }
+            }};
+        }
+        Ok(Some(match packet_type {
+            PacketType::Connect => Packet::Connect(Box::new(read!(Connect::read(&mut r)))),
+            PacketType::ConnAck => Packet::ConnAck(Box::new(read!(ConnAck::read(&mut r, v)))),
+            PacketType::PubAck => Packet::PubAck(read!(PubAck::read(&mut r, v, t))),
+            PacketType::PubRec => Packet::PubRec(read!(PubRec::read(&mut r, v, t))),
+            PacketType::PubRel => Packet::PubRel(read!(PubRel::read(&mut r, v, t))),
+            PacketType::PubComp => Packet::PubComp(read!(PubComp::read(&mut r, v, t))),
+            PacketType::Subscribe => Packet::Subscribe(read!(Subscribe::read(&mut r, v))),
+            PacketType::SubAck => Packet::SubAck(read!(SubAck::read(&mut r, v))),
+            PacketType::Unsubscribe => Packet::Unsubscribe(read!(Unsubscribe::read(&mut r, v))),
+            PacketType::UnsubAck => Packet::UnsubAck(read!(UnsubAck::read(&mut r, v))),
+            PacketType::PingReq => read!(Ok(Packet::PingReq)),
+            PacketType::PingResp => read!(Ok(Packet::PingResp)),
+            PacketType::Disconnect => Packet::Disconnect(read!(Disconnect::read(&mut r, v))),
+            PacketType::Auth => Packet::Auth(read!(Auth::read(&mut r))),
+            // Not reached: `read_packet` sends PUBLISH to `Publish::read_packet`.
+            PacketType::Publish => {
+                debug_assert!(false, "PUBLISH in read_other");
+                let e = DecodeError::InvalidPacketType(PacketType::Publish as u8);
+                return publish::fail(buf, total, e);
+            }
+        }))
     }
 }
+
+/// Reads the packet `buf[..total]`, whose fixed header (`header_len`
+/// bytes) is already checked, and advances `buf` past it.
+#[inline(always)]
+fn read_packet(
+    buf: &mut Bytes,
+    packet_type: PacketType,
+    flags: u8,
+    header_len: usize,
+    total: usize,
+    version: ProtocolVersion,
+) -> Result<Option<Packet>, DecodeError> {
+    if packet_type == PacketType::Publish {
+        return Publish::read_packet(flags, buf, header_len, total, version);
+    }
+    Packet::read_other(buf, packet_type, header_len, total, version)
+}
+
+/// The packet type of each value of the first byte's high four bits.
+const PACKET_TYPES: [Option<PacketType>; 16] = {
+    let mut types = [None; 16];
+    let mut bits = 0;
+    while bits < 16 {
+        types[bits] = PacketType::from_u8(bits as u8);
+        bits += 1;
+    }
+    types
+};
 
 /// Checks the first byte of a packet: a known type for this version, with the
 /// fixed-header flags that type requires.
 ///
 /// Called as soon as one byte is buffered, so garbage is rejected at once
 /// instead of after waiting for a body its remaining length announces.
+#[inline(always)]
 fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, DecodeError> {
     let type_bits = first >> 4;
     let flags = first & 0x0F;
-    let packet_type = match PacketType::from_u8(type_bits) {
-        // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
-        Some(PacketType::Auth) if version == ProtocolVersion::V311 => {
-            return Err(DecodeError::InvalidPacketType(type_bits));
-        }
-        Some(t) => t,
-        None => return Err(DecodeError::InvalidPacketType(type_bits)),
+    let Some(packet_type) = PACKET_TYPES[usize::from(type_bits)] else {
+        return Err(DecodeError::InvalidPacketType(type_bits));
     };
+    if packet_type == PacketType::Publish {
+        // PUBLISH flags are checked when the packet is read, but for
+        // [MQTT-3.3.1-4]: a PUBLISH MUST NOT have both QoS bits set to 1.
+        if (flags >> 1) & 0b11 == 0b11 {
+            return Err(DecodeError::InvalidQoS);
+        }
+        return Ok(packet_type);
+    }
+    // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
+    if packet_type == PacketType::Auth && version == ProtocolVersion::V311 {
+        return Err(DecodeError::InvalidPacketType(type_bits));
+    }
     // [MQTT-2.1.3-1] Reserved flag bits MUST be set to the listed values;
-    // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise. PUBLISH
-    // flags are checked when the packet is read.
-    if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
+    // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise.
+    if flags != packet_type.required_flags() {
         return Err(DecodeError::InvalidHeaderFlags {
             packet: packet_type,
             flags,
         });
     }
-    // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
-    if packet_type == PacketType::Publish && (flags >> 1) & 0b11 == 0b11 {
-        return Err(DecodeError::InvalidQoS);
-    }
     Ok(packet_type)
+}
+
+/// [`frame_len`] with the common case inline: a remaining length below
+/// 128, in one byte.
+#[inline(always)]
+fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<(usize, usize)>, DecodeError> {
+    match buf.get(1) {
+        Some(&len) if len < 0x80 => {
+            let total = 2 + usize::from(len);
+            if total > max_packet_size {
+                return Err(DecodeError::PacketTooLarge {
+                    size: total,
+                    max: max_packet_size,
+                });
+            }
+            Ok(Some((2, total)))
+        }
+        _ => frame_len(buf, max_packet_size),
+    }
 }
 
 /// Where the next packet in `buf` ends: `Ok(Some((header_len, total_len)))`,
@@ -497,7 +572,7 @@ pub fn decode(
         return Ok(None);
     };
     let packet_type = check_first_byte(first, version)?;
-    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+    let Some((header_len, total)) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
     if buf.len() < total {
@@ -507,9 +582,10 @@ pub fn decode(
         buf.reserve((total - buf.len()).min(MAX_EAGER_RESERVE));
         return Ok(None);
     }
+    // The packet's bytes become a `Bytes` of their own (which a PUBLISH's
+    // payload then takes over), and are read as `decode_bytes` reads them.
     let mut frame = buf.split_to(total).freeze();
-    frame.advance(header_len);
-    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
+    read_packet(&mut frame, packet_type, first & 0x0F, header_len, total, version)
 }
 
 /// Decodes the next packet from the front of an immutable `Bytes`.
@@ -529,19 +605,18 @@ pub fn decode_bytes(
         return Ok(None);
     };
     let packet_type = check_first_byte(first, version)?;
-    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+    let Some((header_len, total)) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
     if buf.len() < total {
         return Ok(None);
     }
-    let mut frame = buf.split_to(total);
-    frame.advance(header_len);
-    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
+    read_packet(buf, packet_type, first & 0x0F, header_len, total, version)
 }
 
 /// Reads a packet identifier, which must not be 0 ([MQTT-2.2.1-3]).
-fn read_packet_id(r: &mut Reader, packet: PacketType) -> Result<NonZeroU16, DecodeError> {
+#[inline]
+fn read_packet_id(r: &mut Reader<'_>, packet: PacketType) -> Result<NonZeroU16, DecodeError> {
     NonZeroU16::new(r.u16()?).ok_or(DecodeError::ZeroPacketId(packet))
 }
 

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::error::DecodeError;
@@ -102,78 +102,141 @@ pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
     })
 }
 
+/// A cursor over one packet body (or one property block) that borrows the
+/// buffer the packet lies in.
+///
+/// Fields are read by index over the borrowed bytes; only the fields a
+/// decoded packet keeps become `Bytes` (a slice of `src`: one reference
+/// count increment each, no copy). Fields that are only checked (the user
+/// properties while a property block is validated, say) never become
+/// `Bytes` at all, and no intermediate `Bytes` for the frame or a property
+/// block is made.
 #[derive(Debug)]
-pub(crate) struct Reader {
-    buf: Bytes,
+pub(crate) struct Reader<'a> {
+    /// The buffer the packet lies in, to slice kept fields from.
+    src: &'a Bytes,
+    /// `src` up to the end of what this reader may read.
+    data: &'a [u8],
+    /// The next byte to read; at most `data.len()`.
+    pos: usize,
 }
 
-impl Reader {
-    pub(crate) fn new(buf: Bytes) -> Self {
-        Reader { buf }
+impl<'a> Reader<'a> {
+    /// A reader of `src[start..end]`; `start <= end <= src.len()`.
+    #[inline]
+    pub(crate) fn new(src: &'a Bytes, start: usize, end: usize) -> Self {
+        let data = src.get(..end).unwrap_or_default();
+        Reader {
+            src,
+            data,
+            pos: start.min(data.len()),
+        }
     }
 
+    /// A reader of all of `src`.
+    #[cfg(test)]
+    pub(crate) fn whole(src: &'a Bytes) -> Self {
+        Reader::new(src, 0, src.len())
+    }
+
+    /// Where the next read starts, as an index into the source buffer.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
+        self.data.len() - self.pos
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Everything not read yet, leaving the reader empty (a PUBLISH payload).
-    pub(crate) fn take_rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        self.pos == self.data.len()
     }
 
     /// Fails with [`DecodeError::TrailingBytes`] if anything is left: a
     /// packet must end exactly where its remaining length says.
+    #[inline]
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
+        if self.is_empty() {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes)
         }
     }
 
-    fn need(&self, n: usize) -> Result<(), DecodeError> {
-        if self.buf.len() < n {
-            Err(DecodeError::UnexpectedEnd)
-        } else {
-            Ok(())
-        }
+    /// The next `N` bytes.
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let Some(&bytes) = self.data.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) else {
+            return Err(DecodeError::UnexpectedEnd);
+        };
+        self.pos += N;
+        Ok(bytes)
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.need(1)?;
-        Ok(self.buf.get_u8())
+        self.array::<1>().map(|[b]| b)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        self.need(2)?;
-        Ok(self.buf.get_u16())
+        self.array().map(u16::from_be_bytes)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.need(4)?;
-        Ok(self.buf.get_u32())
+        self.array().map(u32::from_be_bytes)
     }
 
+    /// Skips the next byte if it is 0 (an empty property block), and says
+    /// whether it did.
+    #[inline(always)]
+    pub(crate) fn skip_zero_byte(&mut self) -> bool {
+        let zero = self.data.get(self.pos) == Some(&0);
+        self.pos += usize::from(zero);
+        zero
+    }
+
+    /// The next `n` bytes, borrowed; for fields that are checked, not kept.
+    #[inline]
+    pub(crate) fn slice(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let Some(bytes) = self.data.get(self.pos..).and_then(|rest| rest.get(..n)) else {
+            return Err(DecodeError::UnexpectedEnd);
+        };
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    /// The next `n` bytes as a slice of the source buffer, for fields a
+    /// packet keeps.
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
-        self.need(n)?;
-        Ok(self.buf.split_to(n))
+        let start = self.pos;
+        self.slice(n)?;
+        Ok(self.src.slice(start..self.pos))
     }
 
-    /// A variable byte integer (§1.5.5), at most four bytes, minimally encoded.
-    pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
-        match read_var_int(&self.buf)? {
-            Some((value, len)) => {
-                self.buf.advance(len);
-                Ok(value)
-            }
-            // Inside a packet body there is no "more to come": the body is
-            // complete, so a variable integer cut short is malformed.
-            None => Err(DecodeError::UnexpectedEnd),
-        }
+    /// A reader of the next `n` bytes (a property block), which this
+    /// reader skips.
+    #[inline]
+    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
+        let start = self.pos;
+        self.slice(n)?;
+        Ok(Reader {
+            src: self.src,
+            data: self.data.get(..self.pos).unwrap_or_default(),
+            pos: start,
+        })
+    }
+
+    /// `src[start..end]` as a `Bytes` slice (a property block that a
+    /// packet keeps, once it has been validated).
+    #[inline]
+    pub(crate) fn src_slice(&self, start: usize, end: usize) -> Bytes {
+        self.src.slice(start..end)
     }
 
     /// How many entries of "a length-prefixed field, then `trailer` bytes"
@@ -185,7 +248,7 @@ impl Reader {
     /// packet of bad entries cannot make us reserve memory for all of them
     /// before the first is refused.
     pub(crate) fn count_entries(&self, trailer: usize) -> usize {
-        let bytes = &self.buf[..];
+        let bytes = self.data.get(self.pos..).unwrap_or_default();
         let (mut pos, mut n) = (0, 0);
         while n < MAX_PRESIZE {
             let Some(&[hi, lo]) = bytes.get(pos..pos + 2) else {
@@ -200,16 +263,55 @@ impl Reader {
         n
     }
 
+    /// A variable byte integer (§1.5.5), at most four bytes, minimally encoded.
+    #[inline]
+    pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
+        // One byte (below 128) is by far the most common: property
+        // identifiers, short property blocks.
+        if let Some(&b) = self.data.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u32::from(b));
+        }
+        match read_var_int(self.data.get(self.pos..).unwrap_or_default())? {
+            Some((value, len)) => {
+                self.pos += len;
+                Ok(value)
+            }
+            // Inside a packet body there is no "more to come": the body is
+            // complete, so a variable integer cut short is malformed.
+            None => Err(DecodeError::UnexpectedEnd),
+        }
+    }
+
+    /// The length prefix of a binary field or string.
+    #[inline]
+    fn field_len(&mut self) -> Result<usize, DecodeError> {
+        self.u16().map(usize::from)
+    }
+
     /// Binary data: a two-byte length, then that many bytes (§1.5.6).
+    #[inline]
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
-        let len = self.u16()? as usize;
+        let len = self.field_len()?;
         self.bytes(len)
     }
 
     /// A UTF-8 encoded string (§1.5.4): validated once, then a view.
+    #[inline]
     pub(crate) fn string(&mut self) -> Result<MqttString, DecodeError> {
         let raw = self.binary()?;
         MqttString::from_wire(raw)
+    }
+
+    /// A UTF-8 encoded string that is checked as [`string`](Self::string)
+    /// checks it (same errors), but not kept: no `Bytes` is made.
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let len = self.field_len()?;
+        let raw = self.slice(len)?;
+        check_wire_str(raw)
     }
 
     /// A topic name, and whether it needs the full topic-name check; see
@@ -219,6 +321,17 @@ impl Reader {
         let raw = self.binary()?;
         MqttString::topic_from_wire(raw)
     }
+}
+
+/// What [`MqttString::from_wire`] checks, on borrowed bytes.
+fn check_wire_str(raw: &[u8]) -> Result<(), DecodeError> {
+    // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
+    std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
+    if has_nul(raw) {
+        return Err(DecodeError::NulInString);
+    }
+    Ok(())
 }
 
 /// Reads a variable byte integer from the front of `buf`.
@@ -575,7 +688,7 @@ mod tests {
         );
         // A decoded string is a view into the input: same pointer.
         let input = Bytes::from_static(b"\x00\x03abc");
-        let mut r = Reader::new(input.clone());
+        let mut r = Reader::whole(&input);
         let s = r.string().unwrap();
         assert_eq!(s, "abc");
         assert_eq!(s.as_ptr(), input[2..].as_ptr());
@@ -583,9 +696,11 @@ mod tests {
 
     #[test]
     fn reader_never_reads_past_the_end() {
-        let mut r = Reader::new(Bytes::from_static(&[0x00, 0x05, b'a']));
+        let short = Bytes::from_static(&[0x00, 0x05, b'a']);
+        let mut r = Reader::whole(&short);
         assert_eq!(r.string(), Err(DecodeError::UnexpectedEnd));
-        let mut r = Reader::new(Bytes::from_static(&[0x01]));
+        let one = Bytes::from_static(&[0x01]);
+        let mut r = Reader::whole(&one);
         assert_eq!(r.u16(), Err(DecodeError::UnexpectedEnd));
         assert_eq!(r.u8(), Ok(1));
         assert_eq!(r.u8(), Err(DecodeError::UnexpectedEnd));

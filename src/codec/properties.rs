@@ -138,7 +138,8 @@ impl PropertyId {
 }
 
 /// Reads the identifier of the next property in a block.
-fn read_id(r: &mut Reader) -> Result<PropertyId, DecodeError> {
+#[inline]
+fn read_id(r: &mut Reader<'_>) -> Result<PropertyId, DecodeError> {
     // The identifier is a variable byte integer; all defined ones fit in
     // one byte, so a longer encoding cannot name a known property.
     let raw = r.var_int()?;
@@ -148,34 +149,42 @@ fn read_id(r: &mut Reader) -> Result<PropertyId, DecodeError> {
         .ok_or(DecodeError::UnknownProperty(raw.min(0xFF) as u8))
 }
 
-/// Skips one property value of the given identifier.
-fn skip_value(id: PropertyId, r: &mut Reader) -> Result<(), DecodeError> {
-    match id.layout() {
-        Layout::Byte => r.u8().map(drop),
-        Layout::U16 => r.u16().map(drop),
-        Layout::U32 => r.u32().map(drop),
-        Layout::VarInt => r.var_int().map(drop),
-        Layout::Str => r.string().map(drop),
-        Layout::Bin => r.binary().map(drop),
+/// Skips one property value of the given identifier in a block that was
+/// validated when it was decoded: lengths are followed, nothing is checked.
+fn skip_value(id: PropertyId, r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    let n = match id.layout() {
+        Layout::Byte => 1,
+        Layout::U16 => 2,
+        Layout::U32 => 4,
+        Layout::VarInt => return r.var_int().map(drop),
+        Layout::Str | Layout::Bin => usize::from(r.u16()?),
         Layout::Pair => {
-            r.string()?;
-            r.string().map(drop)
+            let key = usize::from(r.u16()?);
+            r.slice(key)?;
+            usize::from(r.u16()?)
         }
-    }
+    };
+    r.slice(n).map(drop)
 }
 
-/// Reads the property length and returns the block it covers.
-pub(crate) fn read_block(r: &mut Reader) -> Result<Bytes, DecodeError> {
+/// Reads the property length and returns a reader of the block it covers,
+/// with the block's start and end in the source buffer.
+#[inline]
+pub(crate) fn read_block<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(Reader<'a>, usize, usize), DecodeError> {
     let len = r.var_int()? as usize;
     if len > r.remaining() {
         return Err(DecodeError::PropertyLengthOverrun);
     }
-    r.bytes(len)
+    let start = r.position();
+    let block = r.sub(len)?;
+    Ok((block, start, r.position()))
 }
 
 /// A value type a single-valued property can hold.
 pub(crate) trait PropValue: Sized {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError>;
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError>;
     fn wire_len(&self) -> usize;
     fn write(&self, buf: &mut BytesMut);
     /// Checks a value the user set before it is written: what the
@@ -186,7 +195,7 @@ pub(crate) trait PropValue: Sized {
 }
 
 impl PropValue for bool {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // Every flag property: "It is a Protocol Error to include a value
         // other than 0 or 1."
         match r.u8()? {
@@ -214,7 +223,7 @@ pub enum PayloadFormat {
 }
 
 impl PropValue for PayloadFormat {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(PayloadFormat::Unspecified),
             1 => Ok(PayloadFormat::Utf8),
@@ -236,7 +245,7 @@ impl PropValue for QoS {
     // Only Maximum QoS has this type: "It is a Protocol Error to include
     // Maximum QoS more than once, or to have a value other than 0 or 1"
     // (absent means 2).
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(QoS::AtMostOnce),
             1 => Ok(QoS::AtLeastOnce),
@@ -259,7 +268,7 @@ impl PropValue for QoS {
 }
 
 impl PropValue for u16 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u16()?;
         match (id, v) {
             // [MQTT-3.3.2-8] A Topic Alias of 0 is not permitted.
@@ -284,7 +293,7 @@ impl PropValue for u16 {
 }
 
 impl PropValue for u32 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u32()?;
         // "It is a Protocol Error to include ... the Maximum Packet Size ... [of] zero."
         if id == PropertyId::MaximumPacketSize && v == 0 {
@@ -308,7 +317,7 @@ impl PropValue for u32 {
 
 /// Subscription Identifiers are variable byte integers from 1 to 268,435,455.
 impl PropValue for NonZeroU32 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // "It is a Protocol Error if the Subscription Identifier has a value of 0."
         NonZeroU32::new(r.var_int()?).ok_or(DecodeError::InvalidPropertyValue(id))
     }
@@ -327,7 +336,7 @@ impl PropValue for NonZeroU32 {
 }
 
 impl PropValue for MqttString {
-    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.string()
     }
     fn wire_len(&self) -> usize {
@@ -339,7 +348,7 @@ impl PropValue for MqttString {
 }
 
 impl PropValue for Bytes {
-    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.binary()
     }
     fn wire_len(&self) -> usize {
@@ -384,51 +393,90 @@ fn opt_check<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<(), EncodeEr
 trait Repeated {
     const ID: PropertyId;
     type Item: Clone;
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError>;
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError>;
+    /// Checks one value as [`read`](Self::read) would, without keeping it.
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError>;
     fn wire_len(item: &Self::Item) -> usize;
     fn write(item: &Self::Item, buf: &mut BytesMut);
 }
 
-/// Storage for a repeatable property: the decoded block it came in (parsed
-/// on demand, so decoding costs no allocation) or a list the user built.
-#[derive(Clone)]
+/// Storage for a repeatable property: nothing, the decoded block it came
+/// in (parsed on demand, so decoding costs no allocation), or a list the
+/// user built.
+#[derive(Clone, Default)]
 enum List<I> {
-    /// A whole property block that was validated when it was decoded.
+    /// No entries (and nothing to free when dropped).
+    #[default]
+    Empty,
+    /// A whole property block that was validated when it was decoded and
+    /// holds at least one entry of this list's property.
     Wire(Bytes),
     Owned(Vec<I>),
 }
 
-impl<I> Default for List<I> {
-    fn default() -> Self {
-        List::Owned(Vec::new())
-    }
-}
-
-/// Iterates over one repeatable property within a property block.
-struct WireIter<R: Repeated> {
-    r: Reader,
+/// Where the entries of one repeatable property lie within a validated
+/// property block: each entry's range, identifier included.
+struct WireEntries<'a, R: Repeated> {
+    block: &'a Bytes,
+    pos: usize,
     _kind: std::marker::PhantomData<R>,
 }
 
-impl<R: Repeated> Iterator for WireIter<R> {
-    type Item = R::Item;
-    fn next(&mut self) -> Option<R::Item> {
+impl<'a, R: Repeated> WireEntries<'a, R> {
+    fn new(block: &'a Bytes) -> Self {
+        WireEntries {
+            block,
+            pos: 0,
+            _kind: std::marker::PhantomData,
+        }
+    }
+
+    /// A reader positioned at the next entry's value, and the entry's
+    /// start; `None` at the end.
+    fn next_entry(&mut self) -> Option<(Reader<'a>, usize)> {
         // The block was fully validated when it was decoded, so none of these
         // reads fail; if one did, ending the iteration is the safe answer.
-        while !self.r.is_empty() {
-            let id = read_id(&mut self.r).ok()?;
+        let mut r = Reader::new(self.block, self.pos, self.block.len());
+        while !r.is_empty() {
+            let start = r.position();
+            let id = read_id(&mut r).ok()?;
             if id == R::ID {
-                return R::read(&mut self.r).ok();
+                return Some((r, start));
             }
-            skip_value(id, &mut self.r).ok()?;
+            skip_value(id, &mut r).ok()?;
         }
+        self.pos = r.position();
         None
+    }
+}
+
+impl<R: Repeated> Iterator for WireEntries<'_, R> {
+    /// An entry's range within the block.
+    type Item = std::ops::Range<usize>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (mut r, start) = self.next_entry()?;
+        skip_value(R::ID, &mut r).ok()?;
+        self.pos = r.position();
+        Some(start..self.pos)
+    }
+}
+
+/// Iterates over one repeatable property's values within a property block.
+struct WireIter<'a, R: Repeated>(WireEntries<'a, R>);
+
+impl<R: Repeated> Iterator for WireIter<'_, R> {
+    type Item = R::Item;
+    fn next(&mut self) -> Option<R::Item> {
+        let (mut r, _) = self.0.next_entry()?;
+        let item = R::read(&mut r).ok()?;
+        self.0.pos = r.position();
+        Some(item)
     }
 }
 
 /// Either a wire iterator or a slice iterator, without boxing.
 enum ListIter<'a, R: Repeated> {
-    Wire(WireIter<R>),
+    Wire(WireIter<'a, R>),
     Owned(std::slice::Iter<'a, R::Item>),
 }
 
@@ -445,38 +493,60 @@ impl<R: Repeated> Iterator for ListIter<'_, R> {
 impl<I: Clone> List<I> {
     fn iter<R: Repeated<Item = I>>(&self) -> ListIter<'_, R> {
         match self {
-            List::Wire(block) => ListIter::Wire(WireIter {
-                r: Reader::new(block.clone()),
-                _kind: std::marker::PhantomData,
-            }),
+            List::Empty => ListIter::Owned([].iter()),
+            List::Wire(block) => ListIter::Wire(WireIter(WireEntries::new(block))),
             List::Owned(v) => ListIter::Owned(v.iter()),
         }
     }
 
     fn push<R: Repeated<Item = I>>(&mut self, item: I) {
-        if let List::Wire(_) = self {
-            *self = List::Owned(self.iter::<R>().collect());
-        }
-        if let List::Owned(v) = self {
-            v.push(item);
+        match self {
+            List::Empty => *self = List::Owned(vec![item]),
+            List::Wire(_) => {
+                let mut v: Vec<I> = self.iter::<R>().collect();
+                v.push(item);
+                *self = List::Owned(v);
+            }
+            List::Owned(v) => v.push(item),
         }
     }
 
+    #[inline]
     fn is_empty<R: Repeated<Item = I>>(&self) -> bool {
         match self {
-            List::Wire(_) => self.iter::<R>().next().is_none(),
+            List::Empty => true,
+            List::Wire(block) => WireEntries::<R>::new(block).next().is_none(),
             List::Owned(v) => v.is_empty(),
         }
     }
 
+    /// Wire size of the entries, identifiers included.
+    #[inline]
     fn wire_len<R: Repeated<Item = I>>(&self) -> usize {
-        self.iter::<R>().map(|i| 1 + R::wire_len(&i)).sum()
+        match self {
+            List::Empty => 0,
+            // The entries as they came, measured without parsing them.
+            List::Wire(block) => WireEntries::<R>::new(block).map(|e| e.len()).sum(),
+            List::Owned(v) => v.iter().map(|i| 1 + R::wire_len(i)).sum(),
+        }
     }
 
+    #[inline]
     fn write<R: Repeated<Item = I>>(&self, buf: &mut BytesMut) {
-        for item in self.iter::<R>() {
-            buf.put_u8(R::ID as u8);
-            R::write(&item, buf);
+        match self {
+            List::Empty => {}
+            // Copied as they came: they were validated when decoded.
+            List::Wire(block) => {
+                for entry in WireEntries::<R>::new(block) {
+                    buf.extend_from_slice(block.get(entry).unwrap_or_default());
+                }
+            }
+            List::Owned(v) => {
+                for item in v {
+                    buf.put_u8(R::ID as u8);
+                    R::write(item, buf);
+                }
+            }
         }
     }
 }
@@ -486,8 +556,13 @@ struct UserPair;
 impl Repeated for UserPair {
     const ID: PropertyId = PropertyId::UserProperty;
     type Item = (MqttString, MqttString);
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError> {
         Ok((r.string()?, r.string()?))
+    }
+    #[inline]
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        r.skip_string()?;
+        r.skip_string()
     }
     fn wire_len((k, v): &Self::Item) -> usize {
         k.wire_len() + v.wire_len()
@@ -503,8 +578,12 @@ struct SubId;
 impl Repeated for SubId {
     const ID: PropertyId = PropertyId::SubscriptionIdentifier;
     type Item = NonZeroU32;
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError> {
         NonZeroU32::read(PropertyId::SubscriptionIdentifier, r)
+    }
+    #[inline]
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        Self::read(r).map(drop)
     }
     fn wire_len(item: &Self::Item) -> usize {
         PropValue::wire_len(item)
@@ -708,22 +787,29 @@ macro_rules! property_set {
 
             /// Reads the property length and the properties it covers;
             /// `packet` names the packet in errors.
-            pub(crate) fn read(r: &mut Reader, packet: PacketType) -> Result<Self, DecodeError> {
-                let block = read_block(r)?;
-                let mut out = Self::default();
+            // Each property is a local of its own until the struct is built
+            // in one expression at the end: with `read` inlined, the
+            // compiler then writes the fields straight into the packet
+            // being decoded, instead of filling a default struct and
+            // copying it (a PUBLISH's set is 176 bytes) once or twice.
+            #[inline]
+            pub(crate) fn read(r: &mut Reader<'_>, packet: PacketType) -> Result<Self, DecodeError> {
+                let (mut pr, start, end) = read_block(r)?;
+                $( let mut $field: Option<$ty> = None; )*
                 let mut has_users = false;
+                // Whether the repeatable property (if the set has one) was seen.
                 $( let mut $rfield = false; )?
-                let mut pr = Reader::new(block.clone());
                 while !pr.is_empty() {
                     let id = read_id(&mut pr)?;
                     match id {
-                        $( PropertyId::$id => set_once(&mut out.$field, PropValue::read(id, &mut pr)?, id)?, )*
+                        $( PropertyId::$id => set_once(&mut $field, PropValue::read(id, &mut pr)?, id)?, )*
                         $( PropertyId::$rid => {
-                            SubId::read(&mut pr)?;
+                            SubId::check_wire(&mut pr)?;
                             $rfield = true;
                         } )?
                         PropertyId::UserProperty => {
-                            UserPair::read(&mut pr)?;
+                            // Checked here, kept below as part of the block.
+                            UserPair::check_wire(&mut pr)?;
                             has_users = true;
                         }
                         property => {
@@ -733,13 +819,19 @@ macro_rules! property_set {
                 }
                 // Lists keep the whole block and pick their entries out when
                 // iterated: no copy, no allocation.
-                if has_users {
-                    out.user_properties = UserProperties::from_block(block.clone());
-                }
-                $( if $rfield {
-                    out.$rfield = $rty::from_block(block);
-                } )?
-                Ok(out)
+                Ok(Self {
+                    $( $field, )*
+                    $( $rfield: if $rfield {
+                        $rty::from_block(r.src_slice(start, end))
+                    } else {
+                        $rty::default()
+                    }, )?
+                    user_properties: if has_users {
+                        UserProperties::from_block(r.src_slice(start, end))
+                    } else {
+                        UserProperties::default()
+                    },
+                })
             }
 
             /// Size of the properties, without the property length.
@@ -941,7 +1033,7 @@ mod tests {
             20, 0x26, 0, 1, b'a', 0, 1, b'1', 0x1F, 0, 3, b'w', b'h', b'y', 0x26, 0, 1, b'a', 0, 1,
             b'2',
         ]);
-        let mut r = Reader::new(bytes.clone());
+        let mut r = Reader::whole(&bytes);
         let p = AckProperties::read(&mut r, PacketType::SubAck).unwrap();
         assert!(r.is_empty());
         assert_eq!(p.reason_string.as_deref(), Some("why"));
@@ -959,7 +1051,8 @@ mod tests {
     fn push_after_decode_keeps_the_decoded_pairs() {
         let bytes = Bytes::from_static(&[7, 0x26, 0, 1, b'k', 0, 1, b'v']);
         let mut p =
-            UnsubscribeProperties::read(&mut Reader::new(bytes), PacketType::Unsubscribe).unwrap();
+            UnsubscribeProperties::read(&mut Reader::whole(&bytes), PacketType::Unsubscribe)
+                .unwrap();
         p.user_properties
             .push(MqttString::from_static("k2"), MqttString::from_static("v2"));
         let keys: Vec<_> = p.user_properties.iter().map(|(k, _)| k).collect();
@@ -970,12 +1063,12 @@ mod tests {
     fn duplicates_and_foreign_properties_are_rejected() {
         let dup = Bytes::from_static(&[6, 0x1F, 0, 0, 0x1F, 0, 0]);
         assert_eq!(
-            AckProperties::read(&mut Reader::new(dup), PacketType::PubAck),
+            AckProperties::read(&mut Reader::whole(&dup), PacketType::PubAck),
             Err(DecodeError::DuplicateProperty(PropertyId::ReasonString))
         );
         let foreign = Bytes::from_static(&[2, 0x01, 0]);
         assert_eq!(
-            AckProperties::read(&mut Reader::new(foreign), PacketType::PubAck),
+            AckProperties::read(&mut Reader::whole(&foreign), PacketType::PubAck),
             Err(DecodeError::PropertyNotAllowed {
                 packet: PacketType::PubAck,
                 property: PropertyId::PayloadFormatIndicator

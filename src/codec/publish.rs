@@ -3,13 +3,15 @@
 
 use std::num::NonZeroU16;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{MqttString, Reader};
 use super::properties::{AckProperties, PublishProperties};
 use super::reason::{InvalidReasonCode, PubAckReasonCode, PubRelReasonCode};
-use super::{PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block};
+use super::{
+    Packet, PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block,
+};
 use crate::topic::{TopicError, validate_topic_name};
 
 /// An application message (§3.3), in either direction.
@@ -79,65 +81,96 @@ impl Publish {
         (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
     }
 
-    // Inlined into `Packet::read` so the packet is built where it is
-    // returned: a PUBLISH with its 5.0 properties is a few hundred bytes,
-    // and copying it up through each call was a fifth of a decode.
+    /// Reads a whole PUBLISH, `buf[header_len..total]` (its first byte
+    /// already checked and split into `flags`), and advances `buf` past it,
+    /// also when it fails.
+    ///
+    /// Fields are read by index over `buf`; the packet keeps slices of it
+    /// for the topic (and 5.0 properties that hold strings or lists) and
+    /// the payload, which is split off `buf` itself: two reference-count
+    /// increments in all for a 3.1.1 PUBLISH, none when `buf` is exactly
+    /// the packet (the `BytesMut` path, where the payload takes over the
+    /// frame).
+    ///
+    /// Inlined, through `decode_bytes` / `decode`, into the caller, and
+    /// the packet is assembled in one expression at the end, so it is
+    /// written straight into the caller's variable: a PUBLISH with its 5.0
+    /// properties is a few hundred bytes, and copying it up through each
+    /// call was a fifth of a decode.
     #[inline(always)]
-    pub(super) fn read(
+    pub(super) fn read_packet(
         flags: u8,
-        r: &mut Reader,
+        buf: &mut Bytes,
+        header_len: usize,
+        total: usize,
         version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let dup = flags & 0b1000 != 0;
-        // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
-        let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
-        let retain = flags & 0b0001 != 0;
-        // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
-        if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::DupOnQoS0);
+    ) -> Result<Option<Packet>, DecodeError> {
+        let mut r = Reader::new(buf, header_len, total);
+        let head = match Head::read(flags, &mut r) {
+            Ok(head) => head,
+            Err(e) => return fail(buf, total, e),
+        };
+        // 5.0: most PUBLISHes carry no properties (a property length of 0),
+        // and are then built as a 3.1.1 one is, without a property set to
+        // read and move.
+        let no_properties = version == ProtocolVersion::V311 || r.skip_zero_byte();
+        if no_properties {
+            if head.topic.is_empty() {
+                return fail(buf, total, match version {
+                    // 3.1.1 has no aliases: [MQTT-4.7.3-1] topics are at
+                    // least one character.
+                    ProtocolVersion::V311 => DecodeError::InvalidTopicName(TopicError::Empty),
+                    // 5.0 §3.3.2.3.4: an empty topic name needs a Topic Alias.
+                    ProtocolVersion::V5 => DecodeError::EmptyTopicWithoutAlias,
+                });
+            }
+            if let Err(e) = head.check_topic() {
+                return fail(buf, total, e);
+            }
+            let payload_start = r.position();
+            let payload = split_payload(buf, payload_start, total);
+            return Ok(Some(Packet::Publish(Publish {
+                dup: head.dup,
+                qos: head.qos,
+                retain: head.retain,
+                topic: head.topic,
+                packet_id: head.packet_id,
+                properties: PublishProperties::default(),
+                payload,
+            })));
         }
-        let (topic, check_topic) = r.topic_name()?;
-        let packet_id = match qos {
-            QoS::AtMostOnce => None,
-            _ => Some(read_packet_id(r, PacketType::Publish)?),
+        let properties = match PublishProperties::read(&mut r, PacketType::Publish) {
+            Ok(properties) => properties,
+            Err(e) => return fail(buf, total, e),
         };
-        let properties = match version {
-            ProtocolVersion::V5 => PublishProperties::read(r, PacketType::Publish)?,
-            ProtocolVersion::V311 => PublishProperties::default(),
-        };
-        if topic.is_empty() {
+        if head.topic.is_empty() {
             // 5.0 §3.3.2.3.4: an empty topic name with a Topic Alias means
             // "the topic this alias was set to"; without one it is an error.
-            // 3.1.1 has no aliases: [MQTT-4.7.3-1] topics are at least one character.
-            match version {
-                ProtocolVersion::V5 if properties.topic_alias.is_some() => {}
-                ProtocolVersion::V5 => return Err(DecodeError::EmptyTopicWithoutAlias),
-                ProtocolVersion::V311 => {
-                    return Err(DecodeError::InvalidTopicName(TopicError::Empty));
-                }
+            if properties.topic_alias.is_none() {
+                return fail(buf, total, DecodeError::EmptyTopicWithoutAlias);
             }
-        } else if check_topic {
-            // [MQTT-3.3.2-2] The Topic Name MUST NOT contain wildcard
-            // characters. `topic_name` found none of them (nor U+0000) in
-            // its one pass unless `check_topic` is set.
-            validate_topic_name(&topic).map_err(DecodeError::InvalidTopicName)?;
+        } else if let Err(e) = head.check_topic() {
+            return fail(buf, total, e);
         }
         if let Some(response_topic) = &properties.response_topic {
             // [MQTT-3.3.2-14] The Response Topic MUST be a UTF-8 Encoded
             // String, and is a Topic Name, so no wildcards.
-            validate_topic_name(response_topic)
-                .map_err(|_| DecodeError::InvalidPropertyValue(super::PropertyId::ResponseTopic))?;
+            if validate_topic_name(response_topic).is_err() {
+                let e = DecodeError::InvalidPropertyValue(super::PropertyId::ResponseTopic);
+                return fail(buf, total, e);
+            }
         }
-        let payload = r.take_rest();
-        Ok(Publish {
-            dup,
-            qos,
-            retain,
-            topic,
-            packet_id,
+        let payload_start = r.position();
+        let payload = split_payload(buf, payload_start, total);
+        Ok(Some(Packet::Publish(Publish {
+            dup: head.dup,
+            qos: head.qos,
+            retain: head.retain,
+            topic: head.topic,
+            packet_id: head.packet_id,
             properties,
             payload,
-        })
+        })))
     }
 
     fn check(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
@@ -183,6 +216,74 @@ impl Publish {
         }
         buf.extend_from_slice(&self.payload);
     }
+}
+
+/// What comes before a PUBLISH's properties: the fixed header's flags, the
+/// topic name and the packet identifier.
+struct Head {
+    dup: bool,
+    qos: QoS,
+    retain: bool,
+    topic: MqttString,
+    /// The topic name has U+0000, a wildcard or nothing: worth the full
+    /// check, with its precise error.
+    check_topic: bool,
+    packet_id: Option<NonZeroU16>,
+}
+
+impl Head {
+    #[inline(always)]
+    fn read(flags: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let dup = flags & 0b1000 != 0;
+        // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
+        let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
+        let retain = flags & 0b0001 != 0;
+        // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
+        if dup && qos == QoS::AtMostOnce {
+            return Err(DecodeError::DupOnQoS0);
+        }
+        let (topic, check_topic) = r.topic_name()?;
+        let packet_id = match qos {
+            QoS::AtMostOnce => None,
+            _ => Some(read_packet_id(r, PacketType::Publish)?),
+        };
+        Ok(Head {
+            dup,
+            qos,
+            retain,
+            topic,
+            check_topic,
+            packet_id,
+        })
+    }
+
+    /// [MQTT-3.3.2-2] The Topic Name MUST NOT contain wildcard characters.
+    /// `topic_name` found none of them (nor U+0000) in its one pass unless
+    /// `check_topic` is set. The name is not empty here.
+    #[inline(always)]
+    fn check_topic(&self) -> Result<(), DecodeError> {
+        if self.check_topic {
+            validate_topic_name(&self.topic).map_err(DecodeError::InvalidTopicName)?;
+        }
+        Ok(())
+    }
+}
+
+/// Gives up on a PUBLISH: the input is advanced past it, as for any packet.
+#[cold]
+pub(super) fn fail<T>(buf: &mut Bytes, total: usize, e: DecodeError) -> Result<T, DecodeError> {
+    buf.advance(total);
+    Err(e)
+}
+
+/// `buf[start..total]` as the payload, `buf` advanced past `total`. When
+/// `buf` is exactly the packet, the payload takes it over without touching
+/// the reference count.
+#[inline(always)]
+fn split_payload(buf: &mut Bytes, start: usize, total: usize) -> Bytes {
+    let mut payload = buf.split_to(total);
+    payload.advance(start);
+    payload
 }
 
 fn props_len(version: ProtocolVersion, props: &PublishProperties) -> usize {
@@ -248,7 +349,7 @@ where
     }
 
     pub(super) fn read(
-        r: &mut Reader,
+        r: &mut Reader<'_>,
         version: ProtocolVersion,
         packet: PacketType,
     ) -> Result<Self, DecodeError> {

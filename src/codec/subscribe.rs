@@ -109,7 +109,7 @@ impl Subscribe {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Subscribe)?;
         let properties = match version {
             ProtocolVersion::V5 => SubscribeProperties::read(r, PacketType::Subscribe)?,
@@ -190,7 +190,7 @@ pub struct SubAck {
 }
 
 impl SubAck {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::SubAck)?;
         let properties = match version {
             ProtocolVersion::V5 => AckProperties::read(r, PacketType::SubAck)?,
@@ -260,7 +260,7 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Unsubscribe)?;
         let properties = match version {
             ProtocolVersion::V5 => UnsubscribeProperties::read(r, PacketType::Unsubscribe)?,
@@ -323,7 +323,7 @@ pub struct UnsubAck {
 }
 
 impl UnsubAck {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::UnsubAck)?;
         if version == ProtocolVersion::V311 {
             return Ok(UnsubAck {
