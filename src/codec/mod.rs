@@ -78,7 +78,7 @@ pub use subscribe::{
 };
 
 pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
-use primitives::{Reader, read_var_int, var_int_len, write_var_int};
+use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
 
 /// The MQTT protocol version spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -291,55 +291,57 @@ impl Packet {
         }
     }
 
-    /// The low four bits of the first byte.
-    fn flags(&self) -> u8 {
+    /// Measures everything after the fixed header, checking what the wire
+    /// cannot carry; see [`Sizes`].
+    fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         match self {
-            Packet::Publish(p) => p.flags(),
-            other => other.packet_type().required_flags(),
+            Packet::Connect(p) => p.measure(),
+            Packet::ConnAck(p) => p.measure(version),
+            Packet::Publish(p) => p.measure(version),
+            Packet::PubAck(p) | Packet::PubRec(p) => p.measure(version),
+            Packet::PubRel(p) | Packet::PubComp(p) => p.measure(version),
+            Packet::Subscribe(p) => p.measure(version),
+            Packet::SubAck(p) => p.measure(version),
+            Packet::Unsubscribe(p) => p.measure(version),
+            Packet::UnsubAck(p) => p.measure(version),
+            Packet::PingReq | Packet::PingResp => Ok(Sizes::body(0)),
+            Packet::Disconnect(p) => p.measure(version),
+            Packet::Auth(p) => p.measure(version),
         }
     }
 
-    /// Size of everything after the fixed header, checking what the wire
-    /// cannot carry.
-    fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
         match self {
-            Packet::Connect(p) => p.body_len(),
-            Packet::ConnAck(p) => p.body_len(version),
-            Packet::Publish(p) => p.body_len(version),
-            Packet::PubAck(p) | Packet::PubRec(p) => p.body_len(version),
-            Packet::PubRel(p) | Packet::PubComp(p) => p.body_len(version),
-            Packet::Subscribe(p) => p.body_len(version),
-            Packet::SubAck(p) => p.body_len(version),
-            Packet::Unsubscribe(p) => p.body_len(version),
-            Packet::UnsubAck(p) => p.body_len(version),
-            Packet::PingReq | Packet::PingResp => Ok(0),
-            Packet::Disconnect(p) => p.body_len(version),
-            Packet::Auth(p) => p.body_len(version),
-        }
-    }
-
-    fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        match self {
-            Packet::Connect(p) => p.write_body(buf),
-            Packet::ConnAck(p) => p.write_body(version, buf),
-            Packet::Publish(p) => p.write_body(version, buf),
-            Packet::PubAck(p) | Packet::PubRec(p) => p.write_body(version, buf),
-            Packet::PubRel(p) | Packet::PubComp(p) => p.write_body(version, buf),
-            Packet::Subscribe(p) => p.write_body(version, buf),
-            Packet::SubAck(p) => p.write_body(version, buf),
-            Packet::Unsubscribe(p) => p.write_body(version, buf),
-            Packet::UnsubAck(p) => p.write_body(version, buf),
+            Packet::Connect(p) => p.write_body(sizes, buf),
+            Packet::ConnAck(p) => p.write_body(version, sizes, buf),
+            Packet::Publish(p) => p.write_body(version, sizes, buf),
+            Packet::PubAck(p) | Packet::PubRec(p) => p.write_body(version, sizes, buf),
+            Packet::PubRel(p) | Packet::PubComp(p) => p.write_body(version, sizes, buf),
+            Packet::Subscribe(p) => p.write_body(version, sizes, buf),
+            Packet::SubAck(p) => p.write_body(version, sizes, buf),
+            Packet::Unsubscribe(p) => p.write_body(version, sizes, buf),
+            Packet::UnsubAck(p) => p.write_body(version, sizes, buf),
             Packet::PingReq | Packet::PingResp => {}
-            Packet::Disconnect(p) => p.write_body(version, buf),
-            Packet::Auth(p) => p.write_body(buf),
+            Packet::Disconnect(p) => p.write_body(version, sizes, buf),
+            Packet::Auth(p) => p.write_body(sizes, buf),
         }
+    }
+
+    /// The first byte: the type, and the flags (fixed but for PUBLISH).
+    fn first_byte(&self) -> u8 {
+        let packet_type = self.packet_type();
+        let flags = match self {
+            Packet::Publish(p) => p.flags(),
+            _ => packet_type.required_flags(),
+        };
+        ((packet_type as u8) << 4) | flags
     }
 
     /// The exact number of bytes [`encode`](Self::encode) will write.
     ///
     /// A CONNECT is always sized and written for the version it names.
     pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        let body = self.body_len(version)?;
+        let body = self.measure(version)?.body;
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
@@ -350,37 +352,36 @@ impl Packet {
     ///
     /// Reserves exactly the packet's size first; on error nothing is written.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let body = self.body_len(version)?;
+        // PUBLISH, the packet sent most, and its acknowledgements have
+        // paths of their own (the same steps, inlined, with the first byte
+        // known), and so do the keepalive pings.
+        match self {
+            Packet::Publish(p) => return p.encode(version, buf),
+            Packet::PubAck(p) => return p.encode(0x40, version, buf),
+            Packet::PubRec(p) => return p.encode(0x50, version, buf),
+            Packet::PubRel(p) => return p.encode(0x62, version, buf),
+            Packet::PubComp(p) => return p.encode(0x70, version, buf),
+            Packet::PingReq | Packet::PingResp => {
+                buf.extend_from_slice(&[self.first_byte(), 0]);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let sizes = self.measure(version)?;
+        let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
         buf.reserve(1 + var_int_len(body) + body);
-        let start = buf.len();
-        // The fixed header in one copy: the first byte and the remaining
-        // length (1 to 4 bytes), laid out on the stack.
-        let mut header = [0u8; 5];
-        header[0] = ((self.packet_type() as u8) << 4) | self.flags();
-        let mut len = 1;
-        let mut v = body;
-        loop {
-            let byte = (v & 0x7F) as u8;
-            v >>= 7;
-            header[len] = byte | if v > 0 { 0x80 } else { 0 };
-            len += 1;
-            if v == 0 || len == header.len() {
-                break;
-            }
-        }
-        buf.extend_from_slice(&header[..len]);
+        write_fixed_header(buf, self.first_byte(), body);
         let body_start = buf.len();
-        self.write_body(version, buf);
+        self.write_body(version, &sizes, buf);
         debug_assert_eq!(
             buf.len() - body_start,
             body,
             "{:?} body size",
             self.packet_type()
         );
-        debug_assert!(buf.len() > start);
         Ok(())
     }
 
@@ -629,9 +630,37 @@ fn props_block_len(version: ProtocolVersion, props_len: usize) -> usize {
 }
 
 /// Writes a property block with its length prefix (5.0 only).
+#[inline]
 fn write_props_block(buf: &mut BytesMut, props_len: usize, write: impl FnOnce(&mut BytesMut)) {
     write_var_int(buf, props_len);
-    write(buf);
+    if props_len > 0 {
+        write(buf);
+    }
+}
+
+/// What encoding a packet needs to know before it writes anything,
+/// measured (and checked) in one walk over the packet: the size of the
+/// body after the fixed header, and of each property block's contents
+/// (without its length prefix), which the body announces before them.
+/// Writing then uses these instead of measuring the properties again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sizes {
+    /// Everything after the fixed header.
+    body: usize,
+    /// The packet's property block (5.0).
+    props: usize,
+    /// The will's property block (a 5.0 CONNECT with a will).
+    will_props: usize,
+}
+
+impl Sizes {
+    /// A body with no property block.
+    fn body(body: usize) -> Self {
+        Sizes {
+            body,
+            ..Sizes::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::error::DecodeError;
@@ -361,6 +361,7 @@ pub(crate) fn read_var_int(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeErr
 }
 
 /// How many bytes `value` takes as a variable byte integer.
+#[inline]
 pub(crate) fn var_int_len(value: usize) -> usize {
     match value {
         0..=127 => 1,
@@ -370,28 +371,88 @@ pub(crate) fn var_int_len(value: usize) -> usize {
     }
 }
 
+// Writing. Every packet reserves its exact size before it writes, and each
+// write below is one `BytesMut::extend_from_slice` of a fixed-size array,
+// which compiles to a capacity check and a store. (The `BufMut` methods
+// such as `put_u8` go through an out-of-line `put_slice` and a `memcpy`
+// call for each byte or two.)
+
+/// Writes one byte.
+#[inline(always)]
+pub(crate) fn put_u8(buf: &mut BytesMut, value: u8) {
+    buf.extend_from_slice(&[value]);
+}
+
+/// Writes a big-endian two-byte integer.
+#[inline(always)]
+pub(crate) fn put_u16(buf: &mut BytesMut, value: u16) {
+    buf.extend_from_slice(&value.to_be_bytes());
+}
+
 /// Writes `value` as a variable byte integer. Callers have checked it is at
 /// most [`MAX_VARIABLE_INT`].
+#[inline]
 pub(crate) fn write_var_int(buf: &mut BytesMut, value: usize) {
+    // One byte (below 128) is the common case: short property blocks,
+    // small packets.
+    if value < 0x80 {
+        put_u8(buf, value as u8);
+        return;
+    }
+    let mut bytes = [0u8; 4];
+    let mut n = 0;
     let mut v = value;
-    loop {
-        let mut byte = (v & 0x7F) as u8;
+    while n < bytes.len() {
+        let byte = (v & 0x7F) as u8;
         v >>= 7;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
+        bytes[n] = byte | if v > 0 { 0x80 } else { 0 };
+        n += 1;
         if v == 0 {
             break;
+        }
+    }
+    buf.extend_from_slice(&bytes[..n]);
+}
+
+/// Writes a packet's fixed header: its first byte and the remaining length.
+#[inline(always)]
+pub(crate) fn write_fixed_header(buf: &mut BytesMut, first: u8, remaining: usize) {
+    if remaining < 0x80 {
+        buf.extend_from_slice(&[first, remaining as u8]);
+    } else {
+        put_u8(buf, first);
+        write_var_int(buf, remaining);
+    }
+}
+
+/// Writes a packet's fixed header followed by a two-byte integer (a topic's
+/// length, a packet identifier): in one piece when the remaining length
+/// takes one or two bytes (packets below 16 KiB).
+#[inline(always)]
+pub(crate) fn write_fixed_header_and_u16(
+    buf: &mut BytesMut,
+    first: u8,
+    remaining: usize,
+    value: u16,
+) {
+    let [hi, lo] = value.to_be_bytes();
+    match remaining {
+        0..=0x7F => buf.extend_from_slice(&[first, remaining as u8, hi, lo]),
+        0x80..=0x3FFF => {
+            let low = (remaining & 0x7F) as u8 | 0x80;
+            buf.extend_from_slice(&[first, low, (remaining >> 7) as u8, hi, lo]);
+        }
+        _ => {
+            write_fixed_header(buf, first, remaining);
+            put_u16(buf, value);
         }
     }
 }
 
 /// Writes a length-prefixed field. Callers have checked the length fits a `u16`.
+#[inline]
 pub(crate) fn write_binary(buf: &mut BytesMut, data: &[u8]) {
-    // `extend_from_slice` is BytesMut's own copy; the `BufMut` methods go
-    // through a generic chunk loop that costs more for short fields.
-    buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    put_u16(buf, data.len() as u16);
     buf.extend_from_slice(data);
 }
 
@@ -489,17 +550,20 @@ impl MqttString {
     }
 
     /// Whether this string, as a topic name, needs the full check (empty,
-    /// wildcards, or longer than the wire allows); a valid name is one scan.
+    /// or wildcards; U+0000 and a length over 65,535 bytes cannot occur in
+    /// an `MqttString`); a valid name is one scan.
     #[inline]
     pub(crate) fn needs_topic_check(&self) -> bool {
-        self.0.is_empty() || self.0.len() > MAX_FIELD_LEN || has_nul_or_wildcard(self.0.as_bytes())
+        self.0.is_empty() || has_nul_or_wildcard(self.0.as_bytes())
     }
 
     /// Wire size: two length bytes and the UTF-8 bytes.
+    #[inline]
     pub(crate) fn wire_len(&self) -> usize {
         2 + self.0.len()
     }
 
+    #[inline]
     pub(crate) fn write(&self, buf: &mut BytesMut) {
         write_binary(buf, self.0.as_bytes());
     }

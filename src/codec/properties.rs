@@ -12,11 +12,11 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_FIELD_LEN, MAX_VARIABLE_INT, MqttString, Reader, var_int_len, write_binary, write_var_int,
+    MAX_FIELD_LEN, MAX_VARIABLE_INT, MqttString, Reader, put_u8, var_int_len, write_var_int,
 };
 use super::{PacketType, QoS};
 
@@ -185,8 +185,10 @@ pub(crate) fn read_block<'a>(
 /// A value type a single-valued property can hold.
 pub(crate) trait PropValue: Sized {
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Wire size of the value (without the identifier).
     fn wire_len(&self) -> usize;
-    fn write(&self, buf: &mut BytesMut);
+    /// Writes the identifier, then the value.
+    fn write(&self, id: PropertyId, buf: &mut BytesMut);
     /// Checks a value the user set before it is written: what the
     /// receiver's `read` would reject must not be sent.
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
@@ -207,8 +209,8 @@ impl PropValue for bool {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(u8::from(*self));
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        buf.extend_from_slice(&[id as u8, u8::from(*self)]);
     }
 }
 
@@ -233,11 +235,12 @@ impl PropValue for PayloadFormat {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(match self {
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let value = match self {
             PayloadFormat::Unspecified => 0,
             PayloadFormat::Utf8 => 1,
-        });
+        };
+        buf.extend_from_slice(&[id as u8, value]);
     }
 }
 
@@ -255,8 +258,8 @@ impl PropValue for QoS {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(*self as u8);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        buf.extend_from_slice(&[id as u8, *self as u8]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == QoS::ExactlyOnce {
@@ -281,8 +284,9 @@ impl PropValue for u16 {
     fn wire_len(&self) -> usize {
         2
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u16(*self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let [a, b] = self.to_be_bytes();
+        buf.extend_from_slice(&[id as u8, a, b]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == 0 && matches!(id, PropertyId::TopicAlias | PropertyId::ReceiveMaximum) {
@@ -304,8 +308,9 @@ impl PropValue for u32 {
     fn wire_len(&self) -> usize {
         4
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u32(*self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let [a, b, c, d] = self.to_be_bytes();
+        buf.extend_from_slice(&[id as u8, a, b, c, d]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == 0 && id == PropertyId::MaximumPacketSize {
@@ -324,8 +329,14 @@ impl PropValue for NonZeroU32 {
     fn wire_len(&self) -> usize {
         var_int_len(self.get() as usize)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        write_var_int(buf, self.get() as usize);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        match u8::try_from(self.get()) {
+            Ok(small) if small < 0x80 => buf.extend_from_slice(&[id as u8, small]),
+            _ => {
+                put_u8(buf, id as u8);
+                write_var_int(buf, self.get() as usize);
+            }
+        }
     }
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.get() > MAX_VARIABLE_INT {
@@ -342,8 +353,8 @@ impl PropValue for MqttString {
     fn wire_len(&self) -> usize {
         MqttString::wire_len(self)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        MqttString::write(self, buf);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        write_field_with_id(buf, id, self.as_bytes());
     }
 }
 
@@ -354,8 +365,8 @@ impl PropValue for Bytes {
     fn wire_len(&self) -> usize {
         2 + self.len()
     }
-    fn write(&self, buf: &mut BytesMut) {
-        write_binary(buf, self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        write_field_with_id(buf, id, self);
     }
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.len() > MAX_FIELD_LEN {
@@ -374,19 +385,25 @@ fn set_once<T>(slot: &mut Option<T>, value: T, id: PropertyId) -> Result<(), Dec
     Ok(())
 }
 
-fn opt_len<T: PropValue>(v: &Option<T>) -> usize {
-    v.as_ref().map_or(0, |v| 1 + v.wire_len())
+/// Writes a property identifier and a length-prefixed value: the three
+/// fixed bytes in one piece, then the value.
+#[inline]
+fn write_field_with_id(buf: &mut BytesMut, id: PropertyId, data: &[u8]) {
+    let [hi, lo] = (data.len() as u16).to_be_bytes();
+    buf.extend_from_slice(&[id as u8, hi, lo]);
+    buf.extend_from_slice(data);
 }
 
-fn opt_write<T: PropValue>(v: &Option<T>, id: PropertyId, buf: &mut BytesMut) {
-    if let Some(v) = v {
-        buf.put_u8(id as u8);
-        v.write(buf);
+/// Size of an optional property with its identifier, having checked it.
+#[inline(always)]
+fn opt_checked_len<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<usize, EncodeError> {
+    match v {
+        Some(v) => {
+            v.check(id)?;
+            Ok(1 + v.wire_len())
+        }
+        None => Ok(0),
     }
-}
-
-fn opt_check<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<(), EncodeError> {
-    v.as_ref().map_or(Ok(()), |v| v.check(id))
 }
 
 /// A property that may appear more than once, kept in order.
@@ -396,7 +413,9 @@ trait Repeated {
     fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError>;
     /// Checks one value as [`read`](Self::read) would, without keeping it.
     fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError>;
+    /// Wire size of one value (without the identifier).
     fn wire_len(item: &Self::Item) -> usize;
+    /// Writes the identifier, then one value.
     fn write(item: &Self::Item, buf: &mut BytesMut);
 }
 
@@ -543,7 +562,6 @@ impl<I: Clone> List<I> {
             }
             List::Owned(v) => {
                 for item in v {
-                    buf.put_u8(R::ID as u8);
                     R::write(item, buf);
                 }
             }
@@ -568,7 +586,7 @@ impl Repeated for UserPair {
         k.wire_len() + v.wire_len()
     }
     fn write((k, v): &Self::Item, buf: &mut BytesMut) {
-        k.write(buf);
+        write_field_with_id(buf, Self::ID, k.as_bytes());
         v.write(buf);
     }
 }
@@ -589,7 +607,7 @@ impl Repeated for SubId {
         PropValue::wire_len(item)
     }
     fn write(item: &Self::Item, buf: &mut BytesMut) {
-        PropValue::write(item, buf)
+        PropValue::write(item, Self::ID, buf)
     }
 }
 
@@ -645,10 +663,12 @@ impl UserProperties {
         UserProperties(List::Wire(block))
     }
 
+    #[inline]
     fn wire_len(&self) -> usize {
         self.0.wire_len::<UserPair>()
     }
 
+    #[inline]
     fn write(&self, buf: &mut BytesMut) {
         self.0.write::<UserPair>(buf)
     }
@@ -718,17 +738,21 @@ impl SubscriptionIdentifiers {
         SubscriptionIdentifiers(List::Wire(block))
     }
 
-    fn wire_len(&self) -> usize {
-        self.0.wire_len::<SubId>()
+    /// Wire size of the entries, having checked what the type allows but
+    /// the wire does not (a decoded list was checked when it was read).
+    #[inline]
+    fn checked_len(&self) -> Result<usize, EncodeError> {
+        if let List::Owned(ids) = &self.0 {
+            for id in ids {
+                id.check(PropertyId::SubscriptionIdentifier)?;
+            }
+        }
+        Ok(self.0.wire_len::<SubId>())
     }
 
+    #[inline]
     fn write(&self, buf: &mut BytesMut) {
         self.0.write::<SubId>(buf)
-    }
-
-    fn check(&self) -> Result<(), EncodeError> {
-        self.iter()
-            .try_for_each(|id| id.check(PropertyId::SubscriptionIdentifier))
     }
 }
 
@@ -834,22 +858,28 @@ macro_rules! property_set {
                 })
             }
 
-            /// Size of the properties, without the property length.
-            pub(crate) fn wire_len(&self) -> usize {
-                0 $( + opt_len(&self.$field) )* $( + self.$rfield.wire_len() )?
-                    + self.user_properties.wire_len()
+            /// Size of the properties, without the property length, having
+            /// checked each value as it is measured: what the types allow
+            /// but the wire does not (what the receiver's `read` would
+            /// reject) is refused here, before anything is written. One
+            /// walk over the set; encoding then walks it once more, to
+            /// write it, with this size in hand.
+            #[inline]
+            pub(crate) fn checked_len(&self) -> Result<usize, EncodeError> {
+                let len = 0 $( + opt_checked_len(&self.$field, PropertyId::$id)? )*
+                    $( + self.$rfield.checked_len()? )?;
+                Ok(len + self.user_properties.wire_len())
             }
 
-            /// Checks what the types allow but the wire does not.
-            pub(crate) fn check(&self) -> Result<(), EncodeError> {
-                $( opt_check(&self.$field, PropertyId::$id)?; )*
-                $( self.$rfield.check()?; )?
-                Ok(())
-            }
-
-            /// Writes the properties, without the property length.
+            /// Writes the properties, without the property length, in the
+            /// canonical order: single-valued properties in the order of
+            /// the struct's fields, then the repeatable ones, user
+            /// properties last (see the codec module's documentation).
+            #[inline]
             pub(crate) fn write(&self, buf: &mut BytesMut) {
-                $( opt_write(&self.$field, PropertyId::$id, buf); )*
+                $( if let Some(v) = &self.$field {
+                    PropValue::write(v, PropertyId::$id, buf);
+                } )*
                 $( self.$rfield.write(buf); )?
                 self.user_properties.write(buf);
             }
@@ -1044,7 +1074,7 @@ mod tests {
         // Zero-copy: the value "2" points into the input.
         assert_eq!(pairs[1].1.as_ptr(), bytes[20..].as_ptr());
         // Re-encoding puts the single-valued ones first, users after.
-        assert_eq!(p.wire_len(), 20);
+        assert_eq!(p.checked_len(), Ok(20));
     }
 
     #[test]

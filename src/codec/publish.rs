@@ -3,14 +3,18 @@
 
 use std::num::NonZeroU16;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MqttString, Reader};
+use super::primitives::{
+    MAX_VARIABLE_INT, MqttString, Reader, put_u16, var_int_len, write_fixed_header,
+    write_fixed_header_and_u16,
+};
 use super::properties::{AckProperties, PublishProperties};
 use super::reason::{InvalidReasonCode, PubAckReasonCode, PubRelReasonCode};
 use super::{
-    Packet, PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block,
+    Packet, PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id,
+    write_props_block,
 };
 use crate::topic::{TopicError, validate_topic_name};
 
@@ -173,7 +177,10 @@ impl Publish {
         })))
     }
 
-    fn check(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
+    /// Checks what the wire cannot carry and measures the packet, in one
+    /// walk (the properties are checked as they are measured).
+    #[inline(always)]
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
             (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
@@ -181,38 +188,82 @@ impl Publish {
             }
             _ => {}
         }
-        let alias = version == ProtocolVersion::V5 && self.properties.topic_alias.is_some();
+        let v5 = version == ProtocolVersion::V5;
+        let alias = v5 && self.properties.topic_alias.is_some();
         // A valid name (the common case) is one scan; only a suspicious one
         // goes through the full check for its precise error.
         if !(self.topic.is_empty() && alias) && self.topic.needs_topic_check() {
             validate_topic_name(&self.topic).map_err(EncodeError::InvalidTopicName)?;
         }
-        if version == ProtocolVersion::V5 {
-            self.properties.check()?;
+        let mut props = 0;
+        if v5 {
+            props = self.properties.checked_len()?;
             // [MQTT-3.3.2-14] The Response Topic is a Topic Name: no
             // wildcards. `read` refuses one, so never write one.
             if let Some(response_topic) = &self.properties.response_topic {
                 validate_topic_name(response_topic).map_err(EncodeError::InvalidTopicName)?;
             }
         }
+        let id_len = if self.packet_id.is_some() { 2 } else { 0 };
+        Ok(Sizes {
+            body: self.topic.wire_len()
+                + id_len
+                + props_block_len(version, props)
+                + self.payload.len(),
+            props,
+            will_props: 0,
+        })
+    }
+
+    /// `Packet::encode` for a PUBLISH: measured once, then written with
+    /// the sizes in hand.
+    #[inline]
+    pub(super) fn encode(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let sizes = self.measure(version)?;
+        let body = sizes.body;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        buf.reserve(1 + var_int_len(body) + body);
+        // The fixed header and the topic's length in one piece.
+        let first = (PacketType::Publish as u8) << 4 | self.flags();
+        write_fixed_header_and_u16(buf, first, body, self.topic.len() as u16);
+        buf.extend_from_slice(self.topic.as_bytes());
+        self.write_rest(version, &sizes, buf);
         Ok(())
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        self.check(version)?;
-        let id_len = if self.packet_id.is_some() { 2 } else { 0 };
-        let props = props_len(version, &self.properties);
-        Ok(self.topic.wire_len() + id_len + props_block_len(version, props) + self.payload.len())
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        self.topic.write(buf);
+        self.write_rest(version, sizes, buf);
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        self.topic.write(buf);
-        if let Some(id) = self.packet_id {
-            buf.extend_from_slice(&id.get().to_be_bytes());
-        }
+    /// What follows the topic name.
+    #[inline(always)]
+    fn write_rest(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            // The packet identifier and a short property length in one piece.
+            match (self.packet_id, u8::try_from(sizes.props)) {
+                (Some(id), Ok(props)) if props < 0x80 => {
+                    let [hi, lo] = id.get().to_be_bytes();
+                    buf.extend_from_slice(&[hi, lo, props]);
+                    if props > 0 {
+                        self.properties.write(buf);
+                    }
+                }
+                (id, _) => {
+                    if let Some(id) = id {
+                        put_u16(buf, id.get());
+                    }
+                    write_props_block(buf, sizes.props, |b| self.properties.write(b));
+                }
+            }
+        } else if let Some(id) = self.packet_id {
+            put_u16(buf, id.get());
         }
         buf.extend_from_slice(&self.payload);
     }
@@ -286,12 +337,6 @@ fn split_payload(buf: &mut Bytes, start: usize, total: usize) -> Bytes {
     payload
 }
 
-fn props_len(version: ProtocolVersion, props: &PublishProperties) -> usize {
-    match version {
-        ProtocolVersion::V5 => props.wire_len(),
-        ProtocolVersion::V311 => 0,
-    }
-}
 
 /// The shape PUBACK, PUBREC, PUBREL and PUBCOMP share: a packet identifier
 /// and, in 5.0, a reason code and properties.
@@ -375,27 +420,60 @@ where
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        if version == ProtocolVersion::V311 {
-            return Ok(2);
+    /// `Packet::encode` for these four, `first` being the packet's first
+    /// byte.
+    #[inline(always)]
+    pub(super) fn encode(
+        &self,
+        first: u8,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let sizes = self.measure(version)?;
+        if sizes.body == 2 {
+            // The common case: the packet identifier alone.
+            let [hi, lo] = self.packet_id.get().to_be_bytes();
+            buf.extend_from_slice(&[first, 2, hi, lo]);
+            return Ok(());
         }
-        self.properties.check()?;
-        Ok(match (self.is_success(), self.properties.is_empty()) {
+        let body = sizes.body;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        buf.reserve(1 + var_int_len(body) + body);
+        write_fixed_header(buf, first, body);
+        self.write_body(version, &sizes, buf);
+        Ok(())
+    }
+
+    #[inline]
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
+        if version == ProtocolVersion::V311 {
+            return Ok(Sizes::body(2));
+        }
+        // An empty set (no properties) measures 0.
+        let props = self.properties.checked_len()?;
+        let body = match (self.is_success(), props == 0) {
             (true, true) => 2,
             (false, true) => 3,
-            (_, false) => 3 + props_block_len(version, self.properties.wire_len()),
+            (_, false) => 3 + props_block_len(version, props),
+        };
+        Ok(Sizes {
+            body,
+            props,
+            will_props: 0,
         })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
-        if version == ProtocolVersion::V311 || (self.is_success() && self.properties.is_empty()) {
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        let [hi, lo] = self.packet_id.get().to_be_bytes();
+        if version == ProtocolVersion::V311 || (self.is_success() && sizes.props == 0) {
+            buf.extend_from_slice(&[hi, lo]);
             return;
         }
-        buf.put_u8(self.reason_code.into());
-        if !self.properties.is_empty() {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+        buf.extend_from_slice(&[hi, lo, self.reason_code.into()]);
+        if sizes.props > 0 {
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
     }
 }

@@ -2,13 +2,15 @@
 
 use std::num::NonZeroU16;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MqttString, Reader};
+use super::primitives::{MqttString, Reader, put_u8, put_u16};
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
-use super::{PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block};
+use super::{
+    PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id, write_props_block,
+};
 use crate::topic::validate_filter_of_mqtt_string;
 
 /// When the broker sends retained messages for a new subscription (5.0
@@ -140,14 +142,15 @@ impl Subscribe {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
         }
         let mut len = 2;
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
         for (filter, options) in &self.filters {
             let shared =
@@ -159,18 +162,21 @@ impl Subscribe {
             }
             len += filter.wire_len() + 1;
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         for (filter, options) in &self.filters {
             filter.write(buf);
-            buf.put_u8(options.to_byte(version));
+            put_u8(buf, options.to_byte(version));
         }
     }
 }
@@ -220,30 +226,34 @@ impl SubAck {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.reason_codes.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::SubAck));
         }
         let mut len = 2 + self.reason_codes.len();
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         for code in &self.reason_codes {
             let byte = match version {
                 ProtocolVersion::V311 if code.is_error() => 0x80,
                 _ => code.as_u8(),
             };
-            buf.put_u8(byte);
+            put_u8(buf, byte);
         }
     }
 }
@@ -283,27 +293,31 @@ impl Unsubscribe {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Unsubscribe));
         }
         let mut len = 2;
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
         for filter in &self.filters {
             validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             len += filter.wire_len();
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         for filter in &self.filters {
             filter.write(buf);
@@ -347,26 +361,29 @@ impl UnsubAck {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if version == ProtocolVersion::V311 {
-            return Ok(2);
+            return Ok(Sizes::body(2));
         }
         if self.reason_codes.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::UnsubAck));
         }
-        self.properties.check()?;
-        Ok(2 + props_block_len(version, self.properties.wire_len()) + self.reason_codes.len())
+        let props = self.properties.checked_len()?;
+        Ok(Sizes {
+            body: 2 + props_block_len(version, props) + self.reason_codes.len(),
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V311 {
             return;
         }
-        let len = self.properties.wire_len();
-        write_props_block(buf, len, |b| self.properties.write(b));
+        write_props_block(buf, sizes.props, |b| self.properties.write(b));
         for code in &self.reason_codes {
-            buf.put_u8(code.as_u8());
+            put_u8(buf, code.as_u8());
         }
     }
 }
