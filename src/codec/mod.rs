@@ -310,33 +310,6 @@ impl Packet {
         }
     }
 
-    fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
-        match self {
-            Packet::Connect(p) => p.write_body(sizes, buf),
-            Packet::ConnAck(p) => p.write_body(version, sizes, buf),
-            Packet::Publish(p) => p.write_body(version, sizes, buf),
-            Packet::PubAck(p) | Packet::PubRec(p) => p.write_body(version, sizes, buf),
-            Packet::PubRel(p) | Packet::PubComp(p) => p.write_body(version, sizes, buf),
-            Packet::Subscribe(p) => p.write_body(version, sizes, buf),
-            Packet::SubAck(p) => p.write_body(version, sizes, buf),
-            Packet::Unsubscribe(p) => p.write_body(version, sizes, buf),
-            Packet::UnsubAck(p) => p.write_body(version, sizes, buf),
-            Packet::PingReq | Packet::PingResp => {}
-            Packet::Disconnect(p) => p.write_body(version, sizes, buf),
-            Packet::Auth(p) => p.write_body(sizes, buf),
-        }
-    }
-
-    /// The first byte: the type, and the flags (fixed but for PUBLISH).
-    fn first_byte(&self) -> u8 {
-        let packet_type = self.packet_type();
-        let flags = match self {
-            Packet::Publish(p) => p.flags(),
-            _ => packet_type.required_flags(),
-        };
-        ((packet_type as u8) << 4) | flags
-    }
-
     /// The exact number of bytes [`encode`](Self::encode) will write.
     ///
     /// A CONNECT is always sized and written for the version it names.
@@ -352,37 +325,37 @@ impl Packet {
     ///
     /// Reserves exactly the packet's size first; on error nothing is written.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        // PUBLISH, the packet sent most, and its acknowledgements have
-        // paths of their own (the same steps, inlined, with the first byte
-        // known), and so do the keepalive pings.
+        let v = version;
+        // One dispatch, with each packet's first byte a constant. PUBLISH,
+        // the packet sent most, and its acknowledgements have inlined paths
+        // of their own (the same steps), and so do the keepalive pings.
         match self {
-            Packet::Publish(p) => return p.encode(version, buf),
-            Packet::PubAck(p) => return p.encode(0x40, version, buf),
-            Packet::PubRec(p) => return p.encode(0x50, version, buf),
-            Packet::PubRel(p) => return p.encode(0x62, version, buf),
-            Packet::PubComp(p) => return p.encode(0x70, version, buf),
-            Packet::PingReq | Packet::PingResp => {
-                buf.extend_from_slice(&[self.first_byte(), 0]);
-                return Ok(());
+            Packet::Publish(p) => p.encode(v, buf),
+            Packet::PubAck(p) => p.encode(0x40, v, buf),
+            Packet::PubRec(p) => p.encode(0x50, v, buf),
+            Packet::PubRel(p) => p.encode(0x62, v, buf),
+            Packet::PubComp(p) => p.encode(0x70, v, buf),
+            Packet::PingReq => Ok(buf.extend_from_slice(&[0xC0, 0])),
+            Packet::PingResp => Ok(buf.extend_from_slice(&[0xD0, 0])),
+            Packet::Connect(p) => encode_packet(buf, 0x10, p.measure(), |s, b| p.write_body(s, b)),
+            Packet::ConnAck(p) => {
+                encode_packet(buf, 0x20, p.measure(v), |s, b| p.write_body(v, s, b))
             }
-            _ => {}
+            Packet::Subscribe(p) => {
+                encode_packet(buf, 0x82, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::SubAck(p) => encode_packet(buf, 0x90, p.measure(v), |s, b| p.write_body(v, s, b)),
+            Packet::Unsubscribe(p) => {
+                encode_packet(buf, 0xA2, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::UnsubAck(p) => {
+                encode_packet(buf, 0xB0, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Disconnect(p) => {
+                encode_packet(buf, 0xE0, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Auth(p) => encode_packet(buf, 0xF0, p.measure(v), |s, b| p.write_body(s, b)),
         }
-        let sizes = self.measure(version)?;
-        let body = sizes.body;
-        if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
-        }
-        buf.reserve(1 + var_int_len(body) + body);
-        write_fixed_header(buf, self.first_byte(), body);
-        let body_start = buf.len();
-        self.write_body(version, &sizes, buf);
-        debug_assert_eq!(
-            buf.len() - body_start,
-            body,
-            "{:?} body size",
-            self.packet_type()
-        );
-        Ok(())
     }
 
     /// Reads one packet other than PUBLISH, `buf[header_len..total]`, and
@@ -627,6 +600,29 @@ fn props_block_len(version: ProtocolVersion, props_len: usize) -> usize {
         ProtocolVersion::V5 => properties::block_len(props_len),
         ProtocolVersion::V311 => 0,
     }
+}
+
+/// `Packet::encode` for one packet, given its first byte, its measured
+/// sizes (or why it cannot be written) and how to write its body: reserves
+/// the packet's exact size, then writes the fixed header and the body.
+#[inline(always)]
+fn encode_packet(
+    buf: &mut BytesMut,
+    first: u8,
+    sizes: Result<Sizes, EncodeError>,
+    write_body: impl FnOnce(&Sizes, &mut BytesMut),
+) -> Result<(), EncodeError> {
+    let sizes = sizes?;
+    let body = sizes.body;
+    if body > MAX_VARIABLE_INT as usize {
+        return Err(EncodeError::PacketTooLarge(body));
+    }
+    buf.reserve(1 + var_int_len(body) + body);
+    write_fixed_header(buf, first, body);
+    let body_start = buf.len();
+    write_body(&sizes, buf);
+    debug_assert_eq!(buf.len() - body_start, body, "body size of packet {first:#04x}");
+    Ok(())
 }
 
 /// Writes a property block with its length prefix (5.0 only).

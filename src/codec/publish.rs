@@ -237,11 +237,6 @@ impl Publish {
         Ok(())
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
-        self.topic.write(buf);
-        self.write_rest(version, sizes, buf);
-    }
-
     /// What follows the topic name.
     #[inline(always)]
     fn write_rest(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {

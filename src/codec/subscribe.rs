@@ -174,9 +174,20 @@ impl Subscribe {
         if version == ProtocolVersion::V5 {
             write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
+        // Each filter's options byte goes out with the next filter's length,
+        // in one piece.
+        let mut options_before: Option<u8> = None;
         for (filter, options) in &self.filters {
-            filter.write(buf);
-            put_u8(buf, options.to_byte(version));
+            let [hi, lo] = (filter.len() as u16).to_be_bytes();
+            match options_before {
+                Some(byte) => buf.extend_from_slice(&[byte, hi, lo]),
+                None => buf.extend_from_slice(&[hi, lo]),
+            }
+            buf.extend_from_slice(filter.as_bytes());
+            options_before = Some(options.to_byte(version));
+        }
+        if let Some(byte) = options_before {
+            put_u8(buf, byte);
         }
     }
 }
