@@ -3,7 +3,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MAX_FIELD_LEN, MqttString, Reader, binary_len, write_binary};
+use super::primitives::{
+    MAX_FIELD_LEN, MqttString, Reader, binary_len, check_wire_str, write_binary,
+};
 use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
 use super::{PacketType, ProtocolVersion, QoS, Sizes, props_block_len, write_props_block};
@@ -101,14 +103,24 @@ impl Connect {
         }
     }
 
-    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let name = r.string()?;
+    /// Reads a CONNECT, boxed where it is built (it is a few hundred
+    /// bytes; `Packet::Connect` holds it boxed).
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Box<Self>, DecodeError> {
+        // The protocol name is compared as bytes, not made into a string;
+        // any other name is still checked as a string first, so that
+        // malformed UTF-8 is reported as such.
+        let name_len = usize::from(r.u16()?);
+        let name = r.slice(name_len)?;
+        let known = matches!(name, b"MQTT" | b"MQIsdp");
+        if !known {
+            check_wire_str(name)?;
+        }
         let level = r.u8()?;
-        let protocol = match (name.as_str(), ProtocolVersion::from_level(level)) {
-            ("MQTT", Some(v)) => v,
+        let protocol = match (name, ProtocolVersion::from_level(level)) {
+            (b"MQTT", Some(v)) => v,
             // MQTT 3.1 ("MQIsdp", level 3) and unknown levels are answered
             // with CONNACK 0x01 / 0x84 by a server; we name the level.
-            ("MQTT" | "MQIsdp", _) => return Err(DecodeError::UnsupportedProtocolVersion(level)),
+            _ if known => return Err(DecodeError::UnsupportedProtocolVersion(level)),
             _ => return Err(DecodeError::InvalidProtocolName),
         };
         let v5 = protocol == ProtocolVersion::V5;
@@ -181,7 +193,7 @@ impl Connect {
         } else {
             None
         };
-        Ok(Connect {
+        Ok(Box::new(Connect {
             protocol,
             clean_start,
             keep_alive,
@@ -190,7 +202,7 @@ impl Connect {
             username,
             password,
             properties,
-        })
+        }))
     }
 
     fn flags(&self) -> u8 {

@@ -390,28 +390,35 @@ impl Packet {
                 }
             }};
         }
-        Ok(Some(match packet_type {
-            PacketType::Connect => Packet::Connect(Box::new(read!(Connect::read(&mut r)))),
-            PacketType::ConnAck => Packet::ConnAck(Box::new(read!(ConnAck::read(&mut r, v)))),
-            PacketType::PubAck => Packet::PubAck(read!(PubAck::read(&mut r, v, t))),
-            PacketType::PubRec => Packet::PubRec(read!(PubRec::read(&mut r, v, t))),
-            PacketType::PubRel => Packet::PubRel(read!(PubRel::read(&mut r, v, t))),
-            PacketType::PubComp => Packet::PubComp(read!(PubComp::read(&mut r, v, t))),
-            PacketType::Subscribe => Packet::Subscribe(read!(Subscribe::read(&mut r, v))),
-            PacketType::SubAck => Packet::SubAck(read!(SubAck::read(&mut r, v))),
-            PacketType::Unsubscribe => Packet::Unsubscribe(read!(Unsubscribe::read(&mut r, v))),
-            PacketType::UnsubAck => Packet::UnsubAck(read!(UnsubAck::read(&mut r, v))),
-            PacketType::PingReq => read!(Ok(Packet::PingReq)),
-            PacketType::PingResp => read!(Ok(Packet::PingResp)),
-            PacketType::Disconnect => Packet::Disconnect(read!(Disconnect::read(&mut r, v))),
-            PacketType::Auth => Packet::Auth(read!(Auth::read(&mut r))),
+        // Each arm returns its packet from where it is built.
+        match packet_type {
+            PacketType::Connect => Ok(Some(Packet::Connect(read!(Connect::read(&mut r))))),
+            PacketType::ConnAck => {
+                Ok(Some(Packet::ConnAck(Box::new(read!(ConnAck::read(&mut r, v))))))
+            }
+            PacketType::PubAck => Ok(Some(Packet::PubAck(read!(PubAck::read(&mut r, v, t))))),
+            PacketType::PubRec => Ok(Some(Packet::PubRec(read!(PubRec::read(&mut r, v, t))))),
+            PacketType::PubRel => Ok(Some(Packet::PubRel(read!(PubRel::read(&mut r, v, t))))),
+            PacketType::PubComp => Ok(Some(Packet::PubComp(read!(PubComp::read(&mut r, v, t))))),
+            PacketType::Subscribe => Ok(Some(Packet::Subscribe(read!(Subscribe::read(&mut r, v))))),
+            PacketType::SubAck => Ok(Some(Packet::SubAck(read!(SubAck::read(&mut r, v))))),
+            PacketType::Unsubscribe => {
+                Ok(Some(Packet::Unsubscribe(read!(Unsubscribe::read(&mut r, v)))))
+            }
+            PacketType::UnsubAck => Ok(Some(Packet::UnsubAck(read!(UnsubAck::read(&mut r, v))))),
+            PacketType::PingReq => Ok(Some(read!(Ok(Packet::PingReq)))),
+            PacketType::PingResp => Ok(Some(read!(Ok(Packet::PingResp)))),
+            PacketType::Disconnect => {
+                Ok(Some(Packet::Disconnect(read!(Disconnect::read(&mut r, v)))))
+            }
+            PacketType::Auth => Ok(Some(Packet::Auth(read!(Auth::read(&mut r))))),
             // Not reached: `read_packet` sends PUBLISH to `Publish::read_packet`.
             PacketType::Publish => {
                 debug_assert!(false, "PUBLISH in read_other");
                 let e = DecodeError::InvalidPacketType(PacketType::Publish as u8);
-                return publish::fail(buf, total, e);
+                publish::fail(buf, total, e)
             }
-        }))
+        }
     }
 }
 

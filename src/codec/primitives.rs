@@ -324,7 +324,7 @@ impl<'a> Reader<'a> {
 }
 
 /// What [`MqttString::from_wire`] checks, on borrowed bytes.
-fn check_wire_str(raw: &[u8]) -> Result<(), DecodeError> {
+pub(crate) fn check_wire_str(raw: &[u8]) -> Result<(), DecodeError> {
     // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
     std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
     // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
