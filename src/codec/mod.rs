@@ -485,23 +485,30 @@ fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, D
     Ok(packet_type)
 }
 
-/// [`frame_len`] with the common case inline: a remaining length below
-/// 128, in one byte.
+/// [`frame_len`] with the common cases inline: a complete remaining length
+/// of one to three bytes (packets up to 2 MiB), minimally encoded. Anything
+/// else (four bytes, not all there yet, malformed) goes to `frame_len`.
 #[inline(always)]
 fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<(usize, usize)>, DecodeError> {
-    match buf.get(1) {
-        Some(&len) if len < 0x80 => {
-            let total = 2 + usize::from(len);
-            if total > max_packet_size {
-                return Err(DecodeError::PacketTooLarge {
-                    size: total,
-                    max: max_packet_size,
-                });
-            }
-            Ok(Some((2, total)))
+    let low = |b: u8| usize::from(b & 0x7F);
+    let (remaining, header_len) = match *buf {
+        [_, a, ..] if a < 0x80 => (usize::from(a), 2),
+        // [MQTT-1.5.5-1] a last byte of 0 would not be minimal: frame_len
+        // reports it.
+        [_, a, b, ..] if b < 0x80 && b != 0 => (low(a) | usize::from(b) << 7, 3),
+        [_, a, b, c, ..] if b >= 0x80 && c < 0x80 && c != 0 => {
+            (low(a) | low(b) << 7 | usize::from(c) << 14, 4)
         }
-        _ => frame_len(buf, max_packet_size),
+        _ => return frame_len(buf, max_packet_size),
+    };
+    let total = header_len + remaining;
+    if total > max_packet_size {
+        return Err(DecodeError::PacketTooLarge {
+            size: total,
+            max: max_packet_size,
+        });
     }
+    Ok(Some((header_len, total)))
 }
 
 /// Where the next packet in `buf` ends: `Ok(Some((header_len, total_len)))`,
