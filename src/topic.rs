@@ -210,7 +210,10 @@ fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
             let seen = 8 * (8 - tail.len()) as u32;
             let mut found = (wildcard_lanes(u64::from_le_bytes(*last)) >> seen) << seen;
             while found != 0 {
-                check_wildcard(bytes, bytes.len() - 8 + (found.trailing_zeros() / 8) as usize)?;
+                check_wildcard(
+                    bytes,
+                    bytes.len() - 8 + (found.trailing_zeros() / 8) as usize,
+                )?;
                 found &= found - 1;
             }
         }

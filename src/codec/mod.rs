@@ -29,6 +29,42 @@
 //! spec allows (e.g. a 5.0 PUBACK with reason Success and no properties is
 //! four bytes).
 //!
+//! ## The canonical form
+//!
+//! The bytes [`Packet::encode`] writes depend only on the packet value and
+//! the version. Where the wire allows several encodings of the same packet,
+//! it writes one, the *canonical form*:
+//!
+//! 1. Variable byte integers (remaining length, property lengths,
+//!    subscription identifiers) take the fewest bytes. This is not a
+//!    choice: [`decode`] refuses any other encoding ([MQTT-1.5.5-1]).
+//! 2. A 5.0 property block lists, in this order: the single-valued
+//!    properties that are set, in the order in which the packet's
+//!    property struct declares its fields (for [`PublishProperties`]:
+//!    payload format indicator, message expiry interval, topic alias,
+//!    response topic, correlation data, content type); then a PUBLISH's
+//!    subscription identifiers; then the user properties. Subscription
+//!    identifiers and user properties keep their order among themselves
+//!    (decoded ones are copied byte for byte).
+//! 3. Where the spec lets a packet end early, it does: PUBACK, PUBREC,
+//!    PUBREL and PUBCOMP with no properties end after the packet
+//!    identifier when the reason code is Success (remaining length 2) and
+//!    after the reason code otherwise (3), with no property length; a 5.0
+//!    DISCONNECT with no properties has no body for Normal disconnection
+//!    and only the reason code otherwise; an AUTH with reason Success and
+//!    no properties has no body. Every other 5.0 packet carries its
+//!    property length, 0 when there are no properties.
+//!
+//! Input that differs from the canonical form only in these respects
+//! (properties in another order, an explicit Success reason code or an
+//! empty property block where they may be left out) decodes to the same
+//! packet as its canonical form. So decode → encode → decode gives back the
+//! packet that was decoded, for any valid input; decode → encode gives back
+//! the input bytes exactly when the input was canonical. A real-world
+//! case: `mosquitto_pub -D publish user-property k v -D publish content-type
+//! t` sends the user property first, and re-encoding moves the content type
+//! before it.
+//!
 //! ```
 //! use bytes::BytesMut;
 //! use plover::codec::{self, Packet, ProtocolVersion, Publish, QoS};
@@ -77,8 +113,8 @@ pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
-pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
 use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
+pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
 
 /// The MQTT protocol version spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -344,7 +380,9 @@ impl Packet {
             Packet::Subscribe(p) => {
                 encode_packet(buf, 0x82, p.measure(v), |s, b| p.write_body(v, s, b))
             }
-            Packet::SubAck(p) => encode_packet(buf, 0x90, p.measure(v), |s, b| p.write_body(v, s, b)),
+            Packet::SubAck(p) => {
+                encode_packet(buf, 0x90, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
             Packet::Unsubscribe(p) => {
                 encode_packet(buf, 0xA2, p.measure(v), |s, b| p.write_body(v, s, b))
             }
@@ -393,18 +431,18 @@ impl Packet {
         // Each arm returns its packet from where it is built.
         match packet_type {
             PacketType::Connect => Ok(Some(Packet::Connect(read!(Connect::read(&mut r))))),
-            PacketType::ConnAck => {
-                Ok(Some(Packet::ConnAck(Box::new(read!(ConnAck::read(&mut r, v))))))
-            }
+            PacketType::ConnAck => Ok(Some(Packet::ConnAck(Box::new(read!(ConnAck::read(
+                &mut r, v
+            )))))),
             PacketType::PubAck => Ok(Some(Packet::PubAck(read!(PubAck::read(&mut r, v, t))))),
             PacketType::PubRec => Ok(Some(Packet::PubRec(read!(PubRec::read(&mut r, v, t))))),
             PacketType::PubRel => Ok(Some(Packet::PubRel(read!(PubRel::read(&mut r, v, t))))),
             PacketType::PubComp => Ok(Some(Packet::PubComp(read!(PubComp::read(&mut r, v, t))))),
             PacketType::Subscribe => Ok(Some(Packet::Subscribe(read!(Subscribe::read(&mut r, v))))),
             PacketType::SubAck => Ok(Some(Packet::SubAck(read!(SubAck::read(&mut r, v))))),
-            PacketType::Unsubscribe => {
-                Ok(Some(Packet::Unsubscribe(read!(Unsubscribe::read(&mut r, v)))))
-            }
+            PacketType::Unsubscribe => Ok(Some(Packet::Unsubscribe(read!(Unsubscribe::read(
+                &mut r, v
+            ))))),
             PacketType::UnsubAck => Ok(Some(Packet::UnsubAck(read!(UnsubAck::read(&mut r, v))))),
             PacketType::PingReq => Ok(Some(read!(Ok(Packet::PingReq)))),
             PacketType::PingResp => Ok(Some(read!(Ok(Packet::PingResp)))),
@@ -573,7 +611,14 @@ pub fn decode(
     // The packet's bytes become a `Bytes` of their own (which a PUBLISH's
     // payload then takes over), and are read as `decode_bytes` reads them.
     let mut frame = buf.split_to(total).freeze();
-    read_packet(&mut frame, packet_type, first & 0x0F, header_len, total, version)
+    read_packet(
+        &mut frame,
+        packet_type,
+        first & 0x0F,
+        header_len,
+        total,
+        version,
+    )
 }
 
 /// Decodes the next packet from the front of an immutable `Bytes`.
@@ -635,7 +680,11 @@ fn encode_packet(
     write_fixed_header(buf, first, body);
     let body_start = buf.len();
     write_body(&sizes, buf);
-    debug_assert_eq!(buf.len() - body_start, body, "body size of packet {first:#04x}");
+    debug_assert_eq!(
+        buf.len() - body_start,
+        body,
+        "body size of packet {first:#04x}"
+    );
     Ok(())
 }
 

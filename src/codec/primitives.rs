@@ -50,7 +50,8 @@ pub(crate) fn short_word(bytes: &[u8], fill: u8) -> u64 {
     let n = bytes.len();
     let w = match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         (Some(&first), Some(&last)) => {
-            u64::from(u32::from_le_bytes(first)) | u64::from(u32::from_le_bytes(last)) << (8 * (n - 4))
+            u64::from(u32::from_le_bytes(first))
+                | u64::from(u32::from_le_bytes(last)) << (8 * (n - 4))
         }
         _ => match (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
             (Some(&first), Some(&last)) => {
@@ -688,7 +689,11 @@ mod tests {
         for n in 0..8 {
             let mut want = [0xEEu8; 8];
             want[..n].copy_from_slice(&bytes[..n]);
-            assert_eq!(short_word(&bytes[..n], 0xEE), u64::from_le_bytes(want), "{n}");
+            assert_eq!(
+                short_word(&bytes[..n], 0xEE),
+                u64::from_le_bytes(want),
+                "{n}"
+            );
         }
     }
 

@@ -120,13 +120,17 @@ impl Publish {
         let no_properties = version == ProtocolVersion::V311 || r.skip_zero_byte();
         if no_properties {
             if head.topic.is_empty() {
-                return fail(buf, total, match version {
-                    // 3.1.1 has no aliases: [MQTT-4.7.3-1] topics are at
-                    // least one character.
-                    ProtocolVersion::V311 => DecodeError::InvalidTopicName(TopicError::Empty),
-                    // 5.0 §3.3.2.3.4: an empty topic name needs a Topic Alias.
-                    ProtocolVersion::V5 => DecodeError::EmptyTopicWithoutAlias,
-                });
+                return fail(
+                    buf,
+                    total,
+                    match version {
+                        // 3.1.1 has no aliases: [MQTT-4.7.3-1] topics are at
+                        // least one character.
+                        ProtocolVersion::V311 => DecodeError::InvalidTopicName(TopicError::Empty),
+                        // 5.0 §3.3.2.3.4: an empty topic name needs a Topic Alias.
+                        ProtocolVersion::V5 => DecodeError::EmptyTopicWithoutAlias,
+                    },
+                );
             }
             if let Err(e) = head.check_topic() {
                 return fail(buf, total, e);
@@ -332,7 +336,6 @@ fn split_payload(buf: &mut Bytes, start: usize, total: usize) -> Bytes {
     payload
 }
 
-
 /// The shape PUBACK, PUBREC, PUBREL and PUBCOMP share: a packet identifier
 /// and, in 5.0, a reason code and properties.
 ///
@@ -493,7 +496,7 @@ mod tests {
     use crate::codec::{
         AckProperties, EncodeError, MqttString, Packet, PayloadFormat, ProtocolVersion, PubAck,
         PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, PublishProperties,
-        QoS, SubscriptionIdentifiers, UserProperties,
+        QoS, SubscriptionIdentifiers, UserProperties, decode_bytes,
     };
     use crate::topic::TopicError;
 
@@ -827,6 +830,68 @@ mod tests {
                 b"hi",         // payload
             ],
         );
+    }
+
+    #[test]
+    fn v5_publish_in_mosquitto_pubs_property_order_reencodes_canonically() {
+        // mosquitto_pub 2.0.11 -V mqttv5 -i cap -t a/b -m hi
+        //   -D publish user-property k v -D publish content-type t
+        // (captured from a 127.0.0.1 listener that answered its CONNECT):
+        // mosquitto_pub sends properties in command-line order, so the user
+        // property comes before the content type. The codec writes the
+        // content type first (see "The canonical form" in the codec docs).
+        let as_sent: &[&[u8]] = &[
+            &[0x30],                   // PUBLISH, QoS 0
+            &[0x13],                   // remaining length 19
+            &[0x00, 0x03],             // topic length 3
+            b"a/b",                    // topic "a/b"
+            &[0x0B],                   // property length 11
+            &[0x26, 0x00, 0x01, b'k'], // user property, name "k"
+            &[0x00, 0x01, b'v'],       //   value "v"
+            &[0x03, 0x00, 0x01, b't'], // content type "t"
+            b"hi",                     // payload
+        ];
+        let canonical: &[&[u8]] = &[
+            &[0x30],                   // PUBLISH, QoS 0
+            &[0x13],                   // remaining length 19
+            &[0x00, 0x03],             // topic length 3
+            b"a/b",                    // topic "a/b"
+            &[0x0B],                   // property length 11
+            &[0x03, 0x00, 0x01, b't'], // content type "t"
+            &[0x26, 0x00, 0x01, b'k'], // user property, name "k"
+            &[0x00, 0x01, b'v'],       //   value "v"
+            b"hi",                     // payload
+        ];
+        let mut properties = PublishProperties {
+            content_type: Some(s("t")),
+            ..Default::default()
+        };
+        properties.user_properties.push(s("k"), s("v"));
+        let expected = Packet::Publish(Publish::new(s("a/b"), "hi").with_properties(properties));
+
+        // decode -> encode -> decode gives the same packet ...
+        let wire = Bytes::from(as_sent.concat());
+        let decoded = decode_bytes(&mut wire.clone(), V5, usize::MAX);
+        assert_eq!(decoded, Ok(Some(expected.clone())), "{}", hex(&wire));
+        let mut reencoded = BytesMut::new();
+        expected.encode(V5, &mut reencoded).expect("encode");
+        let decoded_packet = decoded.ok().flatten().expect("a packet");
+        let mut from_decoded = BytesMut::new();
+        decoded_packet
+            .encode(V5, &mut from_decoded)
+            .expect("encode");
+        assert_eq!(
+            from_decoded, reencoded,
+            "a decoded packet encodes as a built one"
+        );
+        let again = decode_bytes(&mut from_decoded.clone().freeze(), V5, usize::MAX);
+        assert_eq!(again, Ok(Some(decoded_packet)));
+        // ... whose bytes are the canonical form, not the input ...
+        assert_eq!(hex(&from_decoded), hex(&canonical.concat()));
+        assert_ne!(hex(&from_decoded), hex(&wire));
+        // ... and canonical input round-trips byte for byte (which is also
+        // what mosquitto_pub sends with the two -D options swapped).
+        assert_vector(V5, canonical, expected);
     }
 
     // ---- PUBACK, PUBREC, PUBREL, PUBCOMP, MQTT 3.1.1 ----

@@ -123,8 +123,8 @@ impl Subscribe {
             let options = SubscriptionOptions::read(r.u8()?, version)?;
             // Validation includes the `$share/{group}/` form, so what it
             // accepts with that prefix is a shared subscription.
-            let shared = validate_filter_of_mqtt_string(&filter)
-                .map_err(DecodeError::InvalidTopicFilter)?;
+            let shared =
+                validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
             if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
