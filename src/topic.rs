@@ -652,7 +652,7 @@ mod tests {
                     let pick = (seed >> (i % 60)) as usize;
                     // Mostly letters, so that levels are long enough to
                     // span words; wildcards and separators now and then.
-                    if pick % 4 == 0 {
+                    if pick.is_multiple_of(4) {
                         alphabet[(pick / 4) % alphabet.len()]
                     } else {
                         'x'

@@ -371,8 +371,15 @@ impl Packet {
             Packet::PubRec(p) => p.encode(0x50, v, buf),
             Packet::PubRel(p) => p.encode(0x62, v, buf),
             Packet::PubComp(p) => p.encode(0x70, v, buf),
-            Packet::PingReq => Ok(buf.extend_from_slice(&[0xC0, 0])),
-            Packet::PingResp => Ok(buf.extend_from_slice(&[0xD0, 0])),
+            Packet::PingReq | Packet::PingResp => {
+                let first = if let Packet::PingReq = self {
+                    0xC0
+                } else {
+                    0xD0
+                };
+                buf.extend_from_slice(&[first, 0]);
+                Ok(())
+            }
             Packet::Connect(p) => encode_packet(buf, 0x10, p.measure(), |s, b| p.write_body(s, b)),
             Packet::ConnAck(p) => {
                 encode_packet(buf, 0x20, p.measure(v), |s, b| p.write_body(v, s, b))
