@@ -371,13 +371,12 @@ impl Packet {
             Packet::PubRec(p) => p.encode(0x50, v, buf),
             Packet::PubRel(p) => p.encode(0x62, v, buf),
             Packet::PubComp(p) => p.encode(0x70, v, buf),
-            Packet::PingReq | Packet::PingResp => {
-                let first = if let Packet::PingReq = self {
-                    0xC0
-                } else {
-                    0xD0
-                };
-                buf.extend_from_slice(&[first, 0]);
+            Packet::PingReq => {
+                buf.extend_from_slice(&[0xC0, 0]);
+                Ok(())
+            }
+            Packet::PingResp => {
+                buf.extend_from_slice(&[0xD0, 0]);
                 Ok(())
             }
             Packet::Connect(p) => encode_packet(buf, 0x10, p.measure(), |s, b| p.write_body(s, b)),
@@ -431,7 +430,7 @@ impl Packet {
                         buf.advance(total);
                         value
                     }
-                    Err(e) => return publish::fail(buf, total, e),
+                    Err(e) => return fail(buf, total, e),
                 }
             }};
         }
@@ -461,10 +460,18 @@ impl Packet {
             PacketType::Publish => {
                 debug_assert!(false, "PUBLISH in read_other");
                 let e = DecodeError::InvalidPacketType(PacketType::Publish as u8);
-                publish::fail(buf, total, e)
+                fail(buf, total, e)
             }
         }
     }
+}
+
+/// Gives up on a packet: the input is advanced past it all the same, as
+/// when the packet's bytes were split off before it was read.
+#[cold]
+fn fail<T>(buf: &mut Bytes, total: usize, e: DecodeError) -> Result<T, DecodeError> {
+    buf.advance(total);
+    Err(e)
 }
 
 /// Reads the packet `buf[..total]`, whose fixed header (`header_len`

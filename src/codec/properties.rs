@@ -530,6 +530,16 @@ impl<I: Clone> List<I> {
         }
     }
 
+    /// How many entries there are (a decoded list's are counted without
+    /// being parsed).
+    fn len<R: Repeated<Item = I>>(&self) -> usize {
+        match self {
+            List::Empty => 0,
+            List::Wire(block) => WireEntries::<R>::new(block).count(),
+            List::Owned(v) => v.len(),
+        }
+    }
+
     #[inline]
     fn is_empty<R: Repeated<Item = I>>(&self) -> bool {
         match self {
@@ -651,7 +661,7 @@ impl UserProperties {
 
     /// How many pairs there are.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.0.len::<UserPair>()
     }
 
     /// True when there are none.
@@ -726,7 +736,7 @@ impl SubscriptionIdentifiers {
 
     /// How many there are.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.0.len::<SubId>()
     }
 
     /// True when there are none.
@@ -1069,6 +1079,7 @@ mod tests {
         assert_eq!(p.reason_string.as_deref(), Some("why"));
         let pairs: Vec<_> = p.user_properties.iter().collect();
         assert_eq!(pairs.len(), 2);
+        assert_eq!(p.user_properties.len(), 2, "counted without parsing");
         assert_eq!((pairs[0].0.as_str(), pairs[0].1.as_str()), ("a", "1"));
         assert_eq!((pairs[1].0.as_str(), pairs[1].1.as_str()), ("a", "2"));
         // Zero-copy: the value "2" points into the input.

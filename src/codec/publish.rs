@@ -13,7 +13,7 @@ use super::primitives::{
 use super::properties::{AckProperties, PublishProperties};
 use super::reason::{InvalidReasonCode, PubAckReasonCode, PubRelReasonCode};
 use super::{
-    Packet, PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id,
+    Packet, PacketType, ProtocolVersion, QoS, Sizes, fail, props_block_len, read_packet_id,
     write_props_block,
 };
 use crate::topic::{TopicError, validate_topic_name};
@@ -317,13 +317,6 @@ impl Head {
         }
         Ok(())
     }
-}
-
-/// Gives up on a PUBLISH: the input is advanced past it, as for any packet.
-#[cold]
-pub(super) fn fail<T>(buf: &mut Bytes, total: usize, e: DecodeError) -> Result<T, DecodeError> {
-    buf.advance(total);
-    Err(e)
 }
 
 /// `buf[start..total]` as the payload, `buf` advanced past `total`. When
