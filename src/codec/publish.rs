@@ -101,7 +101,7 @@ impl Publish {
     /// written straight into the caller's variable: a PUBLISH with its 5.0
     /// properties is a few hundred bytes, and copying it up through each
     /// call was a fifth of a decode.
-    #[inline(always)]
+    #[inline(never)]
     pub(super) fn read_packet(
         flags: u8,
         buf: &mut Bytes,
@@ -324,8 +324,13 @@ impl Head {
 /// the reference count.
 #[inline(always)]
 fn split_payload(buf: &mut Bytes, start: usize, total: usize) -> Bytes {
-    let mut payload = buf.split_to(total);
-    payload.advance(start);
+    if total == buf.len() {
+        let mut payload = std::mem::take(buf);
+        payload.advance(start);
+        return payload;
+    }
+    let payload = buf.slice(start..total);
+    buf.advance(total);
     payload
 }
 

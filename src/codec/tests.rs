@@ -225,3 +225,18 @@ fn inline_framing_agrees_with_frame_len() {
         }
     }
 }
+
+#[test]
+fn publish_stays_small() {
+    // A PUBLISH is moved through channels and queues by value: keep it (and
+    // the `Packet` enum, which it sizes) from growing unnoticed. 248 bytes
+    // on 64-bit targets: two `Bytes` (topic, payload), the properties (three
+    // optional `Bytes`-backed fields, two lists and four small options),
+    // the flags and the packet identifier.
+    if size_of::<usize>() == 8 {
+        assert_eq!(size_of::<UserProperties>(), 32);
+        assert_eq!(size_of::<PublishProperties>(), 176);
+        assert_eq!(size_of::<Publish>(), 248);
+        assert_eq!(size_of::<Packet>(), 248);
+    }
+}
