@@ -10,6 +10,8 @@
 //! The rules are MQTT 3.1.1 §4.7 and MQTT 5.0 §4.7 and §4.8.2 (shared
 //! subscriptions, `$share/{ShareName}/{filter}`).
 
+use crate::codec::{has_nul, has_nul_or_wildcard, short_word};
+
 /// Topic level separator.
 const SEPARATOR: char = '/';
 /// Multi-level wildcard.
@@ -63,7 +65,7 @@ fn validate_common(s: &str) -> Result<(), TopicError> {
         return Err(TopicError::TooLong);
     }
     // [MQTT-4.7.3-2] must not include the null character U+0000.
-    if s.as_bytes().contains(&0) {
+    if has_nul(s.as_bytes()) {
         return Err(TopicError::ContainsNul);
     }
     Ok(())
@@ -91,9 +93,21 @@ fn validate_common(s: &str) -> Result<(), TopicError> {
 /// assert_eq!(validate_topic_name("sport/+"), Err(TopicError::WildcardInName));
 /// ```
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
-    validate_common(name)?;
-    // [MQTT-3.3.2-2] / [MQTT-4.7.1-1] wildcards must not be used in a topic name.
-    if name.contains(['+', '#']) {
+    // [MQTT-4.7.3-1] at least one character; [MQTT-4.7.3-3] at most 65,535 bytes.
+    if name.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if name.len() > MAX_LEN {
+        return Err(TopicError::TooLong);
+    }
+    // [MQTT-4.7.3-2] no U+0000, and [MQTT-3.3.2-2] / [MQTT-4.7.1-1] no
+    // wildcards in a topic name: one word-at-a-time pass finds any of the
+    // three; only then is it worth telling which (U+0000 is reported first,
+    // wherever it is, as the rules are listed).
+    if has_nul_or_wildcard(name.as_bytes()) {
+        if has_nul(name.as_bytes()) {
+            return Err(TopicError::ContainsNul);
+        }
         return Err(TopicError::WildcardInName);
     }
     Ok(())
@@ -144,27 +158,116 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
     }
 }
 
+/// Validates a topic filter that is already a valid MQTT string (no U+0000,
+/// at most 65,535 bytes, as every [`MqttString`](crate::codec::MqttString)
+/// is): the same result as [`validate_topic_filter`], without scanning for
+/// what the string type already excludes. Returns whether the filter is a
+/// shared subscription, so the codec parses the `$share/` prefix once.
+pub(crate) fn validate_filter_of_mqtt_string(filter: &str) -> Result<bool, TopicError> {
+    debug_assert!(filter.len() <= MAX_LEN && !has_nul(filter.as_bytes()));
+    if filter.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    // Most filters do not start with `$`, so are not shared.
+    if filter.as_bytes().first() == Some(&b'$') && SharedFilter::parse_checked(filter)?.is_some() {
+        return Ok(true);
+    }
+    validate_filter_levels(filter).map(|()| false)
+}
+
 /// Checks the wildcard placement rules of a (non-shared) topic filter.
 ///
 /// Only the level structure is checked here; the caller has already applied
 /// [`validate_common`].
+///
+/// The rules are about levels, but a level can only be wrong through a
+/// wildcard in it, and a wildcard is in the right place exactly when its
+/// neighbours are separators (or the ends): `#` after `/` or at the start,
+/// and last; `+` between `/`s or the ends. So only the wildcards are looked
+/// at, found eight bytes at a time; a filter with none (most of them) costs
+/// a few instructions per eight bytes. The first wildcard out of place is
+/// in the first level that breaks a rule, which is the one reported, as a
+/// misplaced `#` if that level has one (`#` is checked first within a
+/// level) and a misplaced `+` otherwise.
 fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
-    let mut levels = filter.split(SEPARATOR).peekable();
-    while let Some(level) = levels.next() {
-        let is_last = levels.peek().is_none();
-        if level.contains('#') {
-            // [MQTT-4.7.1-2] `#` must be on its own or follow a separator
-            // (i.e. be the whole level), and must be the filter's last
-            // character (i.e. the whole *last* level).
-            if level != MULTI_LEVEL || !is_last {
-                return Err(TopicError::MisplacedMultiLevelWildcard);
+    // `+` and `#` are ASCII, so they never occur inside a multi-byte
+    // character: looking at bytes is exact.
+    let bytes = filter.as_bytes();
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (n, word) in words.iter().enumerate() {
+        let mut found = wildcard_lanes(u64::from_le_bytes(*word));
+        while found != 0 {
+            check_wildcard(bytes, n * 8 + (found.trailing_zeros() / 8) as usize)?;
+            found &= found - 1;
+        }
+    }
+    if tail.is_empty() {
+        return Ok(());
+    }
+    match bytes.last_chunk::<8>() {
+        // The last eight bytes, less the lanes the loop has seen already.
+        Some(last) if !words.is_empty() => {
+            let seen = 8 * (8 - tail.len()) as u32;
+            let mut found = (wildcard_lanes(u64::from_le_bytes(*last)) >> seen) << seen;
+            while found != 0 {
+                check_wildcard(
+                    bytes,
+                    bytes.len() - 8 + (found.trailing_zeros() / 8) as usize,
+                )?;
+                found &= found - 1;
             }
-        } else if level.contains('+') && level != SINGLE_LEVEL {
-            // [MQTT-4.7.1-3] `+` must occupy an entire level of the filter.
-            return Err(TopicError::MisplacedSingleLevelWildcard);
+        }
+        // Shorter than a word: padded with zero bytes, which are not wildcards.
+        _ => {
+            let mut found = wildcard_lanes(short_word(bytes, 0));
+            while found != 0 {
+                check_wildcard(bytes, (found.trailing_zeros() / 8) as usize)?;
+                found &= found - 1;
+            }
         }
     }
     Ok(())
+}
+
+/// The high bit of each byte of `word` that is `+` (0x2B) or `#` (0x23):
+/// they differ only in bit 3, so one exact zero-byte test of `word` with
+/// that bit cleared, against 0x23, finds both.
+#[inline(always)]
+fn wildcard_lanes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = (word & !0x0808_0808_0808_0808) ^ 0x2323_2323_2323_2323;
+    // A lane of `x` is zero exactly when its high bit ends up set here
+    // (no carries cross lanes, unlike the cheaper "has a zero" test).
+    !((((x & LOW7) + LOW7) | x) | LOW7)
+}
+
+/// Checks the wildcard at `bytes[i]` against its neighbours.
+#[inline]
+fn check_wildcard(bytes: &[u8], i: usize) -> Result<(), TopicError> {
+    let starts_level = i == 0 || bytes.get(i - 1) == Some(&b'/');
+    let next = bytes.get(i + 1);
+    if bytes.get(i) == Some(&b'#') {
+        // [MQTT-4.7.1-2] `#` must be on its own or follow a separator
+        // (i.e. be the whole level), and must be the filter's last
+        // character (i.e. the whole *last* level).
+        if starts_level && next.is_none() {
+            return Ok(());
+        }
+        return Err(TopicError::MisplacedMultiLevelWildcard);
+    }
+    // [MQTT-4.7.1-3] `+` must occupy an entire level of the filter.
+    if starts_level && next.is_none_or(|&b| b == b'/') {
+        return Ok(());
+    }
+    // This level is wrong; a `#` in it (necessarily after this `+`: one
+    // before it would have been reported first) is what a level-by-level
+    // check names.
+    let rest = bytes.get(i + 1..).unwrap_or_default();
+    let level = rest.split(|&b| b == b'/').next().unwrap_or_default();
+    if level.contains(&b'#') {
+        return Err(TopicError::MisplacedMultiLevelWildcard);
+    }
+    Err(TopicError::MisplacedSingleLevelWildcard)
 }
 
 /// Returns `true` when the topic filter contains a wildcard (`+` or `#`).
@@ -337,13 +440,15 @@ impl<'a> SharedFilter<'a> {
             return Ok(None);
         };
         // The ShareName ends at the next `/`, so it cannot contain one.
-        let (group, inner) = match rest.split_once(SEPARATOR) {
-            Some((group, inner)) => (group, Some(inner)),
+        // Byte positions of ASCII `/` are character boundaries.
+        let split = rest.bytes().position(|b| b == b'/');
+        let (group, inner) = match split {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
         // [MQTT-4.8.2-1] the ShareName is at least one character long.
         // [MQTT-4.8.2-2] the ShareName must not contain `/`, `+` or `#`.
-        if group.is_empty() || group.contains(['+', '#']) {
+        if group.is_empty() || group.bytes().any(|b| b == b'+' || b == b'#') {
             return Err(TopicError::InvalidShareName);
         }
         // [MQTT-4.8.2-2] the ShareName must be followed by `/` and then a
@@ -477,6 +582,107 @@ mod tests {
                 *expected,
                 "filter {filter:?}"
             );
+        }
+    }
+
+    /// The level rules as the spec states them, one level at a time (the
+    /// implementation before the one-pass scan), to check the scan against.
+    fn reference_filter_levels(filter: &str) -> Result<(), TopicError> {
+        let mut levels = filter.split('/').peekable();
+        while let Some(level) = levels.next() {
+            let is_last = levels.peek().is_none();
+            if level.contains('#') {
+                if level != "#" || !is_last {
+                    return Err(TopicError::MisplacedMultiLevelWildcard);
+                }
+            } else if level.contains('+') && level != "+" {
+                return Err(TopicError::MisplacedSingleLevelWildcard);
+            }
+        }
+        Ok(())
+    }
+
+    fn reference_filter(filter: &str) -> Result<(), TopicError> {
+        validate_common(filter)?;
+        let Some(rest) = filter.strip_prefix(SHARE_PREFIX) else {
+            return reference_filter_levels(filter);
+        };
+        let (group, inner) = match rest.split_once('/') {
+            Some((group, inner)) => (group, Some(inner)),
+            None => (rest, None),
+        };
+        if group.is_empty() || group.contains(['+', '#']) {
+            return Err(TopicError::InvalidShareName);
+        }
+        match inner {
+            Some(inner) if !inner.is_empty() => reference_filter_levels(inner),
+            _ => Err(TopicError::MissingSharedFilter),
+        }
+    }
+
+    #[test]
+    fn one_pass_filter_scan_agrees_with_the_level_by_level_rules() {
+        // Every string of up to 6 characters over the bytes that matter
+        // (and `'`, a bit away from `#` as `+` is), bare and
+        // after a `$share/` prefix (valid or not); then longer random ones,
+        // so that every byte position of the eight-byte words is tried.
+        let alphabet = ['a', '/', '+', '#', '\0', 'é', '\''];
+        let mut strings = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &strings {
+                for c in alphabet {
+                    let mut t = s.clone();
+                    t.push(c);
+                    next.push(t);
+                }
+            }
+            all.extend(next.iter().cloned());
+            strings = next;
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let s: String = (0..len)
+                .map(|i| {
+                    let pick = (seed >> (i % 60)) as usize;
+                    // Mostly letters, so that levels are long enough to
+                    // span words; wildcards and separators now and then.
+                    if pick.is_multiple_of(4) {
+                        alphabet[(pick / 4) % alphabet.len()]
+                    } else {
+                        'x'
+                    }
+                })
+                .collect();
+            all.push(s);
+        }
+        for s in &all {
+            for prefix in ["", "$share/", "$share/g/", "$share/g", "$share"] {
+                let f = format!("{prefix}{s}");
+                let want = reference_filter(&f);
+                assert_eq!(validate_topic_filter(&f), want, "filter {f:?}");
+                if !f.contains('\0') {
+                    let shared = f.starts_with(SHARE_PREFIX);
+                    assert_eq!(
+                        validate_filter_of_mqtt_string(&f),
+                        want.map(|()| shared),
+                        "filter {f:?}"
+                    );
+                }
+                let name_want = validate_common(&f).and_then(|()| {
+                    if f.contains(['+', '#']) {
+                        Err(TopicError::WildcardInName)
+                    } else {
+                        Ok(())
+                    }
+                });
+                assert_eq!(validate_topic_name(&f), name_want, "name {f:?}");
+            }
         }
     }
 

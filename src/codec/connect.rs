@@ -1,12 +1,14 @@
 //! CONNECT (§3.1), with its will message, and CONNACK (§3.2).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MAX_FIELD_LEN, MqttString, Reader, binary_len, write_binary};
+use super::primitives::{
+    MAX_FIELD_LEN, MqttString, Reader, binary_len, check_wire_str, write_binary,
+};
 use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
-use super::{PacketType, ProtocolVersion, QoS, props_block_len, write_props_block};
+use super::{PacketType, ProtocolVersion, QoS, Sizes, props_block_len, write_props_block};
 use crate::topic::validate_topic_name;
 
 /// The first packet a client sends (§3.1).
@@ -101,14 +103,24 @@ impl Connect {
         }
     }
 
-    pub(super) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
-        let name = r.string()?;
+    /// Reads a CONNECT, boxed where it is built (it is a few hundred
+    /// bytes; `Packet::Connect` holds it boxed).
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Box<Self>, DecodeError> {
+        // The protocol name is compared as bytes, not made into a string;
+        // any other name is still checked as a string first, so that
+        // malformed UTF-8 is reported as such.
+        let name_len = usize::from(r.u16()?);
+        let name = r.slice(name_len)?;
+        let known = matches!(name, b"MQTT" | b"MQIsdp");
+        if !known {
+            check_wire_str(name)?;
+        }
         let level = r.u8()?;
-        let protocol = match (name.as_str(), ProtocolVersion::from_level(level)) {
-            ("MQTT", Some(v)) => v,
+        let protocol = match (name, ProtocolVersion::from_level(level)) {
+            (b"MQTT", Some(v)) => v,
             // MQTT 3.1 ("MQIsdp", level 3) and unknown levels are answered
             // with CONNACK 0x01 / 0x84 by a server; we name the level.
-            ("MQTT" | "MQIsdp", _) => return Err(DecodeError::UnsupportedProtocolVersion(level)),
+            _ if known => return Err(DecodeError::UnsupportedProtocolVersion(level)),
             _ => return Err(DecodeError::InvalidProtocolName),
         };
         let v5 = protocol == ProtocolVersion::V5;
@@ -181,7 +193,7 @@ impl Connect {
         } else {
             None
         };
-        Ok(Connect {
+        Ok(Box::new(Connect {
             protocol,
             clean_start,
             keep_alive,
@@ -190,7 +202,7 @@ impl Connect {
             username,
             password,
             properties,
-        })
+        }))
     }
 
     fn flags(&self) -> u8 {
@@ -213,7 +225,7 @@ impl Connect {
         flags
     }
 
-    pub(super) fn body_len(&self) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self) -> Result<Sizes, EncodeError> {
         let version = self.protocol;
         let v5 = version == ProtocolVersion::V5;
         if !v5 && self.password.is_some() && self.username.is_none() {
@@ -231,50 +243,68 @@ impl Connect {
         }
         // Protocol name "MQTT" (2 + 4), level, flags, keepalive.
         let mut len = 6 + 1 + 1 + 2;
+        let mut props = 0;
+        let mut will_props = 0;
         if v5 {
-            self.properties.check()?;
+            props = self.properties.checked_len()?;
             check_auth(
                 &self.properties.authentication_method,
                 &self.properties.authentication_data,
             )?;
-            len += props_block_len(version, self.properties.wire_len());
+            len += props_block_len(version, props);
         }
         len += self.client_id.wire_len();
         if let Some(will) = &self.will {
-            validate_topic_name(&will.topic).map_err(EncodeError::InvalidTopicName)?;
+            // [MQTT-3.1.3-11] The Will Topic is a topic name. A valid one is
+            // one scan; only a suspicious one gets the full check.
+            if will.topic.needs_topic_check() {
+                validate_topic_name(&will.topic).map_err(EncodeError::InvalidTopicName)?;
+            }
             if will.payload.len() > MAX_FIELD_LEN {
                 return Err(EncodeError::BinaryTooLong);
             }
             if v5 {
-                will.properties.check()?;
+                will_props = will.properties.checked_len()?;
                 // As `read` checks: a Topic Name, so no wildcards.
                 if let Some(response_topic) = &will.properties.response_topic {
                     validate_topic_name(response_topic).map_err(EncodeError::InvalidTopicName)?;
                 }
-                len += props_block_len(version, will.properties.wire_len());
+                len += props_block_len(version, will_props);
             }
             len += will.topic.wire_len() + binary_len(&will.payload);
         }
         len += self.username.as_ref().map_or(0, |u| u.wire_len());
         len += self.password.as_ref().map_or(0, |p| binary_len(p));
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props,
+        })
     }
 
-    pub(super) fn write_body(&self, buf: &mut BytesMut) {
+    pub(super) fn write_body(&self, sizes: &Sizes, buf: &mut BytesMut) {
         let v5 = self.protocol == ProtocolVersion::V5;
-        write_binary(buf, b"MQTT");
-        buf.put_u8(self.protocol.level());
-        buf.put_u8(self.flags());
-        buf.put_u16(self.keep_alive);
+        // Protocol name, level, flags and keepalive: ten bytes in one piece.
+        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
+        buf.extend_from_slice(&[
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            self.protocol.level(),
+            self.flags(),
+            ka_hi,
+            ka_lo,
+        ]);
         if v5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         self.client_id.write(buf);
         if let Some(will) = &self.will {
             if v5 {
-                let len = will.properties.wire_len();
-                write_props_block(buf, len, |b| will.properties.write(b));
+                write_props_block(buf, sizes.will_props, |b| will.properties.write(b));
             }
             will.topic.write(buf);
             write_binary(buf, &will.payload);
@@ -310,7 +340,7 @@ impl ConnAck {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8()?;
         // [MQTT-3.2.2-1] Bits 7-1 are reserved and MUST be 0.
         if flags & 0xFE != 0 {
@@ -346,7 +376,7 @@ impl ConnAck {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         // 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]: a refusal MUST have
         // Session Present 0, and our decoder holds the broker to it.
         if self.session_present && self.reason_code != ConnectReasonCode::Success {
@@ -360,27 +390,33 @@ impl ConnAck {
                         version,
                     });
                 }
-                Ok(2)
+                Ok(Sizes::body(2))
             }
             ProtocolVersion::V5 => {
-                self.properties.check()?;
+                let props = self.properties.checked_len()?;
                 check_auth(
                     &self.properties.authentication_method,
                     &self.properties.authentication_data,
                 )?;
-                Ok(2 + props_block_len(version, self.properties.wire_len()))
+                Ok(Sizes {
+                    body: 2 + props_block_len(version, props),
+                    props,
+                    will_props: 0,
+                })
             }
         }
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u8(u8::from(self.session_present));
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        let session_present = u8::from(self.session_present);
         match version {
-            ProtocolVersion::V311 => buf.put_u8(self.reason_code.to_v311().unwrap_or(0x80)),
+            ProtocolVersion::V311 => {
+                let code = self.reason_code.to_v311().unwrap_or(0x80);
+                buf.extend_from_slice(&[session_present, code]);
+            }
             ProtocolVersion::V5 => {
-                buf.put_u8(self.reason_code.as_u8());
-                let len = self.properties.wire_len();
-                write_props_block(buf, len, |b| self.properties.write(b));
+                buf.extend_from_slice(&[session_present, self.reason_code.as_u8()]);
+                write_props_block(buf, sizes.props, |b| self.properties.write(b));
             }
         }
     }

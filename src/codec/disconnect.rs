@@ -2,13 +2,13 @@
 //! a connection and that carry an enhanced authentication exchange.
 //! (PINGREQ and PINGRESP have no body and live in the `Packet` enum itself.)
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::Reader;
+use super::primitives::{Reader, put_u8};
 use super::properties::{AuthProperties, DisconnectProperties};
 use super::reason::{AuthReasonCode, DisconnectReasonCode};
-use super::{PacketType, ProtocolVersion, props_block_len, write_props_block};
+use super::{PacketType, ProtocolVersion, Sizes, props_block_len, write_props_block};
 
 /// The last packet of a connection (§3.14). In 3.1.1 only the client sends
 /// it and it has no body; in 5.0 either side may, with a reason.
@@ -36,7 +36,7 @@ impl Disconnect {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let mut out = Disconnect::default();
         if version == ProtocolVersion::V5 {
             // §3.14.2.1: "If the Remaining Length is less than 1 the value of
@@ -53,36 +53,35 @@ impl Disconnect {
         Ok(out)
     }
 
-    fn is_short(&self) -> bool {
-        self.properties.is_empty()
-    }
-
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        Ok(match version {
-            ProtocolVersion::V311 => 0,
-            ProtocolVersion::V5 if self.is_short() => {
-                usize::from(self.reason_code != DisconnectReasonCode::NormalDisconnection)
-            }
-            ProtocolVersion::V5 => {
-                self.properties.check()?;
-                1 + props_block_len(version, self.properties.wire_len())
-            }
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
+        if version == ProtocolVersion::V311 {
+            return Ok(Sizes::body(0));
+        }
+        // No properties (an empty set measures 0): the short forms.
+        let props = self.properties.checked_len()?;
+        if props == 0 {
+            let reason = self.reason_code != DisconnectReasonCode::NormalDisconnection;
+            return Ok(Sizes::body(usize::from(reason)));
+        }
+        Ok(Sizes {
+            body: 1 + props_block_len(version, props),
+            props,
+            will_props: 0,
         })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
         if version == ProtocolVersion::V311 {
             return;
         }
-        if self.is_short() {
+        if sizes.props == 0 {
             if self.reason_code != DisconnectReasonCode::NormalDisconnection {
-                buf.put_u8(self.reason_code.as_u8());
+                put_u8(buf, self.reason_code.as_u8());
             }
             return;
         }
-        buf.put_u8(self.reason_code.as_u8());
-        let len = self.properties.wire_len();
-        write_props_block(buf, len, |b| self.properties.write(b));
+        put_u8(buf, self.reason_code.as_u8());
+        write_props_block(buf, sizes.props, |b| self.properties.write(b));
     }
 }
 
@@ -104,7 +103,7 @@ impl Auth {
         }
     }
 
-    pub(super) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // §3.15.2.1: "The Reason Code and Property Length can be omitted if
         // the Reason Code is 0x00 (Success) and there are no Properties."
         let mut out = Auth::new(AuthReasonCode::Success);
@@ -128,30 +127,34 @@ impl Auth {
         Ok(out)
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if version == ProtocolVersion::V311 {
             return Err(EncodeError::NotInVersion {
                 what: "AUTH",
                 version,
             });
         }
-        self.properties.check()?;
-        if self.reason_code == AuthReasonCode::Success && self.properties.is_empty() {
-            return Ok(0);
+        // No properties (an empty set measures 0) and Success: no body.
+        let props = self.properties.checked_len()?;
+        if self.reason_code == AuthReasonCode::Success && props == 0 {
+            return Ok(Sizes::body(0));
         }
         if self.properties.authentication_method.is_none() {
             return Err(EncodeError::MissingAuthenticationMethod);
         }
-        Ok(1 + props_block_len(version, self.properties.wire_len()))
+        Ok(Sizes {
+            body: 1 + props_block_len(version, props),
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, buf: &mut BytesMut) {
-        if self.reason_code == AuthReasonCode::Success && self.properties.is_empty() {
+    pub(super) fn write_body(&self, sizes: &Sizes, buf: &mut BytesMut) {
+        if sizes.body == 0 {
             return;
         }
-        buf.put_u8(self.reason_code.as_u8());
-        let len = self.properties.wire_len();
-        write_props_block(buf, len, |b| self.properties.write(b));
+        put_u8(buf, self.reason_code.as_u8());
+        write_props_block(buf, sizes.props, |b| self.properties.write(b));
     }
 }
 

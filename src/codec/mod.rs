@@ -29,6 +29,42 @@
 //! spec allows (e.g. a 5.0 PUBACK with reason Success and no properties is
 //! four bytes).
 //!
+//! ## The canonical form
+//!
+//! The bytes [`Packet::encode`] writes depend only on the packet value and
+//! the version. Where the wire allows several encodings of the same packet,
+//! it writes one, the *canonical form*:
+//!
+//! 1. Variable byte integers (remaining length, property lengths,
+//!    subscription identifiers) take the fewest bytes. This is not a
+//!    choice: [`decode`] refuses any other encoding ([MQTT-1.5.5-1]).
+//! 2. A 5.0 property block lists, in this order: the single-valued
+//!    properties that are set, in the order in which the packet's
+//!    property struct declares its fields (for [`PublishProperties`]:
+//!    payload format indicator, message expiry interval, topic alias,
+//!    response topic, correlation data, content type); then a PUBLISH's
+//!    subscription identifiers; then the user properties. Subscription
+//!    identifiers and user properties keep their order among themselves
+//!    (decoded ones are copied byte for byte).
+//! 3. Where the spec lets a packet end early, it does: PUBACK, PUBREC,
+//!    PUBREL and PUBCOMP with no properties end after the packet
+//!    identifier when the reason code is Success (remaining length 2) and
+//!    after the reason code otherwise (3), with no property length; a 5.0
+//!    DISCONNECT with no properties has no body for Normal disconnection
+//!    and only the reason code otherwise; an AUTH with reason Success and
+//!    no properties has no body. Every other 5.0 packet carries its
+//!    property length, 0 when there are no properties.
+//!
+//! Input that differs from the canonical form only in these respects
+//! (properties in another order, an explicit Success reason code or an
+//! empty property block where they may be left out) decodes to the same
+//! packet as its canonical form. So decode → encode → decode gives back the
+//! packet that was decoded, for any valid input; decode → encode gives back
+//! the input bytes exactly when the input was canonical. A real-world
+//! case: `mosquitto_pub -D publish user-property k v -D publish content-type
+//! t` sends the user property first, and re-encoding moves the content type
+//! before it.
+//!
 //! ```
 //! use bytes::BytesMut;
 //! use plover::codec::{self, Packet, ProtocolVersion, Publish, QoS};
@@ -77,7 +113,8 @@ pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
-use primitives::{Reader, read_var_int, var_int_len, write_var_int};
+use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
+pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
 
 /// The MQTT protocol version spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,7 +225,7 @@ pub enum PacketType {
 }
 
 impl PacketType {
-    fn from_u8(value: u8) -> Option<Self> {
+    const fn from_u8(value: u8) -> Option<Self> {
         use PacketType::*;
         Some(match value {
             1 => Connect,
@@ -290,47 +327,22 @@ impl Packet {
         }
     }
 
-    /// The low four bits of the first byte.
-    fn flags(&self) -> u8 {
+    /// Measures everything after the fixed header, checking what the wire
+    /// cannot carry; see [`Sizes`].
+    fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         match self {
-            Packet::Publish(p) => p.flags(),
-            other => other.packet_type().required_flags(),
-        }
-    }
-
-    /// Size of everything after the fixed header, checking what the wire
-    /// cannot carry.
-    fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        match self {
-            Packet::Connect(p) => p.body_len(),
-            Packet::ConnAck(p) => p.body_len(version),
-            Packet::Publish(p) => p.body_len(version),
-            Packet::PubAck(p) | Packet::PubRec(p) => p.body_len(version),
-            Packet::PubRel(p) | Packet::PubComp(p) => p.body_len(version),
-            Packet::Subscribe(p) => p.body_len(version),
-            Packet::SubAck(p) => p.body_len(version),
-            Packet::Unsubscribe(p) => p.body_len(version),
-            Packet::UnsubAck(p) => p.body_len(version),
-            Packet::PingReq | Packet::PingResp => Ok(0),
-            Packet::Disconnect(p) => p.body_len(version),
-            Packet::Auth(p) => p.body_len(version),
-        }
-    }
-
-    fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        match self {
-            Packet::Connect(p) => p.write_body(buf),
-            Packet::ConnAck(p) => p.write_body(version, buf),
-            Packet::Publish(p) => p.write_body(version, buf),
-            Packet::PubAck(p) | Packet::PubRec(p) => p.write_body(version, buf),
-            Packet::PubRel(p) | Packet::PubComp(p) => p.write_body(version, buf),
-            Packet::Subscribe(p) => p.write_body(version, buf),
-            Packet::SubAck(p) => p.write_body(version, buf),
-            Packet::Unsubscribe(p) => p.write_body(version, buf),
-            Packet::UnsubAck(p) => p.write_body(version, buf),
-            Packet::PingReq | Packet::PingResp => {}
-            Packet::Disconnect(p) => p.write_body(version, buf),
-            Packet::Auth(p) => p.write_body(buf),
+            Packet::Connect(p) => p.measure(),
+            Packet::ConnAck(p) => p.measure(version),
+            Packet::Publish(p) => p.measure(version),
+            Packet::PubAck(p) | Packet::PubRec(p) => p.measure(version),
+            Packet::PubRel(p) | Packet::PubComp(p) => p.measure(version),
+            Packet::Subscribe(p) => p.measure(version),
+            Packet::SubAck(p) => p.measure(version),
+            Packet::Unsubscribe(p) => p.measure(version),
+            Packet::UnsubAck(p) => p.measure(version),
+            Packet::PingReq | Packet::PingResp => Ok(Sizes::body(0)),
+            Packet::Disconnect(p) => p.measure(version),
+            Packet::Auth(p) => p.measure(version),
         }
     }
 
@@ -338,7 +350,7 @@ impl Packet {
     ///
     /// A CONNECT is always sized and written for the version it names.
     pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
-        let body = self.body_len(version)?;
+        let body = self.measure(version)?.body;
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
@@ -349,102 +361,206 @@ impl Packet {
     ///
     /// Reserves exactly the packet's size first; on error nothing is written.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let body = self.body_len(version)?;
-        if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
-        }
-        buf.reserve(1 + var_int_len(body) + body);
-        let start = buf.len();
-        // The fixed header in one copy: the first byte and the remaining
-        // length (1 to 4 bytes), laid out on the stack.
-        let mut header = [0u8; 5];
-        header[0] = ((self.packet_type() as u8) << 4) | self.flags();
-        let mut len = 1;
-        let mut v = body;
-        loop {
-            let byte = (v & 0x7F) as u8;
-            v >>= 7;
-            header[len] = byte | if v > 0 { 0x80 } else { 0 };
-            len += 1;
-            if v == 0 || len == header.len() {
-                break;
+        let v = version;
+        // One dispatch, with each packet's first byte a constant. PUBLISH,
+        // the packet sent most, and its acknowledgements have inlined paths
+        // of their own (the same steps), and so do the keepalive pings.
+        match self {
+            Packet::Publish(p) => p.encode(v, buf),
+            Packet::PubAck(p) => p.encode(0x40, v, buf),
+            Packet::PubRec(p) => p.encode(0x50, v, buf),
+            Packet::PubRel(p) => p.encode(0x62, v, buf),
+            Packet::PubComp(p) => p.encode(0x70, v, buf),
+            Packet::PingReq => {
+                buf.extend_from_slice(&[0xC0, 0]);
+                Ok(())
             }
+            Packet::PingResp => {
+                buf.extend_from_slice(&[0xD0, 0]);
+                Ok(())
+            }
+            Packet::Connect(p) => encode_packet(buf, 0x10, p.measure(), |s, b| p.write_body(s, b)),
+            Packet::ConnAck(p) => {
+                encode_packet(buf, 0x20, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Subscribe(p) => {
+                encode_packet(buf, 0x82, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::SubAck(p) => {
+                encode_packet(buf, 0x90, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Unsubscribe(p) => {
+                encode_packet(buf, 0xA2, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::UnsubAck(p) => {
+                encode_packet(buf, 0xB0, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Disconnect(p) => {
+                encode_packet(buf, 0xE0, p.measure(v), |s, b| p.write_body(v, s, b))
+            }
+            Packet::Auth(p) => encode_packet(buf, 0xF0, p.measure(v), |s, b| p.write_body(s, b)),
         }
-        buf.extend_from_slice(&header[..len]);
-        let body_start = buf.len();
-        self.write_body(version, buf);
-        debug_assert_eq!(
-            buf.len() - body_start,
-            body,
-            "{:?} body size",
-            self.packet_type()
-        );
-        debug_assert!(buf.len() > start);
-        Ok(())
     }
 
-    /// Reads one packet from its type and flags (its first byte, already
-    /// checked by `check_first_byte`) and complete body.
-    #[inline]
-    fn read(
+    /// Reads one packet other than PUBLISH, `buf[header_len..total]`, and
+    /// advances `buf` past it, also when it fails.
+    ///
+    /// Out of line: PUBLISH, the packet that matters for speed, has its own
+    /// path inlined into the caller (`Publish::read_packet`); the others
+    /// share this one. Each is returned inside `Ok(Some(..))` where it is
+    /// built, so it is not copied again on the way out.
+    #[inline(never)]
+    fn read_other(
+        buf: &mut Bytes,
         packet_type: PacketType,
-        flags: u8,
-        body: Bytes,
+        header_len: usize,
+        total: usize,
         version: ProtocolVersion,
-    ) -> Result<Packet, DecodeError> {
-        let mut r = Reader::new(body);
-        let packet = match packet_type {
-            PacketType::Connect => Packet::Connect(Box::new(Connect::read(&mut r)?)),
-            PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::read(&mut r, version)?)),
-            PacketType::Publish => Packet::Publish(Publish::read(flags, &mut r, version)?),
-            PacketType::PubAck => Packet::PubAck(PubAck::read(&mut r, version, packet_type)?),
-            PacketType::PubRec => Packet::PubRec(PubRec::read(&mut r, version, packet_type)?),
-            PacketType::PubRel => Packet::PubRel(PubRel::read(&mut r, version, packet_type)?),
-            PacketType::PubComp => Packet::PubComp(PubComp::read(&mut r, version, packet_type)?),
-            PacketType::Subscribe => Packet::Subscribe(Subscribe::read(&mut r, version)?),
-            PacketType::SubAck => Packet::SubAck(SubAck::read(&mut r, version)?),
-            PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::read(&mut r, version)?),
-            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::read(&mut r, version)?),
-            PacketType::PingReq => Packet::PingReq,
-            PacketType::PingResp => Packet::PingResp,
-            PacketType::Disconnect => Packet::Disconnect(Disconnect::read(&mut r, version)?),
-            PacketType::Auth => Packet::Auth(Auth::read(&mut r)?),
-        };
-        r.finish()?;
-        Ok(packet)
+    ) -> Result<Option<Packet>, DecodeError> {
+        let (v, t) = (version, packet_type);
+        let mut r = Reader::new(buf, header_len, total);
+        // Reads the packet's fields, checks that the packet ends exactly
+        // where its remaining length says (after the fields, so that their
+        // errors come first), then lets go of `buf`'s bytes.
+        macro_rules! read {
+            ($read:expr) => {{
+                let read = $read;
+                match read.and_then(|value| r.finish().map(|()| value)) {
+                    Ok(value) => {
+                        buf.advance(total);
+                        value
+                    }
+                    Err(e) => return fail(buf, total, e),
+                }
+            }};
+        }
+        // Each arm returns its packet from where it is built.
+        match packet_type {
+            PacketType::Connect => Ok(Some(Packet::Connect(read!(Connect::read(&mut r))))),
+            PacketType::ConnAck => Ok(Some(Packet::ConnAck(Box::new(read!(ConnAck::read(
+                &mut r, v
+            )))))),
+            PacketType::PubAck => Ok(Some(Packet::PubAck(read!(PubAck::read(&mut r, v, t))))),
+            PacketType::PubRec => Ok(Some(Packet::PubRec(read!(PubRec::read(&mut r, v, t))))),
+            PacketType::PubRel => Ok(Some(Packet::PubRel(read!(PubRel::read(&mut r, v, t))))),
+            PacketType::PubComp => Ok(Some(Packet::PubComp(read!(PubComp::read(&mut r, v, t))))),
+            PacketType::Subscribe => Ok(Some(Packet::Subscribe(read!(Subscribe::read(&mut r, v))))),
+            PacketType::SubAck => Ok(Some(Packet::SubAck(read!(SubAck::read(&mut r, v))))),
+            PacketType::Unsubscribe => Ok(Some(Packet::Unsubscribe(read!(Unsubscribe::read(
+                &mut r, v
+            ))))),
+            PacketType::UnsubAck => Ok(Some(Packet::UnsubAck(read!(UnsubAck::read(&mut r, v))))),
+            PacketType::PingReq => Ok(Some(read!(Ok(Packet::PingReq)))),
+            PacketType::PingResp => Ok(Some(read!(Ok(Packet::PingResp)))),
+            PacketType::Disconnect => {
+                Ok(Some(Packet::Disconnect(read!(Disconnect::read(&mut r, v)))))
+            }
+            PacketType::Auth => Ok(Some(Packet::Auth(read!(Auth::read(&mut r))))),
+            // Not reached: `read_packet` sends PUBLISH to `Publish::read_packet`.
+            PacketType::Publish => {
+                debug_assert!(false, "PUBLISH in read_other");
+                let e = DecodeError::InvalidPacketType(PacketType::Publish as u8);
+                fail(buf, total, e)
+            }
+        }
     }
 }
+
+/// Gives up on a packet: the input is advanced past it all the same, as
+/// when the packet's bytes were split off before it was read.
+#[cold]
+fn fail<T>(buf: &mut Bytes, total: usize, e: DecodeError) -> Result<T, DecodeError> {
+    buf.advance(total);
+    Err(e)
+}
+
+/// Reads the packet `buf[..total]`, whose fixed header (`header_len`
+/// bytes) is already checked, and advances `buf` past it.
+#[inline(always)]
+fn read_packet(
+    buf: &mut Bytes,
+    packet_type: PacketType,
+    flags: u8,
+    header_len: usize,
+    total: usize,
+    version: ProtocolVersion,
+) -> Result<Option<Packet>, DecodeError> {
+    if packet_type == PacketType::Publish {
+        return Publish::read_packet(flags, buf, header_len, total, version);
+    }
+    Packet::read_other(buf, packet_type, header_len, total, version)
+}
+
+/// The packet type of each value of the first byte's high four bits.
+const PACKET_TYPES: [Option<PacketType>; 16] = {
+    let mut types = [None; 16];
+    let mut bits = 0;
+    while bits < 16 {
+        types[bits] = PacketType::from_u8(bits as u8);
+        bits += 1;
+    }
+    types
+};
 
 /// Checks the first byte of a packet: a known type for this version, with the
 /// fixed-header flags that type requires.
 ///
 /// Called as soon as one byte is buffered, so garbage is rejected at once
 /// instead of after waiting for a body its remaining length announces.
+#[inline(always)]
 fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, DecodeError> {
     let type_bits = first >> 4;
     let flags = first & 0x0F;
-    let packet_type = match PacketType::from_u8(type_bits) {
-        // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
-        Some(PacketType::Auth) if version == ProtocolVersion::V311 => {
-            return Err(DecodeError::InvalidPacketType(type_bits));
-        }
-        Some(t) => t,
-        None => return Err(DecodeError::InvalidPacketType(type_bits)),
+    let Some(packet_type) = PACKET_TYPES[usize::from(type_bits)] else {
+        return Err(DecodeError::InvalidPacketType(type_bits));
     };
+    if packet_type == PacketType::Publish {
+        // PUBLISH flags are checked when the packet is read, but for
+        // [MQTT-3.3.1-4]: a PUBLISH MUST NOT have both QoS bits set to 1.
+        if (flags >> 1) & 0b11 == 0b11 {
+            return Err(DecodeError::InvalidQoS);
+        }
+        return Ok(packet_type);
+    }
+    // AUTH exists only in 5.0; in 3.1.1 type 15 is reserved.
+    if packet_type == PacketType::Auth && version == ProtocolVersion::V311 {
+        return Err(DecodeError::InvalidPacketType(type_bits));
+    }
     // [MQTT-2.1.3-1] Reserved flag bits MUST be set to the listed values;
-    // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise. PUBLISH
-    // flags are checked when the packet is read.
-    if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
+    // [MQTT-2.1.3-2] a receiver MUST close the connection otherwise.
+    if flags != packet_type.required_flags() {
         return Err(DecodeError::InvalidHeaderFlags {
             packet: packet_type,
             flags,
         });
     }
-    // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
-    if packet_type == PacketType::Publish && (flags >> 1) & 0b11 == 0b11 {
-        return Err(DecodeError::InvalidQoS);
-    }
     Ok(packet_type)
+}
+
+/// [`frame_len`] with the common cases inline: a complete remaining length
+/// of one to three bytes (packets up to 2 MiB), minimally encoded. Anything
+/// else (four bytes, not all there yet, malformed) goes to `frame_len`.
+#[inline(always)]
+fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<(usize, usize)>, DecodeError> {
+    let low = |b: u8| usize::from(b & 0x7F);
+    let (remaining, header_len) = match *buf {
+        [_, a, ..] if a < 0x80 => (usize::from(a), 2),
+        // [MQTT-1.5.5-1] a last byte of 0 would not be minimal: frame_len
+        // reports it.
+        [_, a, b, ..] if b < 0x80 && b != 0 => (low(a) | usize::from(b) << 7, 3),
+        [_, a, b, c, ..] if b >= 0x80 && c < 0x80 && c != 0 => {
+            (low(a) | low(b) << 7 | usize::from(c) << 14, 4)
+        }
+        _ => return frame_len(buf, max_packet_size),
+    };
+    let total = header_len + remaining;
+    if total > max_packet_size {
+        return Err(DecodeError::PacketTooLarge {
+            size: total,
+            max: max_packet_size,
+        });
+    }
+    Ok(Some((header_len, total)))
 }
 
 /// Where the next packet in `buf` ends: `Ok(Some((header_len, total_len)))`,
@@ -496,7 +612,7 @@ pub fn decode(
         return Ok(None);
     };
     let packet_type = check_first_byte(first, version)?;
-    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+    let Some((header_len, total)) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
     if buf.len() < total {
@@ -506,9 +622,17 @@ pub fn decode(
         buf.reserve((total - buf.len()).min(MAX_EAGER_RESERVE));
         return Ok(None);
     }
+    // The packet's bytes become a `Bytes` of their own (which a PUBLISH's
+    // payload then takes over), and are read as `decode_bytes` reads them.
     let mut frame = buf.split_to(total).freeze();
-    frame.advance(header_len);
-    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
+    read_packet(
+        &mut frame,
+        packet_type,
+        first & 0x0F,
+        header_len,
+        total,
+        version,
+    )
 }
 
 /// Decodes the next packet from the front of an immutable `Bytes`.
@@ -528,19 +652,18 @@ pub fn decode_bytes(
         return Ok(None);
     };
     let packet_type = check_first_byte(first, version)?;
-    let Some((header_len, total)) = frame_len(buf, max_packet_size)? else {
+    let Some((header_len, total)) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
     if buf.len() < total {
         return Ok(None);
     }
-    let mut frame = buf.split_to(total);
-    frame.advance(header_len);
-    Packet::read(packet_type, first & 0x0F, frame, version).map(Some)
+    read_packet(buf, packet_type, first & 0x0F, header_len, total, version)
 }
 
 /// Reads a packet identifier, which must not be 0 ([MQTT-2.2.1-3]).
-fn read_packet_id(r: &mut Reader, packet: PacketType) -> Result<NonZeroU16, DecodeError> {
+#[inline]
+fn read_packet_id(r: &mut Reader<'_>, packet: PacketType) -> Result<NonZeroU16, DecodeError> {
     NonZeroU16::new(r.u16()?).ok_or(DecodeError::ZeroPacketId(packet))
 }
 
@@ -552,10 +675,65 @@ fn props_block_len(version: ProtocolVersion, props_len: usize) -> usize {
     }
 }
 
+/// `Packet::encode` for one packet, given its first byte, its measured
+/// sizes (or why it cannot be written) and how to write its body: reserves
+/// the packet's exact size, then writes the fixed header and the body.
+#[inline(always)]
+fn encode_packet(
+    buf: &mut BytesMut,
+    first: u8,
+    sizes: Result<Sizes, EncodeError>,
+    write_body: impl FnOnce(&Sizes, &mut BytesMut),
+) -> Result<(), EncodeError> {
+    let sizes = sizes?;
+    let body = sizes.body;
+    if body > MAX_VARIABLE_INT as usize {
+        return Err(EncodeError::PacketTooLarge(body));
+    }
+    buf.reserve(1 + var_int_len(body) + body);
+    write_fixed_header(buf, first, body);
+    let body_start = buf.len();
+    write_body(&sizes, buf);
+    debug_assert_eq!(
+        buf.len() - body_start,
+        body,
+        "body size of packet {first:#04x}"
+    );
+    Ok(())
+}
+
 /// Writes a property block with its length prefix (5.0 only).
+#[inline]
 fn write_props_block(buf: &mut BytesMut, props_len: usize, write: impl FnOnce(&mut BytesMut)) {
     write_var_int(buf, props_len);
-    write(buf);
+    if props_len > 0 {
+        write(buf);
+    }
+}
+
+/// What encoding a packet needs to know before it writes anything,
+/// measured (and checked) in one walk over the packet: the size of the
+/// body after the fixed header, and of each property block's contents
+/// (without its length prefix), which the body announces before them.
+/// Writing then uses these instead of measuring the properties again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sizes {
+    /// Everything after the fixed header.
+    body: usize,
+    /// The packet's property block (5.0).
+    props: usize,
+    /// The will's property block (a 5.0 CONNECT with a will).
+    will_props: usize,
+}
+
+impl Sizes {
+    /// A body with no property block.
+    fn body(body: usize) -> Self {
+        Sizes {
+            body,
+            ..Sizes::default()
+        }
+    }
 }
 
 #[cfg(test)]

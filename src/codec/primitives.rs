@@ -5,7 +5,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::error::DecodeError;
@@ -16,6 +16,10 @@ pub const MAX_VARIABLE_INT: u32 = 268_435_455;
 
 /// The longest UTF-8 string or binary field: its length prefix is a `u16`.
 pub const MAX_FIELD_LEN: usize = u16::MAX as usize;
+
+/// The most entries a list is sized for before decoding into it; beyond
+/// that it grows as it is filled (see [`Reader::count_entries`]).
+const MAX_PRESIZE: usize = 256;
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -34,26 +38,51 @@ fn swar_has(chunk: u64, word: u64) -> bool {
     swar_any_below(chunk ^ word, LO)
 }
 
-/// Up to eight bytes as a little-endian word, a short tail padded with
-/// `fill`.
+/// Fewer than eight bytes as a little-endian word (byte `i` in lane `i`),
+/// the lanes past the end holding `fill`.
+///
+/// Two overlapping loads of the first and last two or four bytes, OR-ed
+/// together (where they overlap they hold the same bytes), instead of a
+/// byte loop or a `memcpy` call of a variable length.
 #[inline(always)]
-fn word(bytes: &[u8], fill: u8) -> u64 {
-    let mut w = [fill; 8];
-    w[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(w)
+pub(crate) fn short_word(bytes: &[u8], fill: u8) -> u64 {
+    debug_assert!(bytes.len() < 8);
+    let n = bytes.len();
+    let w = match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (Some(&first), Some(&last)) => {
+            u64::from(u32::from_le_bytes(first))
+                | u64::from(u32::from_le_bytes(last)) << (8 * (n - 4))
+        }
+        _ => match (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
+            (Some(&first), Some(&last)) => {
+                u64::from(u16::from_le_bytes(first))
+                    | u64::from(u16::from_le_bytes(last)) << (8 * (n - 2))
+            }
+            _ => bytes.first().map_or(0, |&b| u64::from(b)),
+        },
+    };
+    // `n` is at most 7, so the shift is in range.
+    w | (u64::from_ne_bytes([fill; 8]) & (!0u64 << (8 * n)))
+}
+
+/// Whether `test` holds for some eight-byte word of `bytes`, a short
+/// string padded with `fill` (which `test` must not match). Words may
+/// overlap: the last one is the last eight bytes, so that a tail needs no
+/// copy.
+#[inline(always)]
+fn any_word(bytes: &[u8], fill: u8, test: impl Fn(u64) -> bool) -> bool {
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return test(short_word(bytes, fill));
+    };
+    let (words, _) = bytes.as_chunks::<8>();
+    words.iter().any(|w| test(u64::from_le_bytes(*w))) || test(u64::from_le_bytes(*last))
 }
 
 /// Whether `bytes` contains U+0000. The strings of a packet are short,
 /// where this word-at-a-time loop beats a call to `memchr`.
 #[inline]
 pub(crate) fn has_nul(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        if swar_has(word(c, 0), 0) {
-            return true;
-        }
-    }
-    swar_has(word(chunks.remainder(), 0xFF), 0)
+    any_word(bytes, 0xFF, |w| swar_has(w, 0))
 }
 
 /// Whether `bytes` contains U+0000, `+` or `#`: the characters a topic
@@ -69,84 +98,186 @@ pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
     const BELOW: u64 = 0x2C2C_2C2C_2C2C_2C2C;
     const PLUS: u64 = 0x2B2B_2B2B_2B2B_2B2B;
     const HASH: u64 = 0x2323_2323_2323_2323;
-    let exact = |w: u64| swar_has(w, 0) || swar_has(w, PLUS) || swar_has(w, HASH);
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = word(c, 0);
-        if swar_any_below(w, BELOW) && exact(w) {
-            return true;
+    any_word(bytes, 0x2C, |w| {
+        swar_any_below(w, BELOW) && (swar_has(w, 0) || swar_has(w, PLUS) || swar_has(w, HASH))
+    })
+}
+
+/// A cursor over one packet body (or one property block) that borrows the
+/// buffer the packet lies in.
+///
+/// Fields are read by index over the borrowed bytes; only the fields a
+/// decoded packet keeps become `Bytes` (a slice of `src`: one reference
+/// count increment each, no copy). Fields that are only checked (the user
+/// properties while a property block is validated, say) never become
+/// `Bytes` at all, and no intermediate `Bytes` for the frame or a property
+/// block is made.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    /// The buffer the packet lies in, to slice kept fields from.
+    src: &'a Bytes,
+    /// `src` up to the end of what this reader may read.
+    data: &'a [u8],
+    /// The next byte to read; at most `data.len()`.
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `src[start..end]`; `start <= end <= src.len()`.
+    #[inline]
+    pub(crate) fn new(src: &'a Bytes, start: usize, end: usize) -> Self {
+        let data = src.get(..end).unwrap_or_default();
+        Reader {
+            src,
+            data,
+            pos: start.min(data.len()),
         }
     }
-    let w = word(chunks.remainder(), 0x2C);
-    swar_any_below(w, BELOW) && exact(w)
-}
 
-#[derive(Debug)]
-pub(crate) struct Reader {
-    buf: Bytes,
-}
-
-impl Reader {
-    pub(crate) fn new(buf: Bytes) -> Self {
-        Reader { buf }
+    /// A reader of all of `src`.
+    #[cfg(test)]
+    pub(crate) fn whole(src: &'a Bytes) -> Self {
+        Reader::new(src, 0, src.len())
     }
 
+    /// Where the next read starts, as an index into the source buffer.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
+        self.data.len() - self.pos
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Everything not read yet, leaving the reader empty (a PUBLISH payload).
-    pub(crate) fn take_rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        self.pos == self.data.len()
     }
 
     /// Fails with [`DecodeError::TrailingBytes`] if anything is left: a
     /// packet must end exactly where its remaining length says.
+    #[inline]
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
+        if self.is_empty() {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes)
         }
     }
 
-    fn need(&self, n: usize) -> Result<(), DecodeError> {
-        if self.buf.len() < n {
-            Err(DecodeError::UnexpectedEnd)
-        } else {
-            Ok(())
-        }
+    /// The next `N` bytes.
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let Some(&bytes) = self.data.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) else {
+            return Err(DecodeError::UnexpectedEnd);
+        };
+        self.pos += N;
+        Ok(bytes)
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.need(1)?;
-        Ok(self.buf.get_u8())
+        self.array::<1>().map(|[b]| b)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        self.need(2)?;
-        Ok(self.buf.get_u16())
+        self.array().map(u16::from_be_bytes)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.need(4)?;
-        Ok(self.buf.get_u32())
+        self.array().map(u32::from_be_bytes)
     }
 
+    /// Skips the next byte if it is 0 (an empty property block), and says
+    /// whether it did.
+    #[inline(always)]
+    pub(crate) fn skip_zero_byte(&mut self) -> bool {
+        let zero = self.data.get(self.pos) == Some(&0);
+        self.pos += usize::from(zero);
+        zero
+    }
+
+    /// The next `n` bytes, borrowed; for fields that are checked, not kept.
+    #[inline]
+    pub(crate) fn slice(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let Some(bytes) = self.data.get(self.pos..).and_then(|rest| rest.get(..n)) else {
+            return Err(DecodeError::UnexpectedEnd);
+        };
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    /// The next `n` bytes as a slice of the source buffer, for fields a
+    /// packet keeps.
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
-        self.need(n)?;
-        Ok(self.buf.split_to(n))
+        let start = self.pos;
+        self.slice(n)?;
+        Ok(self.src.slice(start..self.pos))
+    }
+
+    /// A reader of the next `n` bytes (a property block), which this
+    /// reader skips.
+    #[inline]
+    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
+        let start = self.pos;
+        self.slice(n)?;
+        Ok(Reader {
+            src: self.src,
+            data: self.data.get(..self.pos).unwrap_or_default(),
+            pos: start,
+        })
+    }
+
+    /// `src[start..end]` as a `Bytes` slice (a property block that a
+    /// packet keeps, once it has been validated).
+    #[inline]
+    pub(crate) fn src_slice(&self, start: usize, end: usize) -> Bytes {
+        self.src.slice(start..end)
+    }
+
+    /// How many entries of "a length-prefixed field, then `trailer` bytes"
+    /// the rest holds, to size a list before decoding into it (so a
+    /// SUBSCRIBE's filters take one allocation, not one per doubling).
+    ///
+    /// Only a size hint: it stops at the first entry that does not fit
+    /// (decoding reports that one), and at [`MAX_PRESIZE`] so that a large
+    /// packet of bad entries cannot make us reserve memory for all of them
+    /// before the first is refused.
+    pub(crate) fn count_entries(&self, trailer: usize) -> usize {
+        let bytes = self.data.get(self.pos..).unwrap_or_default();
+        let (mut pos, mut n) = (0, 0);
+        while n < MAX_PRESIZE {
+            let Some(&[hi, lo]) = bytes.get(pos..pos + 2) else {
+                break;
+            };
+            pos += 2 + usize::from(u16::from_be_bytes([hi, lo])) + trailer;
+            if pos > bytes.len() {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 
     /// A variable byte integer (§1.5.5), at most four bytes, minimally encoded.
+    #[inline]
     pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
-        match read_var_int(&self.buf)? {
+        // One byte (below 128) is by far the most common: property
+        // identifiers, short property blocks.
+        if let Some(&b) = self.data.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u32::from(b));
+        }
+        match read_var_int(self.data.get(self.pos..).unwrap_or_default())? {
             Some((value, len)) => {
-                self.buf.advance(len);
+                self.pos += len;
                 Ok(value)
             }
             // Inside a packet body there is no "more to come": the body is
@@ -155,16 +286,33 @@ impl Reader {
         }
     }
 
+    /// The length prefix of a binary field or string.
+    #[inline]
+    fn field_len(&mut self) -> Result<usize, DecodeError> {
+        self.u16().map(usize::from)
+    }
+
     /// Binary data: a two-byte length, then that many bytes (§1.5.6).
+    #[inline]
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
-        let len = self.u16()? as usize;
+        let len = self.field_len()?;
         self.bytes(len)
     }
 
     /// A UTF-8 encoded string (§1.5.4): validated once, then a view.
+    #[inline]
     pub(crate) fn string(&mut self) -> Result<MqttString, DecodeError> {
         let raw = self.binary()?;
         MqttString::from_wire(raw)
+    }
+
+    /// A UTF-8 encoded string that is checked as [`string`](Self::string)
+    /// checks it (same errors), but not kept: no `Bytes` is made.
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let len = self.field_len()?;
+        let raw = self.slice(len)?;
+        check_wire_str(raw)
     }
 
     /// A topic name, and whether it needs the full topic-name check; see
@@ -174,6 +322,17 @@ impl Reader {
         let raw = self.binary()?;
         MqttString::topic_from_wire(raw)
     }
+}
+
+/// What [`MqttString::from_wire`] checks, on borrowed bytes.
+pub(crate) fn check_wire_str(raw: &[u8]) -> Result<(), DecodeError> {
+    // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
+    std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
+    if has_nul(raw) {
+        return Err(DecodeError::NulInString);
+    }
+    Ok(())
 }
 
 /// Reads a variable byte integer from the front of `buf`.
@@ -203,6 +362,7 @@ pub(crate) fn read_var_int(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeErr
 }
 
 /// How many bytes `value` takes as a variable byte integer.
+#[inline]
 pub(crate) fn var_int_len(value: usize) -> usize {
     match value {
         0..=127 => 1,
@@ -212,28 +372,88 @@ pub(crate) fn var_int_len(value: usize) -> usize {
     }
 }
 
+// Writing. Every packet reserves its exact size before it writes, and each
+// write below is one `BytesMut::extend_from_slice` of a fixed-size array,
+// which compiles to a capacity check and a store. (The `BufMut` methods
+// such as `put_u8` go through an out-of-line `put_slice` and a `memcpy`
+// call for each byte or two.)
+
+/// Writes one byte.
+#[inline(always)]
+pub(crate) fn put_u8(buf: &mut BytesMut, value: u8) {
+    buf.extend_from_slice(&[value]);
+}
+
+/// Writes a big-endian two-byte integer.
+#[inline(always)]
+pub(crate) fn put_u16(buf: &mut BytesMut, value: u16) {
+    buf.extend_from_slice(&value.to_be_bytes());
+}
+
 /// Writes `value` as a variable byte integer. Callers have checked it is at
 /// most [`MAX_VARIABLE_INT`].
+#[inline]
 pub(crate) fn write_var_int(buf: &mut BytesMut, value: usize) {
+    // One byte (below 128) is the common case: short property blocks,
+    // small packets.
+    if value < 0x80 {
+        put_u8(buf, value as u8);
+        return;
+    }
+    let mut bytes = [0u8; 4];
+    let mut n = 0;
     let mut v = value;
-    loop {
-        let mut byte = (v & 0x7F) as u8;
+    while n < bytes.len() {
+        let byte = (v & 0x7F) as u8;
         v >>= 7;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
+        bytes[n] = byte | if v > 0 { 0x80 } else { 0 };
+        n += 1;
         if v == 0 {
             break;
+        }
+    }
+    buf.extend_from_slice(&bytes[..n]);
+}
+
+/// Writes a packet's fixed header: its first byte and the remaining length.
+#[inline(always)]
+pub(crate) fn write_fixed_header(buf: &mut BytesMut, first: u8, remaining: usize) {
+    if remaining < 0x80 {
+        buf.extend_from_slice(&[first, remaining as u8]);
+    } else {
+        put_u8(buf, first);
+        write_var_int(buf, remaining);
+    }
+}
+
+/// Writes a packet's fixed header followed by a two-byte integer (a topic's
+/// length, a packet identifier): in one piece when the remaining length
+/// takes one or two bytes (packets below 16 KiB).
+#[inline(always)]
+pub(crate) fn write_fixed_header_and_u16(
+    buf: &mut BytesMut,
+    first: u8,
+    remaining: usize,
+    value: u16,
+) {
+    let [hi, lo] = value.to_be_bytes();
+    match remaining {
+        0..=0x7F => buf.extend_from_slice(&[first, remaining as u8, hi, lo]),
+        0x80..=0x3FFF => {
+            let low = (remaining & 0x7F) as u8 | 0x80;
+            buf.extend_from_slice(&[first, low, (remaining >> 7) as u8, hi, lo]);
+        }
+        _ => {
+            write_fixed_header(buf, first, remaining);
+            put_u16(buf, value);
         }
     }
 }
 
 /// Writes a length-prefixed field. Callers have checked the length fits a `u16`.
+#[inline]
 pub(crate) fn write_binary(buf: &mut BytesMut, data: &[u8]) {
-    // `extend_from_slice` is BytesMut's own copy; the `BufMut` methods go
-    // through a generic chunk loop that costs more for short fields.
-    buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    put_u16(buf, data.len() as u16);
     buf.extend_from_slice(data);
 }
 
@@ -331,17 +551,20 @@ impl MqttString {
     }
 
     /// Whether this string, as a topic name, needs the full check (empty,
-    /// wildcards, or longer than the wire allows); a valid name is one scan.
+    /// or wildcards; U+0000 and a length over 65,535 bytes cannot occur in
+    /// an `MqttString`); a valid name is one scan.
     #[inline]
     pub(crate) fn needs_topic_check(&self) -> bool {
-        self.0.is_empty() || self.0.len() > MAX_FIELD_LEN || has_nul_or_wildcard(self.0.as_bytes())
+        self.0.is_empty() || has_nul_or_wildcard(self.0.as_bytes())
     }
 
     /// Wire size: two length bytes and the UTF-8 bytes.
+    #[inline]
     pub(crate) fn wire_len(&self) -> usize {
         2 + self.0.len()
     }
 
+    #[inline]
     pub(crate) fn write(&self, buf: &mut BytesMut) {
         write_binary(buf, self.0.as_bytes());
     }
@@ -460,6 +683,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn short_words_hold_the_bytes_then_the_fill() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7];
+        for n in 0..8 {
+            let mut want = [0xEEu8; 8];
+            want[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(
+                short_word(&bytes[..n], 0xEE),
+                u64::from_le_bytes(want),
+                "{n}"
+            );
+        }
+    }
+
     fn var_int_bytes(v: usize) -> Vec<u8> {
         let mut b = BytesMut::new();
         write_var_int(&mut b, v);
@@ -520,7 +757,7 @@ mod tests {
         );
         // A decoded string is a view into the input: same pointer.
         let input = Bytes::from_static(b"\x00\x03abc");
-        let mut r = Reader::new(input.clone());
+        let mut r = Reader::whole(&input);
         let s = r.string().unwrap();
         assert_eq!(s, "abc");
         assert_eq!(s.as_ptr(), input[2..].as_ptr());
@@ -528,9 +765,11 @@ mod tests {
 
     #[test]
     fn reader_never_reads_past_the_end() {
-        let mut r = Reader::new(Bytes::from_static(&[0x00, 0x05, b'a']));
+        let short = Bytes::from_static(&[0x00, 0x05, b'a']);
+        let mut r = Reader::whole(&short);
         assert_eq!(r.string(), Err(DecodeError::UnexpectedEnd));
-        let mut r = Reader::new(Bytes::from_static(&[0x01]));
+        let one = Bytes::from_static(&[0x01]);
+        let mut r = Reader::whole(&one);
         assert_eq!(r.u16(), Err(DecodeError::UnexpectedEnd));
         assert_eq!(r.u8(), Ok(1));
         assert_eq!(r.u8(), Err(DecodeError::UnexpectedEnd));

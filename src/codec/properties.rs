@@ -12,11 +12,11 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_FIELD_LEN, MAX_VARIABLE_INT, MqttString, Reader, var_int_len, write_binary, write_var_int,
+    MAX_FIELD_LEN, MAX_VARIABLE_INT, MqttString, Reader, put_u8, var_int_len, write_var_int,
 };
 use super::{PacketType, QoS};
 
@@ -138,7 +138,8 @@ impl PropertyId {
 }
 
 /// Reads the identifier of the next property in a block.
-fn read_id(r: &mut Reader) -> Result<PropertyId, DecodeError> {
+#[inline]
+fn read_id(r: &mut Reader<'_>) -> Result<PropertyId, DecodeError> {
     // The identifier is a variable byte integer; all defined ones fit in
     // one byte, so a longer encoding cannot name a known property.
     let raw = r.var_int()?;
@@ -148,36 +149,46 @@ fn read_id(r: &mut Reader) -> Result<PropertyId, DecodeError> {
         .ok_or(DecodeError::UnknownProperty(raw.min(0xFF) as u8))
 }
 
-/// Skips one property value of the given identifier.
-fn skip_value(id: PropertyId, r: &mut Reader) -> Result<(), DecodeError> {
-    match id.layout() {
-        Layout::Byte => r.u8().map(drop),
-        Layout::U16 => r.u16().map(drop),
-        Layout::U32 => r.u32().map(drop),
-        Layout::VarInt => r.var_int().map(drop),
-        Layout::Str => r.string().map(drop),
-        Layout::Bin => r.binary().map(drop),
+/// Skips one property value of the given identifier in a block that was
+/// validated when it was decoded: lengths are followed, nothing is checked.
+fn skip_value(id: PropertyId, r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    let n = match id.layout() {
+        Layout::Byte => 1,
+        Layout::U16 => 2,
+        Layout::U32 => 4,
+        Layout::VarInt => return r.var_int().map(drop),
+        Layout::Str | Layout::Bin => usize::from(r.u16()?),
         Layout::Pair => {
-            r.string()?;
-            r.string().map(drop)
+            let key = usize::from(r.u16()?);
+            r.slice(key)?;
+            usize::from(r.u16()?)
         }
-    }
+    };
+    r.slice(n).map(drop)
 }
 
-/// Reads the property length and returns the block it covers.
-pub(crate) fn read_block(r: &mut Reader) -> Result<Bytes, DecodeError> {
+/// Reads the property length and returns a reader of the block it covers,
+/// with the block's start and end in the source buffer.
+#[inline]
+pub(crate) fn read_block<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(Reader<'a>, usize, usize), DecodeError> {
     let len = r.var_int()? as usize;
     if len > r.remaining() {
         return Err(DecodeError::PropertyLengthOverrun);
     }
-    r.bytes(len)
+    let start = r.position();
+    let block = r.sub(len)?;
+    Ok((block, start, r.position()))
 }
 
 /// A value type a single-valued property can hold.
 pub(crate) trait PropValue: Sized {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError>;
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Wire size of the value (without the identifier).
     fn wire_len(&self) -> usize;
-    fn write(&self, buf: &mut BytesMut);
+    /// Writes the identifier, then the value.
+    fn write(&self, id: PropertyId, buf: &mut BytesMut);
     /// Checks a value the user set before it is written: what the
     /// receiver's `read` would reject must not be sent.
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
@@ -186,7 +197,7 @@ pub(crate) trait PropValue: Sized {
 }
 
 impl PropValue for bool {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // Every flag property: "It is a Protocol Error to include a value
         // other than 0 or 1."
         match r.u8()? {
@@ -198,8 +209,8 @@ impl PropValue for bool {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(u8::from(*self));
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        buf.extend_from_slice(&[id as u8, u8::from(*self)]);
     }
 }
 
@@ -214,7 +225,7 @@ pub enum PayloadFormat {
 }
 
 impl PropValue for PayloadFormat {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(PayloadFormat::Unspecified),
             1 => Ok(PayloadFormat::Utf8),
@@ -224,11 +235,12 @@ impl PropValue for PayloadFormat {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(match self {
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let value = match self {
             PayloadFormat::Unspecified => 0,
             PayloadFormat::Utf8 => 1,
-        });
+        };
+        buf.extend_from_slice(&[id as u8, value]);
     }
 }
 
@@ -236,7 +248,7 @@ impl PropValue for QoS {
     // Only Maximum QoS has this type: "It is a Protocol Error to include
     // Maximum QoS more than once, or to have a value other than 0 or 1"
     // (absent means 2).
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(QoS::AtMostOnce),
             1 => Ok(QoS::AtLeastOnce),
@@ -246,8 +258,8 @@ impl PropValue for QoS {
     fn wire_len(&self) -> usize {
         1
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(*self as u8);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        buf.extend_from_slice(&[id as u8, *self as u8]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == QoS::ExactlyOnce {
@@ -259,7 +271,7 @@ impl PropValue for QoS {
 }
 
 impl PropValue for u16 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u16()?;
         match (id, v) {
             // [MQTT-3.3.2-8] A Topic Alias of 0 is not permitted.
@@ -272,8 +284,9 @@ impl PropValue for u16 {
     fn wire_len(&self) -> usize {
         2
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u16(*self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let [a, b] = self.to_be_bytes();
+        buf.extend_from_slice(&[id as u8, a, b]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == 0 && matches!(id, PropertyId::TopicAlias | PropertyId::ReceiveMaximum) {
@@ -284,7 +297,7 @@ impl PropValue for u16 {
 }
 
 impl PropValue for u32 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u32()?;
         // "It is a Protocol Error to include ... the Maximum Packet Size ... [of] zero."
         if id == PropertyId::MaximumPacketSize && v == 0 {
@@ -295,8 +308,9 @@ impl PropValue for u32 {
     fn wire_len(&self) -> usize {
         4
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u32(*self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        let [a, b, c, d] = self.to_be_bytes();
+        buf.extend_from_slice(&[id as u8, a, b, c, d]);
     }
     fn check(&self, id: PropertyId) -> Result<(), EncodeError> {
         if *self == 0 && id == PropertyId::MaximumPacketSize {
@@ -308,15 +322,21 @@ impl PropValue for u32 {
 
 /// Subscription Identifiers are variable byte integers from 1 to 268,435,455.
 impl PropValue for NonZeroU32 {
-    fn read(id: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // "It is a Protocol Error if the Subscription Identifier has a value of 0."
         NonZeroU32::new(r.var_int()?).ok_or(DecodeError::InvalidPropertyValue(id))
     }
     fn wire_len(&self) -> usize {
         var_int_len(self.get() as usize)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        write_var_int(buf, self.get() as usize);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        match u8::try_from(self.get()) {
+            Ok(small) if small < 0x80 => buf.extend_from_slice(&[id as u8, small]),
+            _ => {
+                put_u8(buf, id as u8);
+                write_var_int(buf, self.get() as usize);
+            }
+        }
     }
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.get() > MAX_VARIABLE_INT {
@@ -327,26 +347,26 @@ impl PropValue for NonZeroU32 {
 }
 
 impl PropValue for MqttString {
-    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.string()
     }
     fn wire_len(&self) -> usize {
         MqttString::wire_len(self)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        MqttString::write(self, buf);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        write_field_with_id(buf, id, self.as_bytes());
     }
 }
 
 impl PropValue for Bytes {
-    fn read(_: PropertyId, r: &mut Reader) -> Result<Self, DecodeError> {
+    fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.binary()
     }
     fn wire_len(&self) -> usize {
         2 + self.len()
     }
-    fn write(&self, buf: &mut BytesMut) {
-        write_binary(buf, self);
+    fn write(&self, id: PropertyId, buf: &mut BytesMut) {
+        write_field_with_id(buf, id, self);
     }
     fn check(&self, _id: PropertyId) -> Result<(), EncodeError> {
         if self.len() > MAX_FIELD_LEN {
@@ -365,70 +385,126 @@ fn set_once<T>(slot: &mut Option<T>, value: T, id: PropertyId) -> Result<(), Dec
     Ok(())
 }
 
-fn opt_len<T: PropValue>(v: &Option<T>) -> usize {
-    v.as_ref().map_or(0, |v| 1 + v.wire_len())
+/// Writes a property identifier and a length-prefixed value: the three
+/// fixed bytes in one piece, then the value.
+#[inline]
+fn write_field_with_id(buf: &mut BytesMut, id: PropertyId, data: &[u8]) {
+    let [hi, lo] = (data.len() as u16).to_be_bytes();
+    buf.extend_from_slice(&[id as u8, hi, lo]);
+    buf.extend_from_slice(data);
 }
 
-fn opt_write<T: PropValue>(v: &Option<T>, id: PropertyId, buf: &mut BytesMut) {
-    if let Some(v) = v {
-        buf.put_u8(id as u8);
-        v.write(buf);
+/// Size of an optional property with its identifier, having checked it.
+#[inline(always)]
+fn opt_checked_len<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<usize, EncodeError> {
+    match v {
+        Some(v) => {
+            v.check(id)?;
+            Ok(1 + v.wire_len())
+        }
+        None => Ok(0),
     }
-}
-
-fn opt_check<T: PropValue>(v: &Option<T>, id: PropertyId) -> Result<(), EncodeError> {
-    v.as_ref().map_or(Ok(()), |v| v.check(id))
 }
 
 /// A property that may appear more than once, kept in order.
 trait Repeated {
     const ID: PropertyId;
     type Item: Clone;
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError>;
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError>;
+    /// Checks one value as [`read`](Self::read) would, without keeping it.
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError>;
+    /// Wire size of one value (without the identifier).
     fn wire_len(item: &Self::Item) -> usize;
+    /// Writes the identifier, then one value.
     fn write(item: &Self::Item, buf: &mut BytesMut);
 }
 
 /// Storage for a repeatable property: the decoded block it came in (parsed
 /// on demand, so decoding costs no allocation) or a list the user built.
+///
+/// Two variants, so that the enum fits in a `Bytes` (32 bytes, the tag in
+/// the niche of its vtable pointer): a third, "empty" one would add a tag
+/// word to every property set and to every PUBLISH (248 bytes would become
+/// 264), which costs more in moves than it saves in drops.
 #[derive(Clone)]
 enum List<I> {
-    /// A whole property block that was validated when it was decoded.
+    /// A whole property block that was validated when it was decoded (and
+    /// holds at least one entry of this list's property), or an empty one.
     Wire(Bytes),
     Owned(Vec<I>),
 }
 
 impl<I> Default for List<I> {
+    /// An empty block: building it writes four words and dropping it is
+    /// one call that does nothing, cheaper than an empty `Vec`'s drop.
     fn default() -> Self {
-        List::Owned(Vec::new())
+        List::Wire(Bytes::new())
     }
 }
 
-/// Iterates over one repeatable property within a property block.
-struct WireIter<R: Repeated> {
-    r: Reader,
+/// Where the entries of one repeatable property lie within a validated
+/// property block: each entry's range, identifier included.
+struct WireEntries<'a, R: Repeated> {
+    block: &'a Bytes,
+    pos: usize,
     _kind: std::marker::PhantomData<R>,
 }
 
-impl<R: Repeated> Iterator for WireIter<R> {
-    type Item = R::Item;
-    fn next(&mut self) -> Option<R::Item> {
+impl<'a, R: Repeated> WireEntries<'a, R> {
+    fn new(block: &'a Bytes) -> Self {
+        WireEntries {
+            block,
+            pos: 0,
+            _kind: std::marker::PhantomData,
+        }
+    }
+
+    /// A reader positioned at the next entry's value, and the entry's
+    /// start; `None` at the end.
+    fn next_entry(&mut self) -> Option<(Reader<'a>, usize)> {
         // The block was fully validated when it was decoded, so none of these
         // reads fail; if one did, ending the iteration is the safe answer.
-        while !self.r.is_empty() {
-            let id = read_id(&mut self.r).ok()?;
+        let mut r = Reader::new(self.block, self.pos, self.block.len());
+        while !r.is_empty() {
+            let start = r.position();
+            let id = read_id(&mut r).ok()?;
             if id == R::ID {
-                return R::read(&mut self.r).ok();
+                return Some((r, start));
             }
-            skip_value(id, &mut self.r).ok()?;
+            skip_value(id, &mut r).ok()?;
         }
+        self.pos = r.position();
         None
+    }
+}
+
+impl<R: Repeated> Iterator for WireEntries<'_, R> {
+    /// An entry's range within the block.
+    type Item = std::ops::Range<usize>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (mut r, start) = self.next_entry()?;
+        skip_value(R::ID, &mut r).ok()?;
+        self.pos = r.position();
+        Some(start..self.pos)
+    }
+}
+
+/// Iterates over one repeatable property's values within a property block.
+struct WireIter<'a, R: Repeated>(WireEntries<'a, R>);
+
+impl<R: Repeated> Iterator for WireIter<'_, R> {
+    type Item = R::Item;
+    fn next(&mut self) -> Option<R::Item> {
+        let (mut r, _) = self.0.next_entry()?;
+        let item = R::read(&mut r).ok()?;
+        self.0.pos = r.position();
+        Some(item)
     }
 }
 
 /// Either a wire iterator or a slice iterator, without boxing.
 enum ListIter<'a, R: Repeated> {
-    Wire(WireIter<R>),
+    Wire(WireIter<'a, R>),
     Owned(std::slice::Iter<'a, R::Item>),
 }
 
@@ -445,38 +521,66 @@ impl<R: Repeated> Iterator for ListIter<'_, R> {
 impl<I: Clone> List<I> {
     fn iter<R: Repeated<Item = I>>(&self) -> ListIter<'_, R> {
         match self {
-            List::Wire(block) => ListIter::Wire(WireIter {
-                r: Reader::new(block.clone()),
-                _kind: std::marker::PhantomData,
-            }),
+            List::Wire(block) => ListIter::Wire(WireIter(WireEntries::new(block))),
             List::Owned(v) => ListIter::Owned(v.iter()),
         }
     }
 
     fn push<R: Repeated<Item = I>>(&mut self, item: I) {
-        if let List::Wire(_) = self {
-            *self = List::Owned(self.iter::<R>().collect());
-        }
-        if let List::Owned(v) = self {
-            v.push(item);
+        match self {
+            List::Wire(_) => {
+                let mut v: Vec<I> = self.iter::<R>().collect();
+                v.push(item);
+                *self = List::Owned(v);
+            }
+            List::Owned(v) => v.push(item),
         }
     }
 
+    /// How many entries there are (a decoded list's are counted without
+    /// being parsed).
+    fn len<R: Repeated<Item = I>>(&self) -> usize {
+        match self {
+            List::Wire(block) => WireEntries::<R>::new(block).count(),
+            List::Owned(v) => v.len(),
+        }
+    }
+
+    #[inline]
     fn is_empty<R: Repeated<Item = I>>(&self) -> bool {
         match self {
-            List::Wire(_) => self.iter::<R>().next().is_none(),
+            List::Wire(block) if block.is_empty() => true,
+            List::Wire(block) => WireEntries::<R>::new(block).next().is_none(),
             List::Owned(v) => v.is_empty(),
         }
     }
 
+    /// Wire size of the entries, identifiers included.
+    #[inline]
     fn wire_len<R: Repeated<Item = I>>(&self) -> usize {
-        self.iter::<R>().map(|i| 1 + R::wire_len(&i)).sum()
+        match self {
+            // The entries as they came, measured without parsing them.
+            List::Wire(block) if block.is_empty() => 0,
+            List::Wire(block) => WireEntries::<R>::new(block).map(|e| e.len()).sum(),
+            List::Owned(v) => v.iter().map(|i| 1 + R::wire_len(i)).sum(),
+        }
     }
 
+    #[inline]
     fn write<R: Repeated<Item = I>>(&self, buf: &mut BytesMut) {
-        for item in self.iter::<R>() {
-            buf.put_u8(R::ID as u8);
-            R::write(&item, buf);
+        match self {
+            List::Wire(block) if block.is_empty() => {}
+            // Copied as they came: they were validated when decoded.
+            List::Wire(block) => {
+                for entry in WireEntries::<R>::new(block) {
+                    buf.extend_from_slice(block.get(entry).unwrap_or_default());
+                }
+            }
+            List::Owned(v) => {
+                for item in v {
+                    R::write(item, buf);
+                }
+            }
         }
     }
 }
@@ -486,14 +590,19 @@ struct UserPair;
 impl Repeated for UserPair {
     const ID: PropertyId = PropertyId::UserProperty;
     type Item = (MqttString, MqttString);
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError> {
         Ok((r.string()?, r.string()?))
+    }
+    #[inline]
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        r.skip_string()?;
+        r.skip_string()
     }
     fn wire_len((k, v): &Self::Item) -> usize {
         k.wire_len() + v.wire_len()
     }
     fn write((k, v): &Self::Item, buf: &mut BytesMut) {
-        k.write(buf);
+        write_field_with_id(buf, Self::ID, k.as_bytes());
         v.write(buf);
     }
 }
@@ -503,14 +612,18 @@ struct SubId;
 impl Repeated for SubId {
     const ID: PropertyId = PropertyId::SubscriptionIdentifier;
     type Item = NonZeroU32;
-    fn read(r: &mut Reader) -> Result<Self::Item, DecodeError> {
+    fn read(r: &mut Reader<'_>) -> Result<Self::Item, DecodeError> {
         NonZeroU32::read(PropertyId::SubscriptionIdentifier, r)
+    }
+    #[inline]
+    fn check_wire(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+        Self::read(r).map(drop)
     }
     fn wire_len(item: &Self::Item) -> usize {
         PropValue::wire_len(item)
     }
     fn write(item: &Self::Item, buf: &mut BytesMut) {
-        PropValue::write(item, buf)
+        PropValue::write(item, Self::ID, buf)
     }
 }
 
@@ -554,7 +667,7 @@ impl UserProperties {
 
     /// How many pairs there are.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.0.len::<UserPair>()
     }
 
     /// True when there are none.
@@ -566,10 +679,12 @@ impl UserProperties {
         UserProperties(List::Wire(block))
     }
 
+    #[inline]
     fn wire_len(&self) -> usize {
         self.0.wire_len::<UserPair>()
     }
 
+    #[inline]
     fn write(&self, buf: &mut BytesMut) {
         self.0.write::<UserPair>(buf)
     }
@@ -627,7 +742,7 @@ impl SubscriptionIdentifiers {
 
     /// How many there are.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.0.len::<SubId>()
     }
 
     /// True when there are none.
@@ -639,17 +754,21 @@ impl SubscriptionIdentifiers {
         SubscriptionIdentifiers(List::Wire(block))
     }
 
-    fn wire_len(&self) -> usize {
-        self.0.wire_len::<SubId>()
+    /// Wire size of the entries, having checked what the type allows but
+    /// the wire does not (a decoded list was checked when it was read).
+    #[inline]
+    fn checked_len(&self) -> Result<usize, EncodeError> {
+        if let List::Owned(ids) = &self.0 {
+            for id in ids {
+                id.check(PropertyId::SubscriptionIdentifier)?;
+            }
+        }
+        Ok(self.0.wire_len::<SubId>())
     }
 
+    #[inline]
     fn write(&self, buf: &mut BytesMut) {
         self.0.write::<SubId>(buf)
-    }
-
-    fn check(&self) -> Result<(), EncodeError> {
-        self.iter()
-            .try_for_each(|id| id.check(PropertyId::SubscriptionIdentifier))
     }
 }
 
@@ -708,22 +827,29 @@ macro_rules! property_set {
 
             /// Reads the property length and the properties it covers;
             /// `packet` names the packet in errors.
-            pub(crate) fn read(r: &mut Reader, packet: PacketType) -> Result<Self, DecodeError> {
-                let block = read_block(r)?;
-                let mut out = Self::default();
+            // Each property is a local of its own until the struct is built
+            // in one expression at the end: with `read` inlined, the
+            // compiler then writes the fields straight into the packet
+            // being decoded, instead of filling a default struct and
+            // copying it (a PUBLISH's set is 176 bytes) once or twice.
+            #[inline]
+            pub(crate) fn read(r: &mut Reader<'_>, packet: PacketType) -> Result<Self, DecodeError> {
+                let (mut pr, start, end) = read_block(r)?;
+                $( let mut $field: Option<$ty> = None; )*
                 let mut has_users = false;
+                // Whether the repeatable property (if the set has one) was seen.
                 $( let mut $rfield = false; )?
-                let mut pr = Reader::new(block.clone());
                 while !pr.is_empty() {
                     let id = read_id(&mut pr)?;
                     match id {
-                        $( PropertyId::$id => set_once(&mut out.$field, PropValue::read(id, &mut pr)?, id)?, )*
+                        $( PropertyId::$id => set_once(&mut $field, PropValue::read(id, &mut pr)?, id)?, )*
                         $( PropertyId::$rid => {
-                            SubId::read(&mut pr)?;
+                            SubId::check_wire(&mut pr)?;
                             $rfield = true;
                         } )?
                         PropertyId::UserProperty => {
-                            UserPair::read(&mut pr)?;
+                            // Checked here, kept below as part of the block.
+                            UserPair::check_wire(&mut pr)?;
                             has_users = true;
                         }
                         property => {
@@ -733,31 +859,43 @@ macro_rules! property_set {
                 }
                 // Lists keep the whole block and pick their entries out when
                 // iterated: no copy, no allocation.
-                if has_users {
-                    out.user_properties = UserProperties::from_block(block.clone());
-                }
-                $( if $rfield {
-                    out.$rfield = $rty::from_block(block);
-                } )?
-                Ok(out)
+                Ok(Self {
+                    $( $field, )*
+                    $( $rfield: if $rfield {
+                        $rty::from_block(r.src_slice(start, end))
+                    } else {
+                        $rty::default()
+                    }, )?
+                    user_properties: if has_users {
+                        UserProperties::from_block(r.src_slice(start, end))
+                    } else {
+                        UserProperties::default()
+                    },
+                })
             }
 
-            /// Size of the properties, without the property length.
-            pub(crate) fn wire_len(&self) -> usize {
-                0 $( + opt_len(&self.$field) )* $( + self.$rfield.wire_len() )?
-                    + self.user_properties.wire_len()
+            /// Size of the properties, without the property length, having
+            /// checked each value as it is measured: what the types allow
+            /// but the wire does not (what the receiver's `read` would
+            /// reject) is refused here, before anything is written. One
+            /// walk over the set; encoding then walks it once more, to
+            /// write it, with this size in hand.
+            #[inline]
+            pub(crate) fn checked_len(&self) -> Result<usize, EncodeError> {
+                let len = 0 $( + opt_checked_len(&self.$field, PropertyId::$id)? )*
+                    $( + self.$rfield.checked_len()? )?;
+                Ok(len + self.user_properties.wire_len())
             }
 
-            /// Checks what the types allow but the wire does not.
-            pub(crate) fn check(&self) -> Result<(), EncodeError> {
-                $( opt_check(&self.$field, PropertyId::$id)?; )*
-                $( self.$rfield.check()?; )?
-                Ok(())
-            }
-
-            /// Writes the properties, without the property length.
+            /// Writes the properties, without the property length, in the
+            /// canonical order: single-valued properties in the order of
+            /// the struct's fields, then the repeatable ones, user
+            /// properties last (see the codec module's documentation).
+            #[inline]
             pub(crate) fn write(&self, buf: &mut BytesMut) {
-                $( opt_write(&self.$field, PropertyId::$id, buf); )*
+                $( if let Some(v) = &self.$field {
+                    PropValue::write(v, PropertyId::$id, buf);
+                } )*
                 $( self.$rfield.write(buf); )?
                 self.user_properties.write(buf);
             }
@@ -941,25 +1079,27 @@ mod tests {
             20, 0x26, 0, 1, b'a', 0, 1, b'1', 0x1F, 0, 3, b'w', b'h', b'y', 0x26, 0, 1, b'a', 0, 1,
             b'2',
         ]);
-        let mut r = Reader::new(bytes.clone());
+        let mut r = Reader::whole(&bytes);
         let p = AckProperties::read(&mut r, PacketType::SubAck).unwrap();
         assert!(r.is_empty());
         assert_eq!(p.reason_string.as_deref(), Some("why"));
         let pairs: Vec<_> = p.user_properties.iter().collect();
         assert_eq!(pairs.len(), 2);
+        assert_eq!(p.user_properties.len(), 2, "counted without parsing");
         assert_eq!((pairs[0].0.as_str(), pairs[0].1.as_str()), ("a", "1"));
         assert_eq!((pairs[1].0.as_str(), pairs[1].1.as_str()), ("a", "2"));
         // Zero-copy: the value "2" points into the input.
         assert_eq!(pairs[1].1.as_ptr(), bytes[20..].as_ptr());
         // Re-encoding puts the single-valued ones first, users after.
-        assert_eq!(p.wire_len(), 20);
+        assert_eq!(p.checked_len(), Ok(20));
     }
 
     #[test]
     fn push_after_decode_keeps_the_decoded_pairs() {
         let bytes = Bytes::from_static(&[7, 0x26, 0, 1, b'k', 0, 1, b'v']);
         let mut p =
-            UnsubscribeProperties::read(&mut Reader::new(bytes), PacketType::Unsubscribe).unwrap();
+            UnsubscribeProperties::read(&mut Reader::whole(&bytes), PacketType::Unsubscribe)
+                .unwrap();
         p.user_properties
             .push(MqttString::from_static("k2"), MqttString::from_static("v2"));
         let keys: Vec<_> = p.user_properties.iter().map(|(k, _)| k).collect();
@@ -970,12 +1110,12 @@ mod tests {
     fn duplicates_and_foreign_properties_are_rejected() {
         let dup = Bytes::from_static(&[6, 0x1F, 0, 0, 0x1F, 0, 0]);
         assert_eq!(
-            AckProperties::read(&mut Reader::new(dup), PacketType::PubAck),
+            AckProperties::read(&mut Reader::whole(&dup), PacketType::PubAck),
             Err(DecodeError::DuplicateProperty(PropertyId::ReasonString))
         );
         let foreign = Bytes::from_static(&[2, 0x01, 0]);
         assert_eq!(
-            AckProperties::read(&mut Reader::new(foreign), PacketType::PubAck),
+            AckProperties::read(&mut Reader::whole(&foreign), PacketType::PubAck),
             Err(DecodeError::PropertyNotAllowed {
                 packet: PacketType::PubAck,
                 property: PropertyId::PayloadFormatIndicator

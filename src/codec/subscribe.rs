@@ -2,14 +2,16 @@
 
 use std::num::NonZeroU16;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MqttString, Reader};
+use super::primitives::{MqttString, Reader, put_u8, put_u16};
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
-use super::{PacketType, ProtocolVersion, QoS, props_block_len, read_packet_id, write_props_block};
-use crate::topic::{SharedFilter, validate_topic_filter};
+use super::{
+    PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id, write_props_block,
+};
+use crate::topic::validate_filter_of_mqtt_string;
 
 /// When the broker sends retained messages for a new subscription (5.0
 /// §3.8.3.1, bits 4 and 5 of the subscription options).
@@ -109,21 +111,22 @@ impl Subscribe {
         }
     }
 
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Subscribe)?;
         let properties = match version {
             ProtocolVersion::V5 => SubscribeProperties::read(r, PacketType::Subscribe)?,
             ProtocolVersion::V311 => SubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_entries(1));
         while !r.is_empty() {
             let filter = r.string()?;
             let options = SubscriptionOptions::read(r.u8()?, version)?;
             // Validation includes the `$share/{group}/` form, so what it
             // accepts with that prefix is a shared subscription.
-            validate_topic_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            let shared =
+                validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
-            if options.no_local && SharedFilter::parse(&filter).is_ok_and(|s| s.is_some()) {
+            if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
             filters.push((filter, options));
@@ -139,36 +142,52 @@ impl Subscribe {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
         }
         let mut len = 2;
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
         for (filter, options) in &self.filters {
-            validate_topic_filter(filter).map_err(EncodeError::InvalidTopicFilter)?;
+            let shared =
+                validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
             // shared subscription (the option exists only in 5.0).
-            if version == ProtocolVersion::V5 && options.no_local && filter.starts_with("$share/") {
+            if version == ProtocolVersion::V5 && options.no_local && shared {
                 return Err(EncodeError::NoLocalOnSharedSubscription);
             }
             len += filter.wire_len() + 1;
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
+        // Each filter's options byte goes out with the next filter's length,
+        // in one piece.
+        let mut options_before: Option<u8> = None;
         for (filter, options) in &self.filters {
-            filter.write(buf);
-            buf.put_u8(options.to_byte(version));
+            let [hi, lo] = (filter.len() as u16).to_be_bytes();
+            match options_before {
+                Some(byte) => buf.extend_from_slice(&[byte, hi, lo]),
+                None => buf.extend_from_slice(&[hi, lo]),
+            }
+            buf.extend_from_slice(filter.as_bytes());
+            options_before = Some(options.to_byte(version));
+        }
+        if let Some(byte) = options_before {
+            put_u8(buf, byte);
         }
     }
 }
@@ -188,7 +207,7 @@ pub struct SubAck {
 }
 
 impl SubAck {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::SubAck)?;
         let properties = match version {
             ProtocolVersion::V5 => AckProperties::read(r, PacketType::SubAck)?,
@@ -218,30 +237,34 @@ impl SubAck {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.reason_codes.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::SubAck));
         }
         let mut len = 2 + self.reason_codes.len();
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         for code in &self.reason_codes {
             let byte = match version {
                 ProtocolVersion::V311 if code.is_error() => 0x80,
                 _ => code.as_u8(),
             };
-            buf.put_u8(byte);
+            put_u8(buf, byte);
         }
     }
 }
@@ -258,16 +281,16 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Unsubscribe)?;
         let properties = match version {
             ProtocolVersion::V5 => UnsubscribeProperties::read(r, PacketType::Unsubscribe)?,
             ProtocolVersion::V311 => UnsubscribeProperties::default(),
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(r.count_entries(0));
         while !r.is_empty() {
             let filter = r.string()?;
-            validate_topic_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             filters.push(filter);
         }
         // [MQTT-3.10.3-2] The payload MUST contain at least one Topic Filter.
@@ -281,27 +304,31 @@ impl Unsubscribe {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Unsubscribe));
         }
         let mut len = 2;
+        let mut props = 0;
         if version == ProtocolVersion::V5 {
-            self.properties.check()?;
-            len += props_block_len(version, self.properties.wire_len());
+            props = self.properties.checked_len()?;
+            len += props_block_len(version, props);
         }
         for filter in &self.filters {
-            validate_topic_filter(filter).map_err(EncodeError::InvalidTopicFilter)?;
+            validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             len += filter.wire_len();
         }
-        Ok(len)
+        Ok(Sizes {
+            body: len,
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            let len = self.properties.wire_len();
-            write_props_block(buf, len, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
         for filter in &self.filters {
             filter.write(buf);
@@ -321,7 +348,7 @@ pub struct UnsubAck {
 }
 
 impl UnsubAck {
-    pub(super) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::UnsubAck)?;
         if version == ProtocolVersion::V311 {
             return Ok(UnsubAck {
@@ -345,26 +372,29 @@ impl UnsubAck {
         })
     }
 
-    pub(super) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if version == ProtocolVersion::V311 {
-            return Ok(2);
+            return Ok(Sizes::body(2));
         }
         if self.reason_codes.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::UnsubAck));
         }
-        self.properties.check()?;
-        Ok(2 + props_block_len(version, self.properties.wire_len()) + self.reason_codes.len())
+        let props = self.properties.checked_len()?;
+        Ok(Sizes {
+            body: 2 + props_block_len(version, props) + self.reason_codes.len(),
+            props,
+            will_props: 0,
+        })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u16(self.packet_id.get());
+    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
+        put_u16(buf, self.packet_id.get());
         if version == ProtocolVersion::V311 {
             return;
         }
-        let len = self.properties.wire_len();
-        write_props_block(buf, len, |b| self.properties.write(b));
+        write_props_block(buf, sizes.props, |b| self.properties.write(b));
         for code in &self.reason_codes {
-            buf.put_u8(code.as_u8());
+            put_u8(buf, code.as_u8());
         }
     }
 }

@@ -196,3 +196,47 @@ fn encode_rejects_what_the_wire_cannot_carry() {
     );
     assert!(buf.is_empty(), "nothing is written on error");
 }
+
+#[test]
+fn inline_framing_agrees_with_frame_len() {
+    // Every fixed header of up to five bytes over values at the edges of
+    // the variable byte integer encoding, complete or cut short, against
+    // several limits.
+    let values = [0x00u8, 0x01, 0x02, 0x7F, 0x80, 0x81, 0xFF];
+    let mut level: Vec<Vec<u8>> = vec![vec![0x30]];
+    let mut headers = level.clone();
+    for _ in 0..4 {
+        level = level
+            .iter()
+            .flat_map(|h| {
+                values.iter().map(move |&v| {
+                    let mut h = h.clone();
+                    h.push(v);
+                    h
+                })
+            })
+            .collect();
+        headers.extend(level.iter().cloned());
+    }
+    assert_eq!(headers.len(), 1 + 7 + 49 + 343 + 2401);
+    for h in &headers {
+        for max in [0, 2, 130, 16_386, 2_097_155, usize::MAX] {
+            assert_eq!(frame(h, max), frame_len(h, max), "{h:02x?} max {max}");
+        }
+    }
+}
+
+#[test]
+fn publish_stays_small() {
+    // A PUBLISH is moved through channels and queues by value: keep it (and
+    // the `Packet` enum, which it sizes) from growing unnoticed. 248 bytes
+    // on 64-bit targets: two `Bytes` (topic, payload), the properties (three
+    // optional `Bytes`-backed fields, two lists and four small options),
+    // the flags and the packet identifier.
+    if size_of::<usize>() == 8 {
+        assert_eq!(size_of::<UserProperties>(), 32);
+        assert_eq!(size_of::<PublishProperties>(), 176);
+        assert_eq!(size_of::<Publish>(), 248);
+        assert_eq!(size_of::<Packet>(), 248);
+    }
+}
