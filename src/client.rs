@@ -555,7 +555,9 @@ const MAX_PACKET: usize = 268_435_460;
 #[derive(Debug)]
 struct Inner {
     options: Mutex<Options>,
-    connection: Mutex<Option<Connection>>,
+    /// Shared by reference count, so a publish takes one increment to get
+    /// at the connection rather than one per field.
+    connection: Mutex<Option<Arc<Connection>>>,
     messages_tx: queue::Sender<Message>,
     messages_rx: Mutex<Option<queue::Receiver<Message>>>,
     /// Set once `messages()` took `messages_rx`.
@@ -670,7 +672,7 @@ impl Client {
         self.inner.options.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn connection(&self) -> Result<Connection, ClientError> {
+    pub(crate) fn connection(&self) -> Result<Arc<Connection>, ClientError> {
         let guard = self
             .inner
             .connection
@@ -995,7 +997,7 @@ impl Client {
             .inner
             .connection
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Connection {
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Connection {
             commands,
             shared,
             version: options.protocol,
@@ -1004,7 +1006,7 @@ impl Client {
             queue_full: options.queue_full,
             queue_qos0_offline: options.queue_qos0_offline,
             session_expiry: session_expiry.unwrap_or(0),
-        });
+        }));
         tokio::spawn(event_loop.run());
         let result = match connack_rx.await {
             Ok(Ok(connack)) => return Ok(connack),

@@ -226,6 +226,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// the first read that fills it grows it to `READ_CHUNK`.
 const READ_START: usize = 1024;
 
+/// Most commands taken from the channel at once, before the loop looks at
+/// the socket again.
+const COMMAND_BATCH: usize = 64;
+
 /// How long a connection must stay up before the reconnect backoff starts
 /// over from its minimum.
 pub(crate) const STABLE_CONNECTION: Duration = Duration::from_secs(10);
@@ -412,7 +416,7 @@ impl EventLoop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return None,
                 command = self.commands.recv(), if accepting => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => self.handle_commands(command),
                     None => {
                         self.commands_open = false;
                         return Some(CloseReason::Normal);
@@ -450,6 +454,12 @@ impl EventLoop {
     }
 
     async fn drive(&mut self, io: &mut Io) -> CloseReason {
+        // One timer for the connection, moved only when the session's next
+        // deadline changes: a fresh `sleep_until` per turn of the loop
+        // registered and removed a timer entry for every packet.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             self.drain_events();
             if let Some(reason) = self.close_reason.clone() {
@@ -459,6 +469,12 @@ impl EventLoop {
                 self.write_buf = self.session.poll_transmit().unwrap_or_default();
             }
             let deadline = self.session.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at);
+                }
+                armed = deadline;
+            }
             // A held message pauses reading, except for a new connection's
             // CONNACK: without it the connection would never come up.
             let reading = self.stalled.is_none() || !self.connected;
@@ -497,7 +513,7 @@ impl EventLoop {
                     }
                 }
                 command = self.commands.recv(), if accepting => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => self.handle_commands(command),
                     None => {
                         // Every client handle is gone: say goodbye promptly.
                         self.commands_open = false;
@@ -513,7 +529,9 @@ impl EventLoop {
                         self.decode_packets();
                     }
                 }
-                () = sleep_until(deadline), if deadline.is_some() => {
+                () = &mut timer, if armed.is_some() => {
+                    // Fired: re-armed with the session's next deadline.
+                    armed = None;
                     self.session.handle_timeout(Self::now());
                 }
             }
@@ -524,15 +542,17 @@ impl EventLoop {
     /// a message cannot be delivered.
     fn decode_packets(&mut self) {
         let version = self.session.version();
+        // One clock read for what one read brought in.
+        let now = Self::now();
         while (self.stalled.is_none() || !self.connected) && self.close_reason.is_none() {
             match codec::decode(&mut self.read_buf, version, self.max_packet_size) {
                 Ok(Some(packet)) => {
-                    self.session.handle_packet(packet, Self::now());
+                    self.session.handle_packet(packet, now);
                     self.drain_events();
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.session.handle_decode_error(e, Self::now());
+                    self.session.handle_decode_error(e, now);
                     self.drain_events();
                     break;
                 }
@@ -550,8 +570,21 @@ impl EventLoop {
         }
     }
 
-    fn handle_command(&mut self, command: Command) {
+    /// Handles `first` and whatever else the handles have queued meanwhile
+    /// (up to a batch), at one instant: one clock read and one write for
+    /// a burst of publishes rather than one each.
+    fn handle_commands(&mut self, first: Command) {
         let now = Self::now();
+        self.handle_command(first, now);
+        for _ in 1..COMMAND_BATCH {
+            match self.commands.try_recv() {
+                Ok(command) => self.handle_command(command, now),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command, now: std::time::Instant) {
         let request = self.next_request;
         // Wraps long before reaching the session's reserved id.
         self.next_request = (self.next_request + 1) % (u64::MAX / 2);
@@ -889,13 +922,6 @@ async fn write_or_flush(
 async fn room(tx: Option<queue::Sender<Message>>) -> Option<queue::OwnedPermit<Message>> {
     match tx {
         Some(tx) => tx.reserve_owned().await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
