@@ -24,7 +24,6 @@
 //! Without `--bench` on the command line (as when `cargo test
 //! --all-targets` runs bench targets) it does nothing.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -970,7 +969,7 @@ fn help() {
          --conns N          idle connections (10000; 0 skips)\n\
          --clients LIST     comma-separated: plover,rumqttc,mosquitto\n\
          --qos LIST         comma-separated QoS levels (0,1,2)\n\
-         --repeat K         throughput runs per case; the median is kept (3)\n\
+         --repeat K         throughput rounds (each client once per round); the median is kept (5)\n\
          --out FILE         JSON lines output (target/e2e.jsonl)\n\
          --quick            --n 20000 --latency-secs 2 --conns 1000 --repeat 1"
     );
@@ -996,7 +995,7 @@ fn main() {
     let rate: u64 = arg(&args, "--rate", 5000);
     let latency_secs: u64 = arg(&args, "--latency-secs", if quick { 2 } else { 4 });
     let conns: usize = arg(&args, "--conns", if quick { 1000 } else { 10_000 });
-    let repeat: usize = arg(&args, "--repeat", if quick { 1 } else { 3 });
+    let repeat: usize = arg(&args, "--repeat", if quick { 1 } else { 5 });
     let clients: String = arg(&args, "--clients", "plover,rumqttc,mosquitto".to_string());
     let qos_list: String = arg(&args, "--qos", "0,1,2".to_string());
     let out_path: PathBuf = arg(&args, "--out", PathBuf::from("target/e2e.jsonl"));
@@ -1020,10 +1019,12 @@ fn main() {
 
     let mut run = 0;
     for &qos in &qos_list {
-        for &client in &clients {
-            // Throughput: `repeat` runs, the median by rate kept.
-            let mut runs = VecDeque::new();
-            for _ in 0..repeat {
+        // Throughput: `repeat` rounds in which every client runs once, so a
+        // change in the machine's load mid-way hits all clients alike; the
+        // median run by rate is kept for each.
+        let mut runs: Vec<Vec<(f64, RunResult)>> = clients.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (i, &client) in clients.iter().enumerate() {
                 run += 1;
                 let r = run_pair(&broker, client, qos, n, 0, &format!("{run}"));
                 let rate = json_num(&r.sub, "msgs_per_s");
@@ -1034,9 +1035,10 @@ fn main() {
                     r.pub_usage.cpu_ns as f64 / n as f64 / 1e3,
                     r.sub_usage.cpu_ns as f64 / n as f64 / 1e3,
                 );
-                runs.push_back((rate, r));
+                runs[i].push((rate, r));
             }
-            let mut runs: Vec<_> = runs.into_iter().collect();
+        }
+        for (&client, mut runs) in clients.iter().zip(runs) {
             runs.sort_by(|a, b| a.0.total_cmp(&b.0));
             let all: Vec<String> = runs.iter().map(|(r, _)| format!("{r:.0}")).collect();
             let (_, r) = &runs[runs.len() / 2];
@@ -1053,8 +1055,10 @@ fn main() {
                 r.sub_usage.exited_ok
             )
             .ok();
+        }
 
-            // Latency at a fixed rate.
+        // Latency at a fixed rate.
+        for &client in &clients {
             run += 1;
             let m = rate * latency_secs;
             let r = run_pair(&broker, client, qos, m, rate, &format!("{run}"));
