@@ -711,31 +711,7 @@ async fn campaign_publisher_behind_faults() {
         // The PUBREC reached us; our PUBREL may be lost with the link.
         Fault::Packet(Dir::ToClient, PacketType::PubRec, Moment::After),
     ]);
-    let segment = CAMPAIGN_N / (faults.len() + 1);
-    let mut handles = Vec::with_capacity(2 * CAMPAIGN_N);
-    for (k, &fault) in faults.iter().enumerate() {
-        let before = mark(&proxy, &faulty);
-        let stall = arm(&proxy, fault);
-        publish_range(
-            &publisher,
-            prefix,
-            k * segment..(k + 1) * segment,
-            &mut handles,
-        )
-        .await;
-        settle(&proxy, &faulty, fault, before, stall).await;
-    }
-    publish_range(
-        &publisher,
-        prefix,
-        faults.len() * segment..CAMPAIGN_N,
-        &mut handles,
-    )
-    .await;
-    let failures = settle_handles(handles).await;
-    counter.wait_distinct(2 * CAMPAIGN_N, 60).await;
-    // Late duplicates, if any, have a moment to show up.
-    tokio::time::sleep(ms(500)).await;
+    let failures = drive_campaign(&proxy, &faulty, &publisher, &counter, prefix, &faults, 60).await;
 
     let report = report(
         "(a) publisher behind the proxy",
@@ -753,6 +729,47 @@ async fn campaign_publisher_behind_faults() {
     assert!(report.client_window <= 20, "{report:?}");
     let _ = within("disconnect", 10, publisher.disconnect()).await;
     let _ = within("disconnect", 10, sub.disconnect()).await;
+}
+
+/// The part both campaigns share: the messages go out in segments, a
+/// fault armed before each and settled after it, then the rest; then every
+/// publish handle and (within `wait_secs`) every message is waited for.
+/// Returns the handles that failed.
+async fn drive_campaign(
+    proxy: &Arc<Proxy>,
+    faulty: &Recorder,
+    publisher: &Client,
+    counter: &Counter,
+    prefix: &str,
+    faults: &[Fault],
+    wait_secs: u64,
+) -> Vec<String> {
+    let segment = CAMPAIGN_N / (faults.len() + 1);
+    let mut handles = Vec::with_capacity(2 * CAMPAIGN_N);
+    for (k, &fault) in faults.iter().enumerate() {
+        let before = mark(proxy, faulty);
+        let stall = arm(proxy, fault);
+        publish_range(
+            publisher,
+            prefix,
+            k * segment..(k + 1) * segment,
+            &mut handles,
+        )
+        .await;
+        settle(proxy, faulty, fault, before, stall).await;
+    }
+    publish_range(
+        publisher,
+        prefix,
+        faults.len() * segment..CAMPAIGN_N,
+        &mut handles,
+    )
+    .await;
+    let failures = settle_handles(handles).await;
+    counter.wait_distinct(2 * CAMPAIGN_N, wait_secs).await;
+    // Late duplicates, if any, have a moment to show up.
+    tokio::time::sleep(ms(500)).await;
+    failures
 }
 
 /// (b) The subscriber behind the faults (persistent 5.0 session), the
@@ -794,30 +811,7 @@ async fn campaign_subscriber_behind_faults() {
         // The PUBREL reached us; our PUBCOMP may be lost with the link.
         Fault::Packet(Dir::ToClient, PacketType::PubRel, Moment::After),
     ]);
-    let segment = CAMPAIGN_N / (faults.len() + 1);
-    let mut handles = Vec::with_capacity(2 * CAMPAIGN_N);
-    for (k, &fault) in faults.iter().enumerate() {
-        let before = mark(&proxy, &faulty);
-        let stall = arm(&proxy, fault);
-        publish_range(
-            &publisher,
-            prefix,
-            k * segment..(k + 1) * segment,
-            &mut handles,
-        )
-        .await;
-        settle(&proxy, &faulty, fault, before, stall).await;
-    }
-    publish_range(
-        &publisher,
-        prefix,
-        faults.len() * segment..CAMPAIGN_N,
-        &mut handles,
-    )
-    .await;
-    let failures = settle_handles(handles).await;
-    counter.wait_distinct(2 * CAMPAIGN_N, 90).await;
-    tokio::time::sleep(ms(500)).await;
+    let failures = drive_campaign(&proxy, &faulty, &publisher, &counter, prefix, &faults, 90).await;
 
     let report = report(
         "(b) subscriber behind the proxy",
@@ -934,6 +928,89 @@ async fn v5_receive_maximum_overrun_by_the_broker_costs_reconnects_not_messages(
 
 // ---- (c) the broker stops and comes back -------------------------------------
 
+/// The two clients of the broker restart tests, both with persistent 5.0
+/// sessions on the broker under test.
+struct Persistent {
+    /// Subscribed to `res/{tag}/#`; it does not subscribe again after a
+    /// reconnect, so only the broker's saved session can carry that.
+    sub: Client,
+    sub_events: Recorder,
+    messages: Messages,
+    /// Backs off with the given bounds, set with paho's setter.
+    publisher: Client,
+    events: Recorder,
+}
+
+/// Connects the pair and passes one message (`before`) through.
+async fn persistent_pair(broker: &Broker, tag: &str, backoff: (Duration, Duration)) -> Persistent {
+    let sub = builder(&format!("{tag}-sub"))
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .reconnect_delay(ms(50), ms(200))
+        .resubscribe(false)
+        .build();
+    let sub_events = Recorder::start(&sub);
+    let mut messages = sub.messages();
+    connect(&sub, broker.port, 30).await;
+    within(
+        "subscribe",
+        10,
+        sub.subscribe(&format!("res/{tag}/#"), QoS::AtLeastOnce),
+    )
+    .await
+    .expect("subscribe");
+
+    let publisher = builder(&format!("{tag}-pub"))
+        .protocol(ProtocolVersion::V5)
+        .clean_start(false)
+        .session_expiry(300)
+        .build();
+    // paho's setter, from the next connect on.
+    publisher.reconnect_delay_set(backoff.0, backoff.1);
+    let events = Recorder::start(&publisher);
+    connect(&publisher, broker.port, 30).await;
+    publish_acked(
+        &publisher,
+        &format!("res/{tag}/t"),
+        "before",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    assert_eq!(
+        next(&mut messages, "the message before the broker goes", 10)
+            .await
+            .payload_str(),
+        Some("before")
+    );
+    Persistent {
+        sub,
+        sub_events,
+        messages,
+        publisher,
+        events,
+    }
+}
+
+/// Waits for a client's second connection; its CONNACK's Session Present.
+async fn resumed_session(events: &Recorder, what: &str) -> Option<bool> {
+    events
+        .wait(what, 10, |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, ConnectionEvent::Connected(_)))
+                .count()
+                >= 2
+        })
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            ConnectionEvent::Connected(ack) => Some(ack.session_present),
+            _ => None,
+        })
+}
+
 /// The broker goes away for about three seconds: the publisher backs off
 /// with growing delays, keeps taking QoS 1 publishes, and delivers them
 /// once the broker is back; a persistent subscriber finds its session
@@ -941,37 +1018,13 @@ async fn v5_receive_maximum_overrun_by_the_broker_costs_reconnects_not_messages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_with_backoff_delivers_what_was_published_meanwhile() {
     let mut broker = Broker::start_with(PERSISTENT_BROKER);
-    let sub = builder("c-sub")
-        .protocol(ProtocolVersion::V5)
-        .clean_start(false)
-        .session_expiry(300)
-        .reconnect_delay(ms(50), ms(200))
-        // The broker's saved session must carry the subscription.
-        .resubscribe(false)
-        .build();
-    let sub_events = Recorder::start(&sub);
-    let mut messages = sub.messages();
-    connect(&sub, broker.port, 30).await;
-    within("subscribe", 10, sub.subscribe("res/c/#", QoS::AtLeastOnce))
-        .await
-        .expect("subscribe");
-
-    let publisher = builder("c-pub")
-        .protocol(ProtocolVersion::V5)
-        .clean_start(false)
-        .session_expiry(300)
-        .build();
-    // paho's setter, from the next connect on.
-    publisher.reconnect_delay_set(ms(100), ms(1_600));
-    let events = Recorder::start(&publisher);
-    connect(&publisher, broker.port, 30).await;
-    publish_acked(&publisher, "res/c/t", "before", QoS::AtLeastOnce).await;
-    assert_eq!(
-        next(&mut messages, "the message before the stop", 10)
-            .await
-            .payload_str(),
-        Some("before")
-    );
+    let Persistent {
+        sub,
+        sub_events,
+        mut messages,
+        publisher,
+        events,
+    } = persistent_pair(&broker, "c", (ms(100), ms(1_600))).await;
 
     broker.stop();
     let reason = events
@@ -1043,21 +1096,8 @@ async fn broker_restart_with_backoff_delivers_what_was_published_meanwhile() {
         "delays grow: {growing:?}"
     );
     // The subscriber found its saved session.
-    let resumed = sub_events
-        .wait("the subscriber reconnecting", 10, |events| {
-            events
-                .iter()
-                .filter(|e| matches!(e, ConnectionEvent::Connected(_)))
-                .count()
-                >= 2
-        })
-        .await;
-    let session_present = resumed.iter().rev().find_map(|e| match e {
-        ConnectionEvent::Connected(ack) => Some(ack.session_present),
-        _ => None,
-    });
     assert_eq!(
-        session_present,
+        resumed_session(&sub_events, "the subscriber reconnecting").await,
         Some(true),
         "mosquitto restored the session it saved on SIGTERM"
     );
@@ -1076,36 +1116,13 @@ async fn broker_restart_with_backoff_delivers_what_was_published_meanwhile() {
 async fn broker_killed_after_an_autosave_comes_back_with_the_sessions() {
     let config = format!("{PERSISTENT_BROKER}autosave_interval 1\n");
     let mut broker = Broker::start_with(&config);
-    let sub = builder("c-kill-sub")
-        .protocol(ProtocolVersion::V5)
-        .clean_start(false)
-        .session_expiry(300)
-        .reconnect_delay(ms(50), ms(200))
-        // Only the broker's saved session can carry the subscription.
-        .resubscribe(false)
-        .build();
-    let sub_events = Recorder::start(&sub);
-    let mut messages = sub.messages();
-    connect(&sub, broker.port, 30).await;
-    within("subscribe", 10, sub.subscribe("res/ck/#", QoS::AtLeastOnce))
-        .await
-        .expect("subscribe");
-
-    let publisher = builder("c-kill-pub")
-        .protocol(ProtocolVersion::V5)
-        .clean_start(false)
-        .session_expiry(300)
-        .reconnect_delay(ms(100), ms(800))
-        .build();
-    let events = Recorder::start(&publisher);
-    connect(&publisher, broker.port, 30).await;
-    publish_acked(&publisher, "res/ck/t", "before", QoS::AtLeastOnce).await;
-    assert_eq!(
-        next(&mut messages, "the message before the kill", 10)
-            .await
-            .payload_str(),
-        Some("before")
-    );
+    let Persistent {
+        sub,
+        sub_events,
+        mut messages,
+        publisher,
+        events,
+    } = persistent_pair(&broker, "ck", (ms(100), ms(800))).await;
 
     // mosquitto logs a line as each save starts, and saves on its one
     // thread: once two more have started since the SUBACK, the first of
@@ -1150,26 +1167,8 @@ async fn broker_killed_after_an_autosave_comes_back_with_the_sessions() {
             .payload_str(),
         Some("while down")
     );
-    events.wait_connected("the publisher back", 1, 10).await;
-    let resumed = events.events().into_iter().rev().find_map(|e| match e {
-        ConnectionEvent::Connected(ack) => Some(ack.session_present),
-        _ => None,
-    });
-    let sub_resumed = sub_events
-        .wait("the subscriber reconnecting", 10, |events| {
-            events
-                .iter()
-                .filter(|e| matches!(e, ConnectionEvent::Connected(_)))
-                .count()
-                >= 2
-        })
-        .await
-        .into_iter()
-        .rev()
-        .find_map(|e| match e {
-            ConnectionEvent::Connected(ack) => Some(ack.session_present),
-            _ => None,
-        });
+    let resumed = resumed_session(&events, "the publisher back").await;
+    let sub_resumed = resumed_session(&sub_events, "the subscriber reconnecting").await;
     println!(
         "(c) SIGKILL: Reconnecting events while down (attempt, delay) {down:?}; \
          session present after the restart: publisher {resumed:?}, subscriber {sub_resumed:?}"
