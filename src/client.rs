@@ -176,7 +176,7 @@ pub enum ClientError {
     #[error("invalid broker URL: {0}")]
     InvalidUrl(#[from] UrlError),
     /// The broker refused the connection.
-    #[error("connection refused: {reason}{}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), server_reference.as_ref().map(|s| format!("; try {s}")).unwrap_or_default())]
+    #[error("connection refused: {reason}{}{}", crate::session::fmt_reason_string(reason_string), server_reference.as_ref().map(|s| format!("; try {s}")).unwrap_or_default())]
     ConnectionRefused {
         /// Why (3.1.1 return codes map to these).
         reason: ConnectReasonCode,
@@ -191,7 +191,10 @@ pub enum ClientError {
     #[error("connection closed: {0}")]
     ConnectionClosed(CloseReason),
     /// The broker refused a QoS 1/2 publish (5.0 reason code ≥ 0x80).
-    #[error("publish refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    #[error(
+        "publish refused: {reason}{}",
+        crate::session::fmt_reason_string(reason_string)
+    )]
     PublishRejected {
         /// The PUBACK or PUBREC reason code.
         reason: PubAckReasonCode,
@@ -201,7 +204,10 @@ pub enum ClientError {
     /// The broker refused a QoS 2 publish at its last step: PUBCOMP with
     /// a 5.0 reason code ≥ 0x80 (0x92 Packet Identifier not found: the
     /// broker no longer knew the exchange).
-    #[error("publish not completed: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    #[error(
+        "publish not completed: {reason}{}",
+        crate::session::fmt_reason_string(reason_string)
+    )]
     PublishNotCompleted {
         /// The PUBCOMP reason code.
         reason: PubRelReasonCode,
@@ -209,7 +215,10 @@ pub enum ClientError {
         reason_string: Option<MqttString>,
     },
     /// The broker refused a subscription.
-    #[error("subscription refused: {reason}{}", reason_string.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    #[error(
+        "subscription refused: {reason}{}",
+        crate::session::fmt_reason_string(reason_string)
+    )]
     SubscribeRejected {
         /// The SUBACK reason code for the filter.
         reason: SubAckReasonCode,

@@ -368,7 +368,8 @@ pub enum CloseReason {
     Authentication(#[from] AuthError),
 }
 
-fn fmt_reason_string(s: &Option<MqttString>) -> String {
+/// ` (the reason string)`, or nothing: for error messages.
+pub(crate) fn fmt_reason_string(s: &Option<MqttString>) -> String {
     match s {
         Some(s) => format!(" ({s})"),
         None => String::new(),
@@ -1313,9 +1314,14 @@ impl Session {
                 publish.properties.message_expiry_interval =
                     Some(left.try_into().unwrap_or(u32::MAX));
             }
-            let (wire, new_alias) = self.with_topic_alias(&publish);
+            let aliased = self.with_topic_alias(&publish);
+            let new_alias = aliased.as_ref().and_then(|(_, defined)| *defined);
             let packet = Packet::Publish(publish);
-            if let Err(e) = self.check_and_send(&wire) {
+            let sent = match &aliased {
+                Some((wire, _)) => self.check_and_send(wire),
+                None => self.check_and_send(&packet),
+            };
+            if let Err(e) = sent {
                 if let Some(id) = id {
                     self.ids.release(id);
                 }
@@ -1387,38 +1393,42 @@ impl Session {
     /// (5.0, when enabled and the broker allows any), a topic sent before
     /// on this connection travels as its alias and an empty topic name.
     /// The original, with its topic, is what is kept for resending.
+    /// `None` when the PUBLISH goes as it is (no alias: the usual case,
+    /// which then costs no copy).
     ///
     /// Also returns the alias this PUBLISH defines, if it is the topic's
     /// first: the caller records it once the packet was actually sent, so
     /// a PUBLISH refused here (too large, say) leaves no alias behind that
     /// the broker never learned.
-    fn with_topic_alias(&self, publish: &Publish) -> (Packet, Option<u16>) {
-        let mut wire = publish.clone();
-        let mut defined = None;
+    fn with_topic_alias(&self, publish: &Publish) -> Option<(Packet, Option<u16>)> {
         let eligible = self.config.auto_topic_alias
             && self.config.version == ProtocolVersion::V5
             && self.broker_alias_max > 0
             && publish.properties.topic_alias.is_none();
-        if eligible {
-            match self.outgoing_aliases.get(&publish.topic) {
-                Some(&alias) => {
-                    wire.topic = MqttString::new();
-                    wire.properties.topic_alias = Some(alias);
-                }
-                None => {
-                    // Hand out aliases 1..=maximum, first come first served;
-                    // topics beyond that travel in full.
-                    let next = self.outgoing_aliases.len() + 1;
-                    if let Ok(alias) = u16::try_from(next)
-                        && alias <= self.broker_alias_max
-                    {
+        if !eligible {
+            return None;
+        }
+        let mut wire = publish.clone();
+        let mut defined = None;
+        match self.outgoing_aliases.get(&publish.topic) {
+            Some(&alias) => {
+                wire.topic = MqttString::new();
+                wire.properties.topic_alias = Some(alias);
+            }
+            None => {
+                // Hand out aliases 1..=maximum, first come first served;
+                // topics beyond that travel in full.
+                let next = self.outgoing_aliases.len() + 1;
+                match u16::try_from(next) {
+                    Ok(alias) if alias <= self.broker_alias_max => {
                         wire.properties.topic_alias = Some(alias);
                         defined = Some(alias);
                     }
+                    _ => return None,
                 }
             }
         }
-        (Packet::Publish(wire), defined)
+        Some((Packet::Publish(wire), defined))
     }
 
     /// Why the broker's CONNACK forbids sending this publish, if it does.
