@@ -355,6 +355,12 @@ impl ClientBuilder {
     /// broker keeps our subscriptions and queues QoS 1/2 messages while we
     /// are away (in 5.0, also set a Session Expiry Interval with
     /// [`session_expiry`](Self::session_expiry)).
+    ///
+    /// In 5.0, true means a clean *first* start, as in paho's default: the
+    /// first connection starts a new session and reconnects ask to resume
+    /// it, so with a session expiry a dropped link loses nothing the broker
+    /// kept. In 3.1.1 every connection uses the flag as set, since there it
+    /// also decides whether the broker keeps the session at all.
     pub fn clean_start(mut self, clean: bool) -> Self {
         self.options.clean_start = clean;
         self

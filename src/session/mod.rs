@@ -77,7 +77,8 @@ pub struct SessionConfig {
     pub version: ProtocolVersion,
     /// Client identifier; empty asks the broker to assign one.
     pub client_id: MqttString,
-    /// Start a new session (3.1.1 Clean Session / 5.0 Clean Start).
+    /// Start a new session (3.1.1 Clean Session / 5.0 Clean Start). In 5.0
+    /// only the first connection starts clean; reconnects ask to resume.
     pub clean_start: bool,
     /// Keepalive in seconds (0 turns keepalive off).
     pub keep_alive: u16,
@@ -480,6 +481,8 @@ pub struct Session {
     authenticator: Option<Box<dyn Authenticator>>,
     /// A re-authentication we started is under way.
     reauthenticating: bool,
+    /// A CONNACK accepted us at least once.
+    connected_once: bool,
 }
 
 impl Session {
@@ -521,6 +524,7 @@ impl Session {
             connack: None,
             authenticator: None,
             reauthenticating: false,
+            connected_once: false,
         }
     }
 
@@ -581,6 +585,20 @@ impl Session {
         self.inflight.len() + self.queued.len() + self.requests.len() + self.queued_requests.len()
     }
 
+    /// The Clean Start flag for the next CONNECT. In 5.0 a clean start
+    /// means a clean *first* start, as paho's default
+    /// (`MQTT_CLEAN_START_FIRST_ONLY`) has it: reconnects ask to resume,
+    /// so a session given a Session Expiry Interval survives a dropped
+    /// link (with none, the broker ended it with the link anyway). In
+    /// 3.1.1 Clean Session also decides whether the broker keeps the
+    /// session at all, so it stays as configured.
+    fn clean_start_now(&self) -> bool {
+        match self.config.version {
+            ProtocolVersion::V5 => self.config.clean_start && !self.connected_once,
+            ProtocolVersion::V311 => self.config.clean_start,
+        }
+    }
+
     // ---- inputs -------------------------------------------------------
 
     /// A new transport is up: send CONNECT.
@@ -628,7 +646,7 @@ impl Session {
         }
         let connect = Connect {
             protocol: self.config.version,
-            clean_start: self.config.clean_start,
+            clean_start: self.clean_start_now(),
             keep_alive: self.config.keep_alive,
             client_id: self.config.client_id.clone(),
             will: self.config.will.clone(),
@@ -1087,12 +1105,13 @@ impl Session {
         }
         self.state = State::Connected;
         self.connect_deadline = None;
-        if connack.session_present && self.config.clean_start {
+        if connack.session_present && self.clean_start_now() {
             // Resuming would replay our in-flight messages into a session
             // that cannot be the one we had; the broker is confused.
             self.protocol_violation(ProtocolError::SessionPresentOnCleanStart);
             return;
         }
+        self.connected_once = true;
         let props = &connack.properties;
         if let Some(keep_alive) = props.server_keep_alive {
             // [MQTT-3.2.2-21] the client MUST use the server's value.

@@ -467,3 +467,62 @@ fn pings_go_on_every_keepalive_while_reads_are_paused() {
         assert!(h.s.is_connected());
     }
 }
+
+/// The CONNECT the session writes next.
+fn next_connect(h: &mut H) -> Box<codec::Connect> {
+    h.s.handle_connect(h.now);
+    match h.sent().pop() {
+        Some(Packet::Connect(c)) => c,
+        other => panic!("expected CONNECT, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_5_0_clean_start_is_clean_only_the_first_time() {
+    let mut config = config(ProtocolVersion::V5, true);
+    config.connect_properties.session_expiry_interval = Some(300);
+    let mut h = H::new(config);
+    assert!(
+        next_connect(&mut h).clean_start,
+        "the first connection starts clean"
+    );
+    h.feed(Packet::ConnAck(Box::new(ConnAck::new(
+        false,
+        ConnectReasonCode::Success,
+    ))));
+    h.events();
+    h.publish(1, message(QoS::AtLeastOnce, "in flight"));
+    h.sent();
+    h.s.handle_connection_lost(h.now);
+    h.events();
+
+    // The reconnect asks to resume, and a session the broker kept is
+    // taken up: the unacknowledged PUBLISH goes again with DUP and its id.
+    assert!(!next_connect(&mut h).clean_start, "a reconnect resumes");
+    h.feed(Packet::ConnAck(Box::new(ConnAck::new(
+        true,
+        ConnectReasonCode::Success,
+    ))));
+    assert!(matches!(h.events().as_slice(), [Event::Connected(_)]));
+    match h.sent().as_slice() {
+        [Packet::Publish(p)] => {
+            assert!(p.dup);
+            assert_eq!(p.packet_id, Some(id(1)));
+        }
+        other => panic!("expected the PUBLISH again, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_3_1_1_clean_session_stays_clean_on_every_connection() {
+    // In 3.1.1 Clean Session 0 would also make the broker keep the
+    // session forever, so reconnects keep the flag as configured.
+    let mut h = H::new(config(ProtocolVersion::V311, true));
+    assert!(next_connect(&mut h).clean_start);
+    h.feed(Packet::ConnAck(Box::new(ConnAck::new(
+        false,
+        ConnectReasonCode::Success,
+    ))));
+    h.s.handle_connection_lost(h.now);
+    assert!(next_connect(&mut h).clean_start);
+}
