@@ -40,6 +40,7 @@ fn check_case(case: &Case) {
         }
     };
     assert_eq!(peers::plover_decode(&case.wire, case.version), n);
+    assert_eq!(peers::plover_decode_slice(&case.wire, case.version), n);
     match case.version {
         ProtocolVersion::V311 => {
             assert_eq!(rumqttc_v4::decode(&case.wire), n, "rumqttc");
@@ -76,6 +77,9 @@ fn bench_decode(c: &mut Criterion, case: &Case) {
 
     group.bench_function(BenchmarkId::new("plover", param), |b| {
         b.iter(|| peers::plover_decode(black_box(wire), version))
+    });
+    group.bench_function(BenchmarkId::new("plover_slice", param), |b| {
+        b.iter(|| peers::plover_decode_slice(black_box(wire), version))
     });
     if many {
         group.bench_function(BenchmarkId::new("plover_bytesmut", param), |b| {

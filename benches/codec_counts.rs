@@ -98,6 +98,13 @@ fn ops(case: &Case) -> Vec<Ops<'_>> {
         decode: Box::new(move || peers::plover_decode(wire, version)),
         encode: Box::new(move || peers::plover_encode(packets, version, &mut buf)),
     });
+    // The borrowing decoder; its encode is plover's one encoder.
+    let mut buf = BytesMut::with_capacity(cap);
+    list.push(Ops {
+        name: "plover-slice",
+        decode: Box::new(move || peers::plover_decode_slice(wire, version)),
+        encode: Box::new(move || peers::plover_encode(packets, version, &mut buf)),
+    });
     match version {
         ProtocolVersion::V311 => {
             let p = rumqttc_v4::packets(wire);

@@ -42,7 +42,10 @@ pub fn decode_all(input: &[u8], version: ProtocolVersion) -> (Vec<Packet>, Endin
     loop {
         let before = buf.clone();
         let framed = codec::frame_len(&buf, MAX_PACKET_SIZE);
-        match codec::decode_bytes(&mut buf, version, MAX_PACKET_SIZE) {
+        let borrowed = codec::decode_slice(&before, version, MAX_PACKET_SIZE);
+        let owned = codec::decode_bytes(&mut buf, version, MAX_PACKET_SIZE);
+        check_borrowed_agrees(&borrowed, &owned, before.len() - buf.len());
+        match owned {
             Ok(Some(packet)) => {
                 let consumed = before.len() - buf.len();
                 match framed {
@@ -68,6 +71,26 @@ pub fn decode_all(input: &[u8], version: ProtocolVersion) -> (Vec<Packet>, Endin
                 return (packets, Err(err));
             }
         }
+    }
+}
+
+/// The borrowing decoder must give what the owned one gives for the same
+/// bytes: the same packet (as an owned copy) and length, the same "need
+/// more", the same error.
+pub fn check_borrowed_agrees(
+    borrowed: &Result<Option<(codec::PacketRef<'_>, usize)>, DecodeError>,
+    owned: &Result<Option<Packet>, DecodeError>,
+    consumed: usize,
+) {
+    match (borrowed, owned) {
+        (Ok(Some((b, len))), Ok(Some(o))) => {
+            assert_eq!(&b.to_packet(), o, "decode_slice and decode_bytes disagree");
+            assert_eq!(b.packet_type(), o.packet_type());
+            assert_eq!(*len, consumed, "decode_slice's length for {o:?}");
+        }
+        (Ok(None), Ok(None)) => {}
+        (Err(b), Err(o)) => assert_eq!(b, o, "decode_slice and decode_bytes fail differently"),
+        (b, o) => panic!("decode_slice gave {b:?} where decode_bytes gave {o:?}"),
     }
 }
 

@@ -73,13 +73,17 @@ COUNTS_BIN=$(cargo bench --no-run --bench codec_counts 2>&1 | sed -n 's/.*Execut
 : > "$OUT/callgrind.jsonl"
 if command -v valgrind >/dev/null && [ -n "$COUNTS_BIN" ]; then
     for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" \
+                "connect_v311/1 2000" "subscribe_v311/1 2000" \
                 "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
         set -- $spec
         case_id=$1 iters=$2
-        crates="plover rumqttc"
-        case "$case_id" in *v311*) crates="plover rumqttc mqttrs mqtt-protocol" ;; esac
+        crates="plover plover-slice rumqttc"
+        case "$case_id" in *v311*) crates="plover plover-slice rumqttc mqttrs mqtt-protocol" ;; esac
         for crate in $crates; do
-            for op in decode encode; do
+            ops="decode encode"
+            # plover-slice differs from plover only in how it decodes.
+            [ "$crate" = plover-slice ] && ops=decode
+            for op in $ops; do
                 cg="$OUT/callgrind.out"
                 valgrind --tool=callgrind --callgrind-out-file="$cg" --toggle-collect='*measured*' \
                     "$COUNTS_BIN" --callgrind "$case_id" "$crate" "$op" "$iters" >/dev/null 2>"$OUT/callgrind.log"

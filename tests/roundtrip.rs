@@ -768,8 +768,16 @@ proptest! {
 
             let mut input = wire.clone();
             let via_bytes = decode_bytes(&mut input, v, usize::MAX);
-            prop_assert_eq!(via_bytes.as_ref(), Ok(&Some(decoded)));
+            prop_assert_eq!(via_bytes.as_ref(), Ok(&Some(decoded.clone())));
             prop_assert!(input.is_empty());
+
+            // The borrowing decoder reads the same packet, and all of it.
+            let borrowed = plover::codec::decode_slice(&wire, v, usize::MAX);
+            let Ok(Some((borrowed, len))) = borrowed else {
+                return Err(TestCaseError::fail(format!("{packet:?}: decode_slice gave {borrowed:?}")));
+            };
+            prop_assert_eq!(len, wire.len());
+            prop_assert_eq!(borrowed.to_packet(), decoded);
         }
     }
 
@@ -858,7 +866,19 @@ proptest! {
         let mut wire = encode(&packet, v)?.to_vec();
         mutate(&mut wire, &edits);
         let mut buf = BytesMut::from(&wire[..]);
-        if let Ok(Some(decoded)) = decode(&mut buf, v, usize::MAX) {
+        let owned = decode(&mut buf, v, usize::MAX);
+        // The borrowing decoder comes to the same verdict on the same bytes.
+        let borrowed = plover::codec::decode_slice(&wire, v, usize::MAX);
+        match (&borrowed, &owned) {
+            (Ok(Some((b, len))), Ok(Some(o))) => {
+                prop_assert_eq!(&b.to_packet(), o);
+                prop_assert_eq!(*len, wire.len() - buf.len());
+            }
+            (Ok(None), Ok(None)) => {}
+            (Err(b), Err(o)) => prop_assert_eq!(b, o),
+            (b, o) => prop_assert!(false, "decode_slice gave {:?}, decode {:?}", b, o),
+        }
+        if let Ok(Some(decoded)) = owned {
             let mut again = encode(&decoded, v)?;
             let reread = decode(&mut again, v, usize::MAX);
             prop_assert_eq!(reread, Ok(Some(decoded)));

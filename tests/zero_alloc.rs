@@ -1,6 +1,7 @@
-//! Checks the codec's zero-allocation promise: decoding a PUBLISH, of either
-//! version and with 5.0 properties, and reading its properties afterwards,
-//! performs no heap allocation at all.
+//! Checks the codec's zero-allocation promises: decoding a PUBLISH, of
+//! either version and with 5.0 properties, and reading its properties
+//! afterwards, performs no heap allocation at all; and the borrowing
+//! decoder (`decode_slice`) allocates nothing for any packet.
 //!
 //! A counting global allocator wraps the system one. Only allocations made
 //! by the thread inside [`allocations_during`] are counted (a thread-local
@@ -13,7 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use plover::codec::{
-    self, MqttString, Packet, ProtocolVersion, Publish, PublishProperties, QoS, UserProperties,
+    self, AckProperties, Connect, ConnectProperties, LastWill, MqttString, Packet, PacketRef,
+    ProtocolVersion, PubAck, Publish, PublishProperties, QoS, SubAck, SubAckReasonCode, Subscribe,
+    SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe, UserProperties,
+    WillProperties,
 };
 
 struct CountingAllocator;
@@ -119,9 +123,163 @@ fn read_properties(p: &Publish) -> usize {
     n + p.topic.len() + p.payload.len()
 }
 
+/// One packet of each kind that owns strings, lists or properties, as full
+/// as the version allows.
+fn every_kind(version: ProtocolVersion) -> Vec<Packet> {
+    let v5 = version == ProtocolVersion::V5;
+    let users = || -> UserProperties {
+        if v5 {
+            [(s("k"), s("v")), (s("k2"), s("v2"))].into_iter().collect()
+        } else {
+            UserProperties::default()
+        }
+    };
+    let id = |n| NonZeroU16::new(n).expect("non-zero");
+    let mut connect = Connect::new(version, s("client-1"));
+    connect.username = Some(s("user"));
+    connect.password = Some(Bytes::from_static(b"secret"));
+    let mut will = LastWill::new(s("clients/1/status"), "gone", QoS::AtLeastOnce, true);
+    if v5 {
+        connect.properties = ConnectProperties {
+            session_expiry_interval: Some(60),
+            authentication_method: Some(s("SCRAM-SHA-256")),
+            authentication_data: Some(Bytes::from_static(b"n,,n=user")),
+            user_properties: users(),
+            ..ConnectProperties::default()
+        };
+        will.properties = WillProperties {
+            content_type: Some(s("text/plain")),
+            response_topic: Some(s("clients/1/reply")),
+            user_properties: users(),
+            ..WillProperties::default()
+        };
+    }
+    connect.will = Some(will);
+    let ack_props = || AckProperties {
+        reason_string: v5.then(|| s("because")),
+        user_properties: users(),
+    };
+    let mut subscribe = Subscribe::new(
+        id(3),
+        s("a/+/c"),
+        SubscriptionOptions::new(QoS::ExactlyOnce),
+    );
+    subscribe
+        .filters
+        .push((s("$share/g/x/#"), SubscriptionOptions::new(QoS::AtMostOnce)));
+    if v5 {
+        subscribe.properties = SubscribeProperties {
+            subscription_identifier: NonZeroU32::new(9),
+            user_properties: users(),
+        };
+    }
+    let unsubscribe = Unsubscribe {
+        packet_id: id(4),
+        filters: vec![s("a/+/c"), s("x/#")],
+        properties: Default::default(),
+    };
+    vec![
+        Packet::Connect(Box::new(connect)),
+        publish(version, 1),
+        Packet::PubAck(PubAck {
+            properties: ack_props(),
+            ..PubAck::new(id(1))
+        }),
+        Packet::Subscribe(subscribe),
+        Packet::SubAck(SubAck {
+            packet_id: id(3),
+            reason_codes: vec![SubAckReasonCode::GrantedQoS2, SubAckReasonCode::GrantedQoS0],
+            properties: ack_props(),
+        }),
+        Packet::Unsubscribe(unsubscribe),
+        Packet::UnsubAck(UnsubAck {
+            packet_id: id(4),
+            reason_codes: if v5 {
+                vec![codec::UnsubAckReasonCode::Success; 2]
+            } else {
+                Vec::new()
+            },
+            properties: ack_props(),
+        }),
+        Packet::PingReq,
+    ]
+}
+
+/// Everything a reader of a borrowed packet might look at, summed so that
+/// nothing is optimised out.
+fn read_borrowed(p: &PacketRef<'_>) -> usize {
+    p.packet_type() as usize
+        + match p {
+            PacketRef::Connect(c) => {
+                let will = c.will.map_or(0, |w| {
+                    w.topic.len() + w.payload.len() + w.properties.user_properties.iter().count()
+                });
+                c.client_id.len()
+                    + will
+                    + c.username.map_or(0, str::len)
+                    + c.password.map_or(0, <[u8]>::len)
+                    + c.properties.user_properties.len()
+            }
+            PacketRef::Publish(p) => {
+                let users: usize = p
+                    .properties
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                p.topic.len()
+                    + p.payload.len()
+                    + users
+                    + p.properties.subscription_identifiers.len()
+            }
+            PacketRef::PubAck(a) => a.properties.reason_string.map_or(0, str::len),
+            PacketRef::Subscribe(s) => s
+                .filters
+                .iter()
+                .map(|(f, o)| f.len() + o.qos as usize)
+                .sum(),
+            PacketRef::SubAck(s) => s.reason_codes().count(),
+            PacketRef::Unsubscribe(u) => u.filters.names().map(str::len).sum(),
+            PacketRef::UnsubAck(u) => u.reason_codes().count() + u.properties.user_properties.len(),
+            _ => 0,
+        }
+}
+
 // One test in this binary: the measured spans then run with nothing else of
 // ours going on (the thread-local flag makes that a belt on top of braces).
 #[test]
+fn decoding_does_not_allocate() {
+    decoding_a_publish_does_not_allocate();
+    decode_slice_never_allocates();
+}
+
+fn decode_slice_never_allocates() {
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        for expected in every_kind(version) {
+            let wire = encode(std::slice::from_ref(&expected), version);
+            let (read, n) = allocations_during(|| {
+                let (packet, len) = codec::decode_slice(&wire, version, 1 << 20)
+                    .expect("decodes")
+                    .expect("is complete");
+                (packet, len, read_borrowed(&packet))
+            });
+            assert_eq!(
+                n, 0,
+                "{version}: decode_slice of {expected:?} allocated {n} times"
+            );
+            let (packet, len, total) = read;
+            assert_eq!(len, wire.len());
+            assert!(total > 0);
+            // Zero-copy: strings point into the input.
+            if let PacketRef::Publish(p) = &packet {
+                assert!(wire.as_ptr_range().contains(&p.topic.as_ptr()));
+                assert!(wire.as_ptr_range().contains(&p.payload.as_ptr()));
+            }
+            assert_eq!(packet.to_packet(), expected);
+        }
+    }
+}
+
 fn decoding_a_publish_does_not_allocate() {
     // The counter must see allocations, or every "0" below means nothing.
     let (v, n) = allocations_during(|| Vec::<u8>::with_capacity(64));

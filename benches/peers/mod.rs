@@ -12,7 +12,9 @@
 //! memory:
 //!
 //! - plover: `codec::decode_bytes` over a `Bytes` (and `codec::decode` over a
-//!   `BytesMut`, the network-buffer path, in the `_bytesmut` variants);
+//!   `BytesMut`, the network-buffer path, in the `_bytesmut` variants), which
+//!   give owned packets; and `codec::decode_slice` over a `&[u8]` (the
+//!   `plover_slice` rows), which borrows as mqttrs does;
 //! - rumqttc: its `mqttbytes` functions. `Packet::read` takes a `BytesMut`
 //!   it splits; for single packets (up to 1 MiB, where copying the input
 //!   into a fresh `BytesMut` per iteration would swamp the measurement) the
@@ -341,6 +343,25 @@ pub fn plover_decode(wire: &Bytes, version: ProtocolVersion) -> usize {
         // decoded packet is the caller's business, not the decoder's.
         match &codec::decode_bytes(&mut input, version, MAX_PACKET_SIZE) {
             Ok(Some(packet)) => black_box(packet),
+            Ok(None) => break,
+            Err(e) => panic!("plover decodes: {e}"),
+        };
+        n += 1;
+    }
+    n
+}
+
+/// The borrowing decoder: `decode_slice` over a `&[u8]`, like mqttrs.
+#[inline(never)]
+pub fn plover_decode_slice(wire: &[u8], version: ProtocolVersion) -> usize {
+    let mut rest = wire;
+    let mut n = 0;
+    loop {
+        match &codec::decode_slice(rest, version, MAX_PACKET_SIZE) {
+            Ok(Some((packet, len))) => {
+                black_box(packet);
+                rest = rest.get(*len..).unwrap_or_default();
+            }
             Ok(None) => break,
             Err(e) => panic!("plover decodes: {e}"),
         };

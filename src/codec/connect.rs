@@ -169,9 +169,13 @@ impl Connect {
                 validate_topic_name(response_topic)
                     .map_err(|_| DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic))?;
             }
-            let topic = r.string()?;
-            // [MQTT-3.1.3-11] The Will Topic is a topic name.
-            validate_topic_name(&topic).map_err(DecodeError::InvalidTopicName)?;
+            // [MQTT-3.1.3-11] The Will Topic is a topic name. The one
+            // scan of `topic_name` clears a valid one; the full check runs
+            // (for its precise error) only on one it flags.
+            let (topic, check_topic) = r.topic_name()?;
+            if check_topic {
+                validate_topic_name(&topic).map_err(DecodeError::InvalidTopicName)?;
+            }
             let payload = r.binary()?;
             Some(LastWill {
                 topic,

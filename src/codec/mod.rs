@@ -22,6 +22,14 @@
 //! the caller's maximum as soon as its fixed header is readable, before the
 //! body is buffered.
 //!
+//! [`decode_slice`] is the borrowing alternative, for bytes in a plain
+//! `&[u8]` and for code that inspects a packet and moves on (a proxy, a
+//! logger, a router): it gives a [`PacketRef`] whose strings and binary
+//! fields are `&str` / `&[u8]` borrowed from the input, checked exactly as
+//! [`decode`] checks them (the same errors for the same bytes), and it
+//! never allocates and never touches a reference count, for any packet.
+//! [`PacketRef::to_packet`] copies one into an owned [`Packet`].
+//!
 //! # Encoding
 //!
 //! [`Packet::encode`] appends one packet to a `BytesMut`, reserving exactly
@@ -79,6 +87,7 @@
 //! assert!(buf.is_empty());
 //! ```
 
+mod borrowed;
 mod connect;
 mod disconnect;
 mod error;
@@ -93,6 +102,11 @@ use std::num::NonZeroU16;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+pub use borrowed::{
+    AckRef, AuthRef, ConnAckRef, ConnectRef, DisconnectRef, FiltersRef, LastWillRef, PacketRef,
+    PubAckRef, PubCompRef, PubRecRef, PubRelRef, PublishRef, SubAckRef, SubscribeRef, UnsubAckRef,
+    UnsubscribeRef, decode_slice,
+};
 pub(crate) use connect::redacted;
 pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
@@ -100,9 +114,12 @@ pub use error::{DecodeError, EncodeError};
 
 pub use primitives::{MAX_VARIABLE_INT, MqttString, StringError};
 pub use properties::{
-    AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, SubscriptionIdentifiers,
-    UnsubscribeProperties, UserProperties, WillProperties,
+    AckProperties, AckPropertiesRef, AuthProperties, AuthPropertiesRef, ConnAckProperties,
+    ConnAckPropertiesRef, ConnectProperties, ConnectPropertiesRef, DisconnectProperties,
+    DisconnectPropertiesRef, PayloadFormat, PropertyId, PublishProperties, PublishPropertiesRef,
+    SubscribeProperties, SubscribePropertiesRef, SubscriptionIdentifiers,
+    SubscriptionIdentifiersRef, UnsubscribeProperties, UnsubscribePropertiesRef, UserProperties,
+    UserPropertiesRef, WillProperties, WillPropertiesRef,
 };
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish, PublishResponse};
 pub use reason::{

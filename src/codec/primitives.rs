@@ -114,8 +114,10 @@ pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
 /// block is made.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
-    /// The buffer the packet lies in, to slice kept fields from.
-    src: &'a Bytes,
+    /// The buffer the packet lies in, to slice kept fields from; `None`
+    /// when reading borrowed input ([`super::decode_slice`]), which keeps
+    /// no `Bytes`.
+    src: Option<&'a Bytes>,
     /// `src` up to the end of what this reader may read.
     data: &'a [u8],
     /// The next byte to read; at most `data.len()`.
@@ -128,7 +130,19 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(src: &'a Bytes, start: usize, end: usize) -> Self {
         let data = src.get(..end).unwrap_or_default();
         Reader {
-            src,
+            src: Some(src),
+            data,
+            pos: start.min(data.len()),
+        }
+    }
+
+    /// A reader of `data[start..end]` with no `Bytes` behind it, for the
+    /// borrowing decoder: fields are read as `&'a str` / `&'a [u8]`.
+    #[inline]
+    pub(crate) fn borrowed(data: &'a [u8], start: usize, end: usize) -> Self {
+        let data = data.get(..end).unwrap_or_default();
+        Reader {
+            src: None,
             data,
             pos: start.min(data.len()),
         }
@@ -217,7 +231,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let start = self.pos;
         self.slice(n)?;
-        Ok(self.src.slice(start..self.pos))
+        Ok(self.src_slice(start, self.pos))
     }
 
     /// A reader of the next `n` bytes (a property block), which this
@@ -237,7 +251,19 @@ impl<'a> Reader<'a> {
     /// packet keeps, once it has been validated).
     #[inline]
     pub(crate) fn src_slice(&self, start: usize, end: usize) -> Bytes {
-        self.src.slice(start..end)
+        match self.src {
+            Some(src) => src.slice(start..end),
+            // Not reached: the borrowing decoder keeps no `Bytes`. Should
+            // it ever ask, a copy is still the right bytes.
+            None => Bytes::copy_from_slice(self.data.get(start..end).unwrap_or_default()),
+        }
+    }
+
+    /// `data[start..end]`, borrowed: a property block the borrowing
+    /// decoder keeps.
+    #[inline]
+    pub(crate) fn data_slice(&self, start: usize, end: usize) -> &'a [u8] {
+        self.data.get(start..end).unwrap_or_default()
     }
 
     /// How many entries of "a length-prefixed field, then `trailer` bytes"
@@ -315,6 +341,32 @@ impl<'a> Reader<'a> {
         check_wire_str(raw)
     }
 
+    /// Binary data, borrowed.
+    #[inline]
+    pub(crate) fn binary_ref(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.field_len()?;
+        self.slice(len)
+    }
+
+    /// A UTF-8 encoded string, checked as [`string`](Self::string) checks
+    /// it (same errors), borrowed.
+    #[inline]
+    pub(crate) fn str_ref(&mut self) -> Result<&'a str, DecodeError> {
+        wire_str(self.binary_ref()?)
+    }
+
+    /// A topic name, borrowed, and whether it needs the full topic-name
+    /// check; the same checks and errors as [`topic_name`](Self::topic_name).
+    #[inline]
+    pub(crate) fn topic_ref(&mut self) -> Result<(&'a str, bool), DecodeError> {
+        let raw = self.binary_ref()?;
+        if raw.is_empty() || has_nul_or_wildcard(raw) {
+            return Ok((wire_str(raw)?, true));
+        }
+        let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        Ok((s, false))
+    }
+
     /// A topic name, and whether it needs the full topic-name check; see
     /// [`MqttString::topic_from_wire`].
     #[inline]
@@ -326,13 +378,20 @@ impl<'a> Reader<'a> {
 
 /// What [`MqttString::from_wire`] checks, on borrowed bytes.
 pub(crate) fn check_wire_str(raw: &[u8]) -> Result<(), DecodeError> {
+    wire_str(raw).map(drop)
+}
+
+/// Borrowed bytes as an MQTT string, checked as [`MqttString::from_wire`]
+/// checks them (same errors).
+#[inline]
+pub(crate) fn wire_str(raw: &[u8]) -> Result<&str, DecodeError> {
     // [MQTT-1.5.4-1] ill-formed UTF-8 (including surrogates) is malformed.
-    std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    let s = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
     // [MQTT-1.5.4-2] U+0000 MUST NOT be included.
     if has_nul(raw) {
         return Err(DecodeError::NulInString);
     }
-    Ok(())
+    Ok(s)
 }
 
 /// Reads a variable byte integer from the front of `buf`.
@@ -524,6 +583,12 @@ impl MqttString {
     /// The UTF-8 bytes, sharing this string's storage.
     pub fn into_bytes(self) -> Bytes {
         self.0.into_bytes()
+    }
+
+    /// A copy of a string the borrowing decoder checked (so it is an MQTT
+    /// string already).
+    pub(crate) fn copy_checked(s: &str) -> Self {
+        MqttString(ByteString::from(s))
     }
 
     /// Validates bytes that came off the wire, without copying them.

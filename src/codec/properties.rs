@@ -184,7 +184,14 @@ pub(crate) fn read_block<'a>(
 
 /// A value type a single-valued property can hold.
 pub(crate) trait PropValue: Sized {
+    /// The value as the borrowing decoder gives it: `&str` / `&[u8]` for
+    /// strings and binary data, the value itself otherwise.
+    type Ref<'a>: Copy;
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// [`read`](Self::read), borrowed: the same checks and errors.
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self::Ref<'a>, DecodeError>;
+    /// An owned copy of a borrowed value.
+    fn from_ref(value: Self::Ref<'_>) -> Self;
     /// Wire size of the value (without the identifier).
     fn wire_len(&self) -> usize;
     /// Writes the identifier, then the value.
@@ -197,6 +204,14 @@ pub(crate) trait PropValue: Sized {
 }
 
 impl PropValue for bool {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // Every flag property: "It is a Protocol Error to include a value
         // other than 0 or 1."
@@ -225,6 +240,14 @@ pub enum PayloadFormat {
 }
 
 impl PropValue for PayloadFormat {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(PayloadFormat::Unspecified),
@@ -245,6 +268,14 @@ impl PropValue for PayloadFormat {
 }
 
 impl PropValue for QoS {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     // Only Maximum QoS has this type: "It is a Protocol Error to include
     // Maximum QoS more than once, or to have a value other than 0 or 1"
     // (absent means 2).
@@ -271,6 +302,14 @@ impl PropValue for QoS {
 }
 
 impl PropValue for u16 {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u16()?;
         match (id, v) {
@@ -297,6 +336,14 @@ impl PropValue for u16 {
 }
 
 impl PropValue for u32 {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let v = r.u32()?;
         // "It is a Protocol Error to include ... the Maximum Packet Size ... [of] zero."
@@ -322,6 +369,14 @@ impl PropValue for u32 {
 
 /// Subscription Identifiers are variable byte integers from 1 to 268,435,455.
 impl PropValue for NonZeroU32 {
+    type Ref<'a> = Self;
+    #[inline]
+    fn read_ref<'a>(id: PropertyId, r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Self::read(id, r)
+    }
+    fn from_ref(value: Self) -> Self {
+        value
+    }
     fn read(id: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // "It is a Protocol Error if the Subscription Identifier has a value of 0."
         NonZeroU32::new(r.var_int()?).ok_or(DecodeError::InvalidPropertyValue(id))
@@ -347,6 +402,14 @@ impl PropValue for NonZeroU32 {
 }
 
 impl PropValue for MqttString {
+    type Ref<'a> = &'a str;
+    #[inline]
+    fn read_ref<'a>(_: PropertyId, r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.str_ref()
+    }
+    fn from_ref(value: &str) -> Self {
+        MqttString::copy_checked(value)
+    }
     fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.string()
     }
@@ -359,6 +422,14 @@ impl PropValue for MqttString {
 }
 
 impl PropValue for Bytes {
+    type Ref<'a> = &'a [u8];
+    #[inline]
+    fn read_ref<'a>(_: PropertyId, r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.binary_ref()
+    }
+    fn from_ref(value: &[u8]) -> Self {
+        Bytes::copy_from_slice(value)
+    }
     fn read(_: PropertyId, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.binary()
     }
@@ -792,6 +863,151 @@ impl FromIterator<NonZeroU32> for SubscriptionIdentifiers {
     }
 }
 
+/// The borrowed type of a property value type (see `PropValue::Ref`),
+/// spelled out so that the documentation shows `&str`, not a projection.
+macro_rules! ref_ty {
+    ($lt:lifetime, MqttString) => { &$lt str };
+    ($lt:lifetime, Bytes) => { &$lt [u8] };
+    ($lt:lifetime, SubscriptionIdentifiers) => { SubscriptionIdentifiersRef<$lt> };
+    ($lt:lifetime, $t:ident) => { $t };
+}
+
+/// The entries of one repeatable property in a checked block, borrowed.
+struct RefEntries<'a> {
+    r: Reader<'a>,
+    id: PropertyId,
+}
+
+impl<'a> RefEntries<'a> {
+    fn new(block: &'a [u8], id: PropertyId) -> Self {
+        RefEntries {
+            r: Reader::borrowed(block, 0, block.len()),
+            id,
+        }
+    }
+
+    /// A reader positioned at the next entry's value. The block was
+    /// checked when it was decoded, so no read here fails; if one did,
+    /// ending the iteration is the safe answer.
+    fn next_value(&mut self) -> Option<&mut Reader<'a>> {
+        while !self.r.is_empty() {
+            let id = read_id(&mut self.r).ok()?;
+            if id == self.id {
+                return Some(&mut self.r);
+            }
+            skip_value(id, &mut self.r).ok()?;
+        }
+        None
+    }
+}
+
+/// [`UserProperties`] as [`decode_slice`](super::decode_slice) gives
+/// them: the pairs, borrowed from the checked property block, parsed as
+/// they are iterated.
+#[derive(Clone, Copy, Default)]
+pub struct UserPropertiesRef<'a>(&'a [u8]);
+
+impl<'a> UserPropertiesRef<'a> {
+    fn from_block(block: &'a [u8]) -> Self {
+        UserPropertiesRef(block)
+    }
+
+    /// The (name, value) pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
+        let mut entries = RefEntries::new(self.0, PropertyId::UserProperty);
+        std::iter::from_fn(move || {
+            let r = entries.next_value()?;
+            Some((r.str_ref().ok()?, r.str_ref().ok()?))
+        })
+    }
+
+    /// The value of the first pair named `name`.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// How many pairs there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// An owned copy.
+    pub fn to_owned_list(&self) -> UserProperties {
+        if self.0.is_empty() {
+            return UserProperties::default();
+        }
+        UserProperties::from_block(Bytes::copy_from_slice(self.0))
+    }
+}
+
+impl fmt::Debug for UserPropertiesRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for UserPropertiesRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for UserPropertiesRef<'_> {}
+
+/// [`SubscriptionIdentifiers`] as [`decode_slice`](super::decode_slice)
+/// gives them, borrowed from the checked property block.
+#[derive(Clone, Copy, Default)]
+pub struct SubscriptionIdentifiersRef<'a>(&'a [u8]);
+
+impl<'a> SubscriptionIdentifiersRef<'a> {
+    fn from_block(block: &'a [u8]) -> Self {
+        SubscriptionIdentifiersRef(block)
+    }
+
+    /// The identifiers, in order.
+    pub fn iter(&self) -> impl Iterator<Item = NonZeroU32> + use<'a> {
+        let mut entries = RefEntries::new(self.0, PropertyId::SubscriptionIdentifier);
+        std::iter::from_fn(move || SubId::read(entries.next_value()?).ok())
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// An owned copy.
+    pub fn to_owned_list(&self) -> SubscriptionIdentifiers {
+        if self.0.is_empty() {
+            return SubscriptionIdentifiers::default();
+        }
+        SubscriptionIdentifiers::from_block(Bytes::copy_from_slice(self.0))
+    }
+}
+
+impl fmt::Debug for SubscriptionIdentifiersRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for SubscriptionIdentifiersRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SubscriptionIdentifiersRef<'_> {}
+
 /// Defines a packet's property set: its struct, and reading, sizing,
 /// checking and writing it. Fields are `Option`s of a `PropValue` type;
 /// user properties are always there; `[repeated]` names an extra repeatable
@@ -799,8 +1015,8 @@ impl FromIterator<NonZeroU32> for SubscriptionIdentifiers {
 macro_rules! property_set {
     (
         $(#[$meta:meta])*
-        $name:ident {
-            $( $(#[$fmeta:meta])* $field:ident: $ty:ty = $id:ident, )*
+        $name:ident / $ref_name:ident {
+            $( $(#[$fmeta:meta])* $field:ident: $ty:ident = $id:ident, )*
         }
         $( [repeated] $(#[$rmeta:meta])* $rfield:ident: $rty:ident = $rid:ident, )?
     ) => {
@@ -900,12 +1116,78 @@ macro_rules! property_set {
                 self.user_properties.write(buf);
             }
         }
+
+        #[doc = concat!("[`", stringify!($name), "`] as [`decode_slice`](super::decode_slice) gives it: ")]
+        /// the same properties, checked the same way, with strings and
+        /// binary values borrowed from the input.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $ref_name<'a> {
+            $( $(#[$fmeta])* pub $field: Option<ref_ty!('a, $ty)>, )*
+            $( $(#[$rmeta])* pub $rfield: ref_ty!('a, $rty), )?
+            /// User Properties, in order.
+            pub user_properties: UserPropertiesRef<'a>,
+        }
+
+        impl<'a> $ref_name<'a> {
+            /// True when no property is set.
+            pub fn is_empty(&self) -> bool {
+                true $( && self.$field.is_none() )* $( && self.$rfield.is_empty() )?
+                    && self.user_properties.is_empty()
+            }
+
+            /// An owned copy.
+            pub fn to_owned_set(&self) -> $name {
+                $name {
+                    $( $field: self.$field.map(<$ty as PropValue>::from_ref), )*
+                    $( $rfield: self.$rfield.to_owned_list(), )?
+                    user_properties: self.user_properties.to_owned_list(),
+                }
+            }
+
+            /// [`read`]($name::read) without keeping anything but borrowed
+            /// slices: the same checks, in the same order, with the same
+            /// errors.
+            #[inline]
+            pub(crate) fn read(r: &mut Reader<'a>, packet: PacketType) -> Result<Self, DecodeError> {
+                let (mut pr, start, end) = read_block(r)?;
+                $( let mut $field: Option<ref_ty!('a, $ty)> = None; )*
+                let mut has_users = false;
+                $( let mut $rfield = false; )?
+                while !pr.is_empty() {
+                    let id = read_id(&mut pr)?;
+                    match id {
+                        $( PropertyId::$id => set_once(&mut $field, <$ty as PropValue>::read_ref(id, &mut pr)?, id)?, )*
+                        $( PropertyId::$rid => {
+                            SubId::check_wire(&mut pr)?;
+                            $rfield = true;
+                        } )?
+                        PropertyId::UserProperty => {
+                            UserPair::check_wire(&mut pr)?;
+                            has_users = true;
+                        }
+                        property => {
+                            return Err(DecodeError::PropertyNotAllowed { packet, property })
+                        }
+                    }
+                }
+                let block = r.data_slice(start, end);
+                Ok(Self {
+                    $( $field, )*
+                    $( $rfield: if $rfield { <ref_ty!('a, $rty)>::from_block(block) } else { Default::default() }, )?
+                    user_properties: if has_users {
+                        UserPropertiesRef::from_block(block)
+                    } else {
+                        UserPropertiesRef::default()
+                    },
+                })
+            }
+        }
     };
 }
 
 property_set! {
     /// Properties of CONNECT (§3.1.2.11).
-    ConnectProperties {
+    ConnectProperties / ConnectPropertiesRef {
         /// Seconds the broker keeps the session after the connection closes
         /// (0 or absent: it ends with the connection; `u32::MAX`: never).
         session_expiry_interval: u32 = SessionExpiryInterval,
@@ -929,7 +1211,7 @@ property_set! {
 
 property_set! {
     /// Properties of the will message, in the CONNECT payload (§3.1.3.2).
-    WillProperties {
+    WillProperties / WillPropertiesRef {
         /// Seconds the broker waits after the connection is lost before
         /// publishing the will.
         will_delay_interval: u32 = WillDelayInterval,
@@ -948,7 +1230,7 @@ property_set! {
 
 property_set! {
     /// Properties of CONNACK (§3.2.2.3): the broker's limits and answers.
-    ConnAckProperties {
+    ConnAckProperties / ConnAckPropertiesRef {
         /// The session expiry the broker will use, if it differs from ours.
         session_expiry_interval: u32 = SessionExpiryInterval,
         /// How many QoS 1/2 PUBLISHes the broker processes at once (default 65,535).
@@ -986,7 +1268,7 @@ property_set! {
 
 property_set! {
     /// Properties of PUBLISH (§3.3.2.3).
-    PublishProperties {
+    PublishProperties / PublishPropertiesRef {
         /// Whether the payload is UTF-8 text.
         payload_format_indicator: PayloadFormat = PayloadFormatIndicator,
         /// Lifetime of the message in seconds.
@@ -1008,7 +1290,7 @@ property_set! {
 property_set! {
     /// Properties of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK,
     /// which all carry the same two.
-    AckProperties {
+    AckProperties / AckPropertiesRef {
         /// Human-readable diagnostics.
         reason_string: MqttString = ReasonString,
     }
@@ -1016,7 +1298,7 @@ property_set! {
 
 property_set! {
     /// Properties of SUBSCRIBE (§3.8.2.1).
-    SubscribeProperties {
+    SubscribeProperties / SubscribePropertiesRef {
         /// Identifier the broker will attach to messages matching these filters.
         subscription_identifier: NonZeroU32 = SubscriptionIdentifier,
     }
@@ -1024,12 +1306,12 @@ property_set! {
 
 property_set! {
     /// Properties of UNSUBSCRIBE (§3.10.2.1): user properties only.
-    UnsubscribeProperties {}
+    UnsubscribeProperties / UnsubscribePropertiesRef {}
 }
 
 property_set! {
     /// Properties of DISCONNECT (§3.14.2.2).
-    DisconnectProperties {
+    DisconnectProperties / DisconnectPropertiesRef {
         /// A new session expiry (client to broker only; may not turn 0 into non-zero).
         session_expiry_interval: u32 = SessionExpiryInterval,
         /// Human-readable diagnostics.
@@ -1041,7 +1323,7 @@ property_set! {
 
 property_set! {
     /// Properties of AUTH (§3.15.2.2).
-    AuthProperties {
+    AuthProperties / AuthPropertiesRef {
         /// Name of the authentication method.
         authentication_method: MqttString = AuthenticationMethod,
         /// Data of this step of the exchange.

@@ -50,7 +50,7 @@ impl SubscriptionOptions {
         }
     }
 
-    fn read(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    pub(super) fn read(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         // 3.1.1 [MQTT-3.8.3-4] / 5.0 [MQTT-3.8.3-5]: reserved bits MUST be 0.
         let reserved = match version {
             ProtocolVersion::V311 => 0b1111_1100,
