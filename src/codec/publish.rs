@@ -241,6 +241,63 @@ impl Publish {
         Ok(())
     }
 
+    /// Writes this PUBLISH to `buf` without its payload: everything up to
+    /// where the payload starts, the fixed header announcing the whole
+    /// packet. Appending [`payload`](Self::payload) to what it wrote gives
+    /// exactly what [`Packet::encode`] writes, so a caller that sends
+    /// buffers one after the other (vectored or not) can send a large
+    /// payload from where it lies, with no copy.
+    ///
+    /// Checks and errors are those of [`Packet::encode`]; on error nothing
+    /// is written.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use plover::codec::{Packet, ProtocolVersion, Publish};
+    ///
+    /// let publish = Publish::new("cam/1/jpeg".try_into().unwrap(), vec![0xFF; 100_000]);
+    /// let mut head = BytesMut::new();
+    /// publish.encode_head(ProtocolVersion::V311, &mut head).unwrap();
+    /// assert_eq!(head.len(), 1 + 3 + 2 + 10);
+    ///
+    /// let mut whole = BytesMut::new();
+    /// Packet::Publish(publish.clone()).encode(ProtocolVersion::V311, &mut whole).unwrap();
+    /// assert_eq!(whole[..head.len()], head[..]);
+    /// assert_eq!(whole[head.len()..], publish.payload[..]);
+    /// ```
+    pub fn encode_head(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let sizes = self.measure(version)?;
+        let body = sizes.body;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let head = 1 + var_int_len(body) + body - self.payload.len();
+        buf.reserve(head);
+        let first = (PacketType::Publish as u8) << 4 | self.flags();
+        write_fixed_header_and_u16(buf, first, body, self.topic.len() as u16);
+        buf.extend_from_slice(self.topic.as_bytes());
+        let before = buf.len();
+        // `write_rest` without the payload: a PUBLISH that is its own
+        // payload-less copy would cost a clone of every field.
+        if version == ProtocolVersion::V5 {
+            if let Some(id) = self.packet_id {
+                put_u16(buf, id.get());
+            }
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
+        } else if let Some(id) = self.packet_id {
+            put_u16(buf, id.get());
+        }
+        debug_assert_eq!(
+            buf.len() - before + self.topic.len() + 2 + self.payload.len(),
+            body
+        );
+        Ok(())
+    }
+
     /// What follows the topic name.
     #[inline(always)]
     fn write_rest(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {

@@ -62,6 +62,13 @@ pub type RequestId = u64;
 /// after the broker lost our session; drivers have no waiter for it.
 pub const RESUBSCRIBE_REQUEST: RequestId = u64::MAX;
 
+/// Payloads of at least this many bytes are transmitted from the message's
+/// own buffer instead of being copied into the outgoing buffer (see
+/// [`Session::poll_transmit`]). Below it, one copy and one write beat the
+/// extra write a separate buffer costs; above it, the copy (and the memory
+/// the outgoing buffer grows by) is what costs.
+pub const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
+
 /// A subscription the broker granted, remembered for resubscribing.
 #[derive(Debug, Clone, PartialEq)]
 struct ActiveSubscription {
@@ -449,6 +456,10 @@ pub struct Session {
     /// Granted subscriptions, in the order first granted.
     subscriptions: Vec<ActiveSubscription>,
     tx: BytesMut,
+    /// Bytes to transmit before `tx`, in order: what `tx` held when a
+    /// large payload was queued, then the payload itself, which is sent
+    /// from where it lies instead of being copied into `tx`.
+    tx_chunks: VecDeque<Bytes>,
     /// QoS 0 publishes written into `tx` and not yet handed out by
     /// `poll_transmit`: they complete when the driver takes the bytes, so
     /// the caller's queue bound also bounds `tx`.
@@ -503,6 +514,7 @@ impl Session {
             incoming_aliases: HashMap::new(),
             subscriptions: Vec::new(),
             tx: BytesMut::new(),
+            tx_chunks: VecDeque::new(),
             qos0_unsent: Vec::new(),
             events: VecDeque::new(),
             now: None,
@@ -889,17 +901,25 @@ impl Session {
     /// bytes are handed out: until then they count against the caller's
     /// queue bound, so a slow link holds back a QoS 0 flood instead of
     /// letting it pile up in memory.
+    ///
+    /// A payload of [`ZERO_COPY_PAYLOAD`] bytes or more comes out as a
+    /// buffer of its own (the message's `Bytes`, not a copy), after one
+    /// with what precedes it: call until `None`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.tx.is_empty() {
-            return None;
+        let out = match self.tx_chunks.pop_front() {
+            Some(chunk) => chunk,
+            None if !self.tx.is_empty() => self.tx.split().freeze(),
+            None => return None,
+        };
+        if self.tx_chunks.is_empty() && self.tx.is_empty() {
+            for request in std::mem::take(&mut self.qos0_unsent) {
+                self.events.push_back(Event::PublishDone {
+                    request,
+                    result: Ok(qos0_outcome()),
+                });
+            }
         }
-        for request in std::mem::take(&mut self.qos0_unsent) {
-            self.events.push_back(Event::PublishDone {
-                request,
-                result: Ok(qos0_outcome()),
-            });
-        }
-        Some(self.tx.split().freeze())
+        Some(out)
     }
 
     /// Throws away what [`poll_transmit`](Self::poll_transmit) would have
@@ -907,6 +927,7 @@ impl Session {
     /// gone): QoS 0 publishes among it fail with `ConnectionClosed`.
     pub fn discard_transmit(&mut self) {
         self.tx.clear();
+        self.tx_chunks.clear();
         self.fail_unsent_qos0(CloseReason::ConnectionLost);
     }
 
@@ -1004,7 +1025,17 @@ impl Session {
     /// Encodes a packet for the transport. Our own packets were validated
     /// when they were requested; a failure here is reported to the caller.
     fn send(&mut self, packet: &Packet) -> Result<(), EncodeError> {
-        let result = packet.encode(self.config.version, &mut self.tx);
+        let result = match packet {
+            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
+                // Everything before the payload, with what `tx` held, goes
+                // out as one buffer; the payload follows as it is.
+                p.encode_head(self.config.version, &mut self.tx).map(|()| {
+                    self.tx_chunks.push_back(self.tx.split().freeze());
+                    self.tx_chunks.push_back(p.payload.clone());
+                })
+            }
+            _ => packet.encode(self.config.version, &mut self.tx),
+        };
         if result.is_ok() {
             self.last_sent = self.now();
         } else {

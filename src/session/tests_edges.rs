@@ -526,3 +526,73 @@ fn a_3_1_1_clean_session_stays_clean_on_every_connection() {
     h.s.handle_connection_lost(h.now);
     assert!(next_connect(&mut h).clean_start);
 }
+
+#[test]
+fn large_payloads_are_transmitted_from_their_own_buffer() {
+    for v in BOTH {
+        let mut h = H::new(config(v, true));
+        h.connect(false);
+        h.events();
+        let big = bytes::Bytes::from(vec![0x5Au8; ZERO_COPY_PAYLOAD]);
+        let small = Publish::new(s("edges/small"), "x");
+        let large = Publish::new(s("edges/large"), big.clone()).with_qos(QoS::AtLeastOnce, None);
+        h.publish(1, small.clone());
+        h.publish(2, large.clone());
+        h.publish(3, small.clone());
+
+        let mut chunks = Vec::new();
+        while let Some(chunk) = h.s.poll_transmit() {
+            // QoS 0 completes only once every byte before it is handed out.
+            let done = h
+                .events()
+                .iter()
+                .any(|e| matches!(e, Event::PublishDone { .. }));
+            chunks.push((chunk, done));
+        }
+        assert_eq!(
+            chunks.len(),
+            3,
+            "{v}: what precedes, the payload, what follows"
+        );
+        assert!(
+            chunks[..2].iter().all(|(_, done)| !done),
+            "{v}: QoS 0 done too early"
+        );
+        assert!(chunks[2].1, "{v}: QoS 0 done once all is out");
+        // The payload is the message's own buffer, not a copy.
+        assert_eq!(chunks[1].0.as_ptr(), big.as_ptr(), "{v}: payload copied");
+        assert_eq!(chunks[1].0.len(), big.len());
+
+        // On the wire it is exactly the three packets, in order.
+        let mut wire = BytesMut::new();
+        for (chunk, _) in &chunks {
+            wire.extend_from_slice(chunk);
+        }
+        let mut packets = Vec::new();
+        while let Some(p) = codec::decode(&mut wire, v, usize::MAX).expect("valid bytes") {
+            packets.push(p);
+        }
+        assert!(wire.is_empty());
+        let topics: Vec<_> = packets
+            .iter()
+            .map(|p| match p {
+                Packet::Publish(p) => (p.topic.to_string(), p.payload.len()),
+                other => panic!("{v}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                ("edges/small".to_string(), 1),
+                ("edges/large".to_string(), ZERO_COPY_PAYLOAD),
+                ("edges/small".to_string(), 1),
+            ],
+            "{v}"
+        );
+
+        // A connection that cannot write them drops both buffers.
+        h.publish(4, large.clone());
+        h.s.discard_transmit();
+        assert_eq!(h.s.poll_transmit(), None, "{v}");
+    }
+}
