@@ -96,20 +96,50 @@ CASES_V5 = [
 ]
 
 
+# Which of plover's two decoders a peer's decode is set against: mqttrs
+# borrows from its input as `decode_slice` does; the others give owned
+# packets, as `decode_bytes` does.
+BORROWING = {"mqttrs"}
+
+
 def codec_table(crit, op, cases, peers):
-    head = "| case | plover | " + " | ".join(f"{p} | {p} ÷ plover" for p in peers) + " |"
-    sep = "|---|---:|" + "---:|---:|" * len(peers)
+    decode = op == "decode"
+
+    def base_name(peer):
+        return "plover_slice" if (decode and peer in BORROWING) else "plover"
+
+    def base_label(peer):
+        return "plover `decode_slice`" if base_name(peer) == "plover_slice" else "plover"
+
+    if decode:
+        head = "| case | plover (`decode_bytes`) | plover `decode_slice` | "
+        sep = "|---|---:|---:|"
+    else:
+        head = "| case | plover | "
+        sep = "|---|---:|"
+    head += " | ".join(f"{p} | {p} ÷ {base_label(p)}" for p in peers) + " |"
+    sep += "---:|---:|" * len(peers)
     rows = [head, sep]
     for group, param, label in cases:
-        base = crit.get((op, group, "plover", param))
-        cells = [label, fmt_time(base)]
+        cells = [label, fmt_time(crit.get((op, group, "plover", param)))]
+        if decode:
+            cells.append(fmt_time(crit.get((op, group, "plover_slice", param))))
         for p in peers:
             t = crit.get((op, group, p, param))
+            base = crit.get((op, group, base_name(p), param))
             cells += [fmt_time(t), fmt_ratio(t / base if (t and base) else None)]
         rows.append("| " + " | ".join(cells) + " |")
-        if op == "decode" and group.startswith("mixed"):
+        head = crit.get((op, group, "plover_head", param))
+        if not decode and head:
+            cells = [label + ", payload sent from its buffer (`encode_head`, the client's way from 16 KiB)",
+                     fmt_time(head)]
+            for p in peers:
+                t = crit.get((op, group, p, param))
+                cells += [fmt_time(t), fmt_ratio(t / head if (t and head) else None)]
+            rows.append("| " + " | ".join(cells) + " |")
+        if decode and group.startswith("mixed"):
             b2 = crit.get((op, group, "plover_bytesmut", param))
-            cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)", fmt_time(b2)]
+            cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)", fmt_time(b2), "n/a"]
             for p in peers:
                 t = crit.get((op, group, p + "_bytesmut", param)) if p == "rumqttc" else None
                 cells += [fmt_time(t), fmt_ratio(t / b2 if (t and b2) else None)]
@@ -122,8 +152,9 @@ def counts_tables():
     cg = read_jsonl("callgrind.jsonl")
     out = []
     if counts:
-        crates = ["plover", "rumqttc", "mqttrs", "mqtt-protocol"]
-        out.append("Heap allocations per packet (`benches/codec_counts.rs`, a counting global allocator):\n")
+        crates = ["plover", "plover-slice", "rumqttc", "mqttrs", "mqtt-protocol"]
+        out.append("Heap allocations per packet (`benches/codec_counts.rs`, a counting global allocator;")
+        out.append("plover-slice is `decode_slice`, whose encode is plover's):\n")
         out.append("| case | " + " | ".join(f"{c} decode / encode" for c in crates) + " |")
         out.append("|---|" + "---:|" * len(crates))
         by = {(c["group"], c["param"], c["crate"]): c for c in counts}
@@ -140,8 +171,9 @@ def counts_tables():
         out.append("")
     if cg:
         out.append("Instructions per operation under `valgrind --tool=callgrind` (counts, unlike times, do not move with the machine's load):\n")
-        out.append("| case | op | plover | rumqttc | mqttrs | mqtt-protocol |")
-        out.append("|---|---|---:|---:|---:|---:|")
+        out.append("Ratios are the peer's count over plover's; for mqttrs's decode, over `decode_slice`'s (plover-slice).\n")
+        out.append("| case | op | plover | plover-slice | rumqttc | mqttrs | mqtt-protocol |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
         by = {(r["case"], r["crate"], r["op"]): r["instructions"] for r in cg}
         seen = []
         for r in cg:
@@ -150,10 +182,12 @@ def counts_tables():
                 seen.append(key)
         for case, op in seen:
             base = by.get((case, "plover", op))
-            cells = [case, op, f"{base:,.0f}" if base else "n/a"]
+            sl = by.get((case, "plover-slice", op))
+            cells = [case, op, f"{base:,.0f}" if base else "n/a", f"{sl:,.0f}" if sl else "n/a"]
             for c in ["rumqttc", "mqttrs", "mqtt-protocol"]:
                 v = by.get((case, c, op))
-                cells.append(f"{v:,.0f} ({v / base:.2f}×)" if (v and base) else "n/a")
+                b = sl if (c in BORROWING and op == "decode") else base
+                cells.append(f"{v:,.0f} ({v / b:.2f}×)" if (v and b) else "n/a")
             out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -224,7 +258,7 @@ def e2e_tables(e2e):
 def svg_chart(crit, e2e, path):
     """Two panels: end-to-end throughput by QoS, and codec throughput on
     the mixed stream (packets per µs), one bar per client or crate."""
-    colors = {"plover": "#2b6cb0", "rumqttc": "#dd6b20", "mosquitto": "#718096",
+    colors = {"plover": "#2b6cb0", "plover_slice": "#63b3ed", "rumqttc": "#dd6b20", "mosquitto": "#718096",
               "mqttrs": "#38a169", "mqtt-protocol": "#805ad5"}
     W, H = 900, 380
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
@@ -270,18 +304,21 @@ def svg_chart(crit, e2e, path):
     for op in ["decode", "encode"]:
         for group, label in [("mixed_v311", "3.1.1"), ("mixed_v5", "5.0")]:
             series = []
-            for c in ["plover", "rumqttc", "mqttrs", "mqtt-protocol"]:
+            crates = ["plover", "rumqttc", "mqttrs", "mqtt-protocol"]
+            if op == "decode":
+                crates.insert(1, "plover_slice")
+            for c in crates:
                 t = crit.get((op, group, c, "10000"))
                 series.append((c, 10000 / (t / 1e3) if t else None))
             groups.append((f"{op} {label}", series))
     panel(530, "Codec, mixed stream (packets/µs, higher is better)", groups, "packets / µs")
 
     lx = 70
-    for name in ["plover", "rumqttc", "mosquitto", "mqttrs", "mqtt-protocol"]:
-        label = "mosquitto_pub/_sub (C)" if name == "mosquitto" else name
+    for name in ["plover", "plover_slice", "rumqttc", "mosquitto", "mqttrs", "mqtt-protocol"]:
+        label = {"mosquitto": "mosquitto_pub/_sub (C)", "plover_slice": "plover decode_slice"}.get(name, name)
         parts.append(f'<rect x="{lx}" y="{H - 30}" width="12" height="12" fill="{colors[name]}"/>')
         parts.append(f'<text x="{lx + 16}" y="{H - 20}">{label}</text>')
-        lx += 30 + 8 * len(label)
+        lx += 24 + 7 * len(label)
     parts.append("</svg>")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
