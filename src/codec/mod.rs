@@ -400,9 +400,7 @@ impl Packet {
             Packet::ConnAck(p) => {
                 encode_packet(buf, 0x20, p.measure(v), |s, b| p.write_body(v, s, b))
             }
-            Packet::Subscribe(p) => {
-                encode_packet(buf, 0x82, p.measure(v), |s, b| p.write_body(v, s, b))
-            }
+            Packet::Subscribe(p) => p.encode(v, buf),
             Packet::SubAck(p) => {
                 encode_packet(buf, 0x90, p.measure(v), |s, b| p.write_body(v, s, b))
             }

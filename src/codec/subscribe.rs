@@ -5,13 +5,15 @@ use std::num::NonZeroU16;
 use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{MqttString, Reader, put_u8, put_u16};
+use super::primitives::{
+    MAX_VARIABLE_INT, MqttString, Reader, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
+};
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
 use super::{
     PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id, write_props_block,
 };
-use crate::topic::validate_filter_of_mqtt_string;
+use crate::topic::{validate_filter_of_mqtt_string, validate_read_filter};
 
 /// When the broker sends retained messages for a new subscription (5.0
 /// §3.8.3.1, bits 4 and 5 of the subscription options).
@@ -123,8 +125,7 @@ impl Subscribe {
             let options = SubscriptionOptions::read(r.u8()?, version)?;
             // Validation includes the `$share/{group}/` form, so what it
             // accepts with that prefix is a shared subscription.
-            let shared =
-                validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            let shared = validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
             if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
@@ -169,27 +170,78 @@ impl Subscribe {
         })
     }
 
-    pub(super) fn write_body(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
-        put_u16(buf, self.packet_id.get());
+    /// `Packet::encode` for a SUBSCRIBE, in one pass over the filters.
+    ///
+    /// The body's size needs only the filters' lengths, so it is summed
+    /// first and each filter is checked as it is written, instead of
+    /// checking every filter while measuring and then walking them again
+    /// to write them. On error the buffer is cut back to where it was:
+    /// nothing is written, as [`Packet::encode`](super::Packet::encode)
+    /// promises, and the errors come in the order `measure` finds them.
+    pub(super) fn encode(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        if self.filters.is_empty() {
+            return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
+        }
+        let mut props = 0;
+        let mut body = 2;
         if version == ProtocolVersion::V5 {
-            write_props_block(buf, sizes.props, |b| self.properties.write(b));
+            props = self.properties.checked_len()?;
+            body += props_block_len(version, props);
         }
-        // Each filter's options byte goes out with the next filter's length,
-        // in one piece.
-        let mut options_before: Option<u8> = None;
+        // Two length bytes, the filter, the options byte.
+        body += self.filters.iter().map(|(f, _)| f.len() + 3).sum::<usize>();
+        if body > MAX_VARIABLE_INT as usize {
+            // A bad filter is reported before the size, as `measure` does.
+            self.measure(version)?;
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        let start = buf.len();
+        let total = 1 + var_int_len(body) + body;
+        buf.reserve(total);
+        write_fixed_header_and_u16(buf, 0x82, body, self.packet_id.get());
+        if version == ProtocolVersion::V5 {
+            write_props_block(buf, props, |b| self.properties.write(b));
+        }
+        // The filters go into the rest of the packet's bytes, made zero in
+        // one step: a store or a copy each, not a `BytesMut` append with
+        // its two capacity checks per field.
+        let filters_start = buf.len();
+        buf.resize(start + total, 0);
+        let out = &mut buf[filters_start..];
+        let mut at = 0;
         for (filter, options) in &self.filters {
-            let [hi, lo] = (filter.len() as u16).to_be_bytes();
-            match options_before {
-                Some(byte) => buf.extend_from_slice(&[byte, hi, lo]),
-                None => buf.extend_from_slice(&[hi, lo]),
+            let shared = match validate_filter_of_mqtt_string(filter) {
+                Ok(shared) => shared,
+                Err(e) => return unwrite(buf, start, EncodeError::InvalidTopicFilter(e)),
+            };
+            // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
+            // shared subscription (the option exists only in 5.0).
+            if version == ProtocolVersion::V5 && options.no_local && shared {
+                return unwrite(buf, start, EncodeError::NoLocalOnSharedSubscription);
             }
-            buf.extend_from_slice(filter.as_bytes());
-            options_before = Some(options.to_byte(version));
+            // The slices are in range: `out` is exactly the filters' part
+            // of the body summed above.
+            let end = at + 2 + filter.len();
+            out[at..at + 2].copy_from_slice(&(filter.len() as u16).to_be_bytes());
+            out[at + 2..end].copy_from_slice(filter.as_bytes());
+            out[end] = options.to_byte(version);
+            at = end + 1;
         }
-        if let Some(byte) = options_before {
-            put_u8(buf, byte);
-        }
+        debug_assert_eq!(at, out.len(), "SUBSCRIBE body size");
+        Ok(())
     }
+}
+
+/// Cuts `buf` back to `len`, dropping a packet that turned out not to be
+/// writable, and returns why.
+#[cold]
+fn unwrite(buf: &mut BytesMut, len: usize, e: EncodeError) -> Result<(), EncodeError> {
+    buf.truncate(len);
+    Err(e)
 }
 
 /// The broker's answer to SUBSCRIBE: one reason code per filter, in order (§3.9).
@@ -290,7 +342,7 @@ impl Unsubscribe {
         let mut filters = Vec::with_capacity(r.count_entries(0));
         while !r.is_empty() {
             let filter = r.string()?;
-            validate_filter_of_mqtt_string(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             filters.push(filter);
         }
         // [MQTT-3.10.3-2] The payload MUST contain at least one Topic Filter.
