@@ -170,78 +170,43 @@ impl Subscribe {
         })
     }
 
-    /// `Packet::encode` for a SUBSCRIBE, in one pass over the filters.
+    /// `Packet::encode` for a SUBSCRIBE.
     ///
-    /// The body's size needs only the filters' lengths, so it is summed
-    /// first and each filter is checked as it is written, instead of
-    /// checking every filter while measuring and then walking them again
-    /// to write them. On error the buffer is cut back to where it was:
-    /// nothing is written, as [`Packet::encode`](super::Packet::encode)
-    /// promises, and the errors come in the order `measure` finds them.
+    /// Checked and measured first (`measure`), so that on error nothing
+    /// is written; then each filter is appended with the options byte of
+    /// the one before and its own length in one piece.
     pub(super) fn encode(
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        if self.filters.is_empty() {
-            return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
-        }
-        let mut props = 0;
-        let mut body = 2;
-        if version == ProtocolVersion::V5 {
-            props = self.properties.checked_len()?;
-            body += props_block_len(version, props);
-        }
-        // Two length bytes, the filter, the options byte.
-        body += self.filters.iter().map(|(f, _)| f.len() + 3).sum::<usize>();
+        let sizes = self.measure(version)?;
+        let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
-            // A bad filter is reported before the size, as `measure` does.
-            self.measure(version)?;
             return Err(EncodeError::PacketTooLarge(body));
         }
-        let start = buf.len();
-        let total = 1 + var_int_len(body) + body;
-        buf.reserve(total);
+        buf.reserve(1 + var_int_len(body) + body);
         write_fixed_header_and_u16(buf, 0x82, body, self.packet_id.get());
         if version == ProtocolVersion::V5 {
-            write_props_block(buf, props, |b| self.properties.write(b));
+            write_props_block(buf, sizes.props, |b| self.properties.write(b));
         }
-        // The filters go into the rest of the packet's bytes, made zero in
-        // one step: a store or a copy each, not a `BytesMut` append with
-        // its two capacity checks per field.
-        let filters_start = buf.len();
-        buf.resize(start + total, 0);
-        let out = &mut buf[filters_start..];
-        let mut at = 0;
-        for (filter, options) in &self.filters {
-            let shared = match validate_filter_of_mqtt_string(filter) {
-                Ok(shared) => shared,
-                Err(e) => return unwrite(buf, start, EncodeError::InvalidTopicFilter(e)),
-            };
-            // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
-            // shared subscription (the option exists only in 5.0).
-            if version == ProtocolVersion::V5 && options.no_local && shared {
-                return unwrite(buf, start, EncodeError::NoLocalOnSharedSubscription);
-            }
-            // The slices are in range: `out` is exactly the filters' part
-            // of the body summed above.
-            let end = at + 2 + filter.len();
-            out[at..at + 2].copy_from_slice(&(filter.len() as u16).to_be_bytes());
-            out[at + 2..end].copy_from_slice(filter.as_bytes());
-            out[end] = options.to_byte(version);
-            at = end + 1;
+        let mut filters = self.filters.iter();
+        let Some((first, options)) = filters.next() else {
+            // `measure` refuses a SUBSCRIBE without filters.
+            return Ok(());
+        };
+        let mut options = *options;
+        buf.extend_from_slice(&(first.len() as u16).to_be_bytes());
+        buf.extend_from_slice(first.as_bytes());
+        for (filter, next_options) in filters {
+            let [hi, lo] = (filter.len() as u16).to_be_bytes();
+            buf.extend_from_slice(&[options.to_byte(version), hi, lo]);
+            buf.extend_from_slice(filter.as_bytes());
+            options = *next_options;
         }
-        debug_assert_eq!(at, out.len(), "SUBSCRIBE body size");
+        buf.extend_from_slice(&[options.to_byte(version)]);
         Ok(())
     }
-}
-
-/// Cuts `buf` back to `len`, dropping a packet that turned out not to be
-/// writable, and returns why.
-#[cold]
-fn unwrite(buf: &mut BytesMut, len: usize, e: EncodeError) -> Result<(), EncodeError> {
-    buf.truncate(len);
-    Err(e)
 }
 
 /// The broker's answer to SUBSCRIBE: one reason code per filter, in order (§3.9).
