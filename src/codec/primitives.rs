@@ -319,7 +319,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Binary data: a two-byte length, then that many bytes (§1.5.6).
-    #[inline]
+    // Always inlined: PUBLISH's topic goes through here, and when the
+    // compiler chose to call it out of line (as small changes elsewhere
+    // made it do), decoding took up to 7% more instructions.
+    #[inline(always)]
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.field_len()?;
         self.bytes(len)
