@@ -111,7 +111,9 @@ fn read_other<'a>(
         }};
     }
     match packet_type {
-        PacketType::Connect => read!(Connect, ConnectRef::read(r)),
+        // Built in the result itself: a CONNECT is 264 bytes, and moving
+        // it there was a tenth of its decode.
+        PacketType::Connect => ConnectRef::read_packet(r, total),
         PacketType::ConnAck => read!(ConnAck, ConnAckRef::read(r, v)),
         PacketType::PubAck => read!(PubAck, AckRef::read(r, v, t)),
         PacketType::PubRec => read!(PubRec, AckRef::read(r, v, t)),
@@ -433,8 +435,13 @@ pub struct LastWillRef<'a> {
 }
 
 impl<'a> ConnectRef<'a> {
+    /// Reads a CONNECT (the rest of `r`, a packet of `total` bytes) and
+    /// returns it as [`decode_slice`]'s result.
     #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read_packet(
+        r: &mut Reader<'a>,
+        total: usize,
+    ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
         // As `Connect::read`, step for step.
         let name_len = usize::from(r.u16()?);
         let name = r.slice(name_len)?;
@@ -518,16 +525,20 @@ impl<'a> ConnectRef<'a> {
         } else {
             None
         };
-        Ok(ConnectRef {
-            protocol,
-            clean_start,
-            keep_alive,
-            client_id,
-            will,
-            username,
-            password,
-            properties,
-        })
+        r.finish()?;
+        Ok(Some((
+            PacketRef::Connect(ConnectRef {
+                protocol,
+                clean_start,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties,
+            }),
+            total,
+        )))
     }
 
     /// An owned copy.
