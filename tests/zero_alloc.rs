@@ -212,17 +212,20 @@ fn read_borrowed(p: &PacketRef<'_>) -> usize {
         + match p {
             PacketRef::Connect(c) => {
                 let will = c.will.map_or(0, |w| {
-                    w.topic.len() + w.payload.len() + w.properties.user_properties.iter().count()
+                    w.topic.len()
+                        + w.payload.len()
+                        + w.properties.get().user_properties.iter().count()
                 });
                 c.client_id.len()
                     + will
                     + c.username.map_or(0, str::len)
                     + c.password.map_or(0, <[u8]>::len)
-                    + c.properties.user_properties.len()
+                    + c.properties.get().user_properties.len()
             }
             PacketRef::Publish(p) => {
                 let users: usize = p
                     .properties
+                    .get()
                     .user_properties
                     .iter()
                     .map(|(k, v)| k.len() + v.len())
@@ -230,9 +233,9 @@ fn read_borrowed(p: &PacketRef<'_>) -> usize {
                 p.topic.len()
                     + p.payload.len()
                     + users
-                    + p.properties.subscription_identifiers.len()
+                    + p.properties.get().subscription_identifiers.len()
             }
-            PacketRef::PubAck(a) => a.properties.reason_string.map_or(0, str::len),
+            PacketRef::PubAck(a) => a.properties.get().reason_string.map_or(0, str::len),
             PacketRef::Subscribe(s) => s
                 .filters
                 .iter()
@@ -240,7 +243,9 @@ fn read_borrowed(p: &PacketRef<'_>) -> usize {
                 .sum(),
             PacketRef::SubAck(s) => s.reason_codes().count(),
             PacketRef::Unsubscribe(u) => u.filters.names().map(str::len).sum(),
-            PacketRef::UnsubAck(u) => u.reason_codes().count() + u.properties.user_properties.len(),
+            PacketRef::UnsubAck(u) => {
+                u.reason_codes().count() + u.properties.get().user_properties.len()
+            }
             _ => 0,
         }
 }

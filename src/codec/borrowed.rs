@@ -23,8 +23,8 @@ use super::error::DecodeError;
 use super::primitives::{MqttString, Reader, check_wire_str};
 use super::properties::{
     AckPropertiesRef, AuthPropertiesRef, ConnAckPropertiesRef, ConnectPropertiesRef,
-    DisconnectPropertiesRef, PropValue, PublishPropertiesRef, SubscribePropertiesRef,
-    UnsubscribePropertiesRef, WillPropertiesRef,
+    DisconnectPropertiesRef, PropValue, PropertiesRef, PublishPropertiesRef,
+    SubscribePropertiesRef, UnsubscribePropertiesRef, WillPropertiesRef,
 };
 use super::reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, InvalidReasonCode, PubAckReasonCode,
@@ -240,7 +240,7 @@ pub struct PublishRef<'a> {
     /// Present exactly when `qos` is 1 or 2.
     pub packet_id: Option<NonZeroU16>,
     /// 5.0 properties; empty in 3.1.1.
-    pub properties: PublishPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, PublishPropertiesRef<'a>>,
     /// The application message.
     pub payload: &'a [u8],
 }
@@ -281,18 +281,18 @@ impl<'a> PublishRef<'a> {
                 });
             }
             check(topic)?;
-            PublishPropertiesRef::default()
+            PropertiesRef::default()
         } else {
-            let properties = PublishPropertiesRef::read(r, PacketType::Publish)?;
+            let (checked, properties) = PublishPropertiesRef::read_block(r, PacketType::Publish)?;
             if topic.is_empty() {
-                if properties.topic_alias.is_none() {
+                if checked.topic_alias.is_none() {
                     return Err(DecodeError::EmptyTopicWithoutAlias);
                 }
             } else {
                 check(topic)?;
             }
             // [MQTT-3.3.2-14] The Response Topic is a Topic Name.
-            if let Some(response_topic) = properties.response_topic
+            if let Some(response_topic) = checked.response_topic
                 && validate_topic_name(response_topic).is_err()
             {
                 return Err(DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic));
@@ -319,7 +319,7 @@ impl<'a> PublishRef<'a> {
             retain: self.retain,
             topic: own_str(self.topic),
             packet_id: self.packet_id,
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
             payload: bytes::Bytes::copy_from_slice(self.payload),
         }
     }
@@ -333,7 +333,7 @@ pub struct AckRef<'a, R> {
     /// The outcome; Success in 3.1.1.
     pub reason_code: R,
     /// 5.0 properties; empty in 3.1.1.
-    pub properties: AckPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, AckPropertiesRef<'a>>,
 }
 
 /// PUBACK, borrowed.
@@ -356,14 +356,14 @@ where
     ) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, packet)?;
         let mut reason = 0u8;
-        let mut properties = AckPropertiesRef::default();
+        let mut properties = PropertiesRef::default();
         if version == ProtocolVersion::V5 {
             // §3.4.2.1 / §3.4.2.2: reason and property length may be left out.
             if !r.is_empty() {
                 reason = r.u8()?;
             }
             if !r.is_empty() {
-                properties = AckPropertiesRef::read(r, packet)?;
+                properties = AckPropertiesRef::read_block(r, packet)?.1;
             }
         }
         Ok(AckRef {
@@ -378,7 +378,7 @@ where
         PublishResponse {
             packet_id: self.packet_id,
             reason_code: self.reason_code,
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -401,7 +401,7 @@ pub struct ConnectRef<'a> {
     /// Password.
     pub password: Option<&'a [u8]>,
     /// 5.0 properties.
-    pub properties: ConnectPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, ConnectPropertiesRef<'a>>,
 }
 
 impl std::fmt::Debug for ConnectRef<'_> {
@@ -431,7 +431,7 @@ pub struct LastWillRef<'a> {
     /// Whether the will is retained.
     pub retain: bool,
     /// 5.0 will properties.
-    pub properties: WillPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, WillPropertiesRef<'a>>,
 }
 
 impl<'a> ConnectRef<'a> {
@@ -478,22 +478,22 @@ impl<'a> ConnectRef<'a> {
             return Err(DecodeError::PasswordWithoutUsername);
         }
         let keep_alive = r.u16()?;
-        let properties = if v5 {
-            ConnectPropertiesRef::read(r, PacketType::Connect)?
+        let (checked, properties) = if v5 {
+            ConnectPropertiesRef::read_block(r, PacketType::Connect)?
         } else {
-            ConnectPropertiesRef::default()
+            Default::default()
         };
-        if properties.authentication_data.is_some() && properties.authentication_method.is_none() {
+        if checked.authentication_data.is_some() && checked.authentication_method.is_none() {
             return Err(DecodeError::AuthDataWithoutMethod);
         }
         let client_id = r.str_ref()?;
         let will = if has_will {
-            let properties = if v5 {
-                WillPropertiesRef::read(r, PacketType::Connect)?
+            let (checked, properties) = if v5 {
+                WillPropertiesRef::read_block(r, PacketType::Connect)?
             } else {
-                WillPropertiesRef::default()
+                Default::default()
             };
-            if let Some(response_topic) = properties.response_topic {
+            if let Some(response_topic) = checked.response_topic {
                 validate_topic_name(response_topic)
                     .map_err(|_| DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic))?;
             }
@@ -553,11 +553,11 @@ impl<'a> ConnectRef<'a> {
                 payload: bytes::Bytes::copy_from_slice(w.payload),
                 qos: w.qos,
                 retain: w.retain,
-                properties: w.properties.to_owned_set(),
+                properties: w.properties.get().to_owned_set(),
             }),
             username: self.username.map(own_str),
             password: self.password.map(<bytes::Bytes as PropValue>::from_ref),
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -570,7 +570,7 @@ pub struct ConnAckRef<'a> {
     /// Accepted or why not (3.1.1 return codes as their 5.0 equivalents).
     pub reason_code: ConnectReasonCode,
     /// 5.0 properties.
-    pub properties: ConnAckPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, ConnAckPropertiesRef<'a>>,
 }
 
 impl<'a> ConnAckRef<'a> {
@@ -595,11 +595,11 @@ impl<'a> ConnAckRef<'a> {
         if session_present && reason_code != ConnectReasonCode::Success {
             return Err(DecodeError::InvalidConnAckFlags(flags));
         }
-        let properties = match version {
-            ProtocolVersion::V5 => ConnAckPropertiesRef::read(r, PacketType::ConnAck)?,
-            ProtocolVersion::V311 => ConnAckPropertiesRef::default(),
+        let (checked, properties) = match version {
+            ProtocolVersion::V5 => ConnAckPropertiesRef::read_block(r, PacketType::ConnAck)?,
+            ProtocolVersion::V311 => Default::default(),
         };
-        if properties.authentication_data.is_some() && properties.authentication_method.is_none() {
+        if checked.authentication_data.is_some() && checked.authentication_method.is_none() {
             return Err(DecodeError::AuthDataWithoutMethod);
         }
         Ok(ConnAckRef {
@@ -614,7 +614,7 @@ impl<'a> ConnAckRef<'a> {
         ConnAck {
             session_present: self.session_present,
             reason_code: self.reason_code,
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -627,15 +627,15 @@ pub struct SubscribeRef<'a> {
     /// The filters and their options; at least one.
     pub filters: FiltersRef<'a>,
     /// 5.0 properties.
-    pub properties: SubscribePropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, SubscribePropertiesRef<'a>>,
 }
 
 impl<'a> SubscribeRef<'a> {
     fn read(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Subscribe)?;
         let properties = match version {
-            ProtocolVersion::V5 => SubscribePropertiesRef::read(r, PacketType::Subscribe)?,
-            ProtocolVersion::V311 => SubscribePropertiesRef::default(),
+            ProtocolVersion::V5 => SubscribePropertiesRef::read_block(r, PacketType::Subscribe)?.1,
+            ProtocolVersion::V311 => PropertiesRef::default(),
         };
         let start = r.position();
         let mut n = 0usize;
@@ -670,7 +670,7 @@ impl<'a> SubscribeRef<'a> {
         Subscribe {
             packet_id: self.packet_id,
             filters: self.filters.iter().map(|(f, o)| (own_str(f), o)).collect(),
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -750,15 +750,17 @@ pub struct UnsubscribeRef<'a> {
     /// The filters (see [`FiltersRef::names`]); at least one.
     pub filters: FiltersRef<'a>,
     /// 5.0 properties.
-    pub properties: UnsubscribePropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, UnsubscribePropertiesRef<'a>>,
 }
 
 impl<'a> UnsubscribeRef<'a> {
     fn read(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::Unsubscribe)?;
         let properties = match version {
-            ProtocolVersion::V5 => UnsubscribePropertiesRef::read(r, PacketType::Unsubscribe)?,
-            ProtocolVersion::V311 => UnsubscribePropertiesRef::default(),
+            ProtocolVersion::V5 => {
+                UnsubscribePropertiesRef::read_block(r, PacketType::Unsubscribe)?.1
+            }
+            ProtocolVersion::V311 => PropertiesRef::default(),
         };
         let start = r.position();
         while !r.is_empty() {
@@ -785,7 +787,7 @@ impl<'a> UnsubscribeRef<'a> {
         Unsubscribe {
             packet_id: self.packet_id,
             filters: self.filters.names().map(own_str).collect(),
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -798,15 +800,15 @@ pub struct SubAckRef<'a> {
     /// One byte per filter, checked; see [`reason_codes`](Self::reason_codes).
     codes: &'a [u8],
     /// 5.0 properties.
-    pub properties: AckPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, AckPropertiesRef<'a>>,
 }
 
 impl<'a> SubAckRef<'a> {
     fn read(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = read_packet_id(r, PacketType::SubAck)?;
         let properties = match version {
-            ProtocolVersion::V5 => AckPropertiesRef::read(r, PacketType::SubAck)?,
-            ProtocolVersion::V311 => AckPropertiesRef::default(),
+            ProtocolVersion::V5 => AckPropertiesRef::read_block(r, PacketType::SubAck)?.1,
+            ProtocolVersion::V311 => PropertiesRef::default(),
         };
         let codes = r.slice(r.remaining())?;
         for &code in codes {
@@ -843,7 +845,7 @@ impl<'a> SubAckRef<'a> {
         SubAck {
             packet_id: self.packet_id,
             reason_codes: self.reason_codes().collect(),
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -856,7 +858,7 @@ pub struct UnsubAckRef<'a> {
     /// 5.0: one byte per filter, checked; none in 3.1.1.
     codes: &'a [u8],
     /// 5.0 properties.
-    pub properties: AckPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, AckPropertiesRef<'a>>,
 }
 
 impl<'a> UnsubAckRef<'a> {
@@ -866,10 +868,10 @@ impl<'a> UnsubAckRef<'a> {
             return Ok(UnsubAckRef {
                 packet_id,
                 codes: &[],
-                properties: AckPropertiesRef::default(),
+                properties: PropertiesRef::default(),
             });
         }
-        let properties = AckPropertiesRef::read(r, PacketType::UnsubAck)?;
+        let properties = AckPropertiesRef::read_block(r, PacketType::UnsubAck)?.1;
         let codes = r.slice(r.remaining())?;
         for &code in codes {
             UnsubAckReasonCode::try_from(code)?;
@@ -898,7 +900,7 @@ impl<'a> UnsubAckRef<'a> {
         UnsubAck {
             packet_id: self.packet_id,
             reason_codes: self.reason_codes().collect(),
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -909,14 +911,14 @@ pub struct DisconnectRef<'a> {
     /// Why the connection ends (Normal disconnection in 3.1.1).
     pub reason_code: DisconnectReasonCode,
     /// 5.0 properties.
-    pub properties: DisconnectPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, DisconnectPropertiesRef<'a>>,
 }
 
 impl<'a> DisconnectRef<'a> {
     fn read(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let mut out = DisconnectRef {
             reason_code: DisconnectReasonCode::NormalDisconnection,
-            properties: DisconnectPropertiesRef::default(),
+            properties: PropertiesRef::default(),
         };
         if version == ProtocolVersion::V5 {
             // §3.14.2.1 / §3.14.2.2: both may be left out.
@@ -924,7 +926,7 @@ impl<'a> DisconnectRef<'a> {
                 out.reason_code = DisconnectReasonCode::try_from(r.u8()?)?;
             }
             if !r.is_empty() {
-                out.properties = DisconnectPropertiesRef::read(r, PacketType::Disconnect)?;
+                out.properties = DisconnectPropertiesRef::read_block(r, PacketType::Disconnect)?.1;
             }
         }
         Ok(out)
@@ -934,7 +936,7 @@ impl<'a> DisconnectRef<'a> {
     pub fn to_disconnect(&self) -> Disconnect {
         Disconnect {
             reason_code: self.reason_code,
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }
@@ -945,30 +947,29 @@ pub struct AuthRef<'a> {
     /// Continue, re-authenticate, or Success.
     pub reason_code: AuthReasonCode,
     /// The method and data of the exchange.
-    pub properties: AuthPropertiesRef<'a>,
+    pub properties: PropertiesRef<'a, AuthPropertiesRef<'a>>,
 }
 
 impl<'a> AuthRef<'a> {
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let mut out = AuthRef {
             reason_code: AuthReasonCode::Success,
-            properties: AuthPropertiesRef::default(),
+            properties: PropertiesRef::default(),
         };
         // §3.15.2.1: may be left out for Success without properties.
         if r.is_empty() {
             return Ok(out);
         }
         out.reason_code = AuthReasonCode::try_from(r.u8()?)?;
+        let mut checked = AuthPropertiesRef::default();
         if !r.is_empty() {
-            out.properties = AuthPropertiesRef::read(r, PacketType::Auth)?;
+            (checked, out.properties) = AuthPropertiesRef::read_block(r, PacketType::Auth)?;
         }
-        if out.properties.authentication_data.is_some()
-            && out.properties.authentication_method.is_none()
-        {
+        if checked.authentication_data.is_some() && checked.authentication_method.is_none() {
             return Err(DecodeError::AuthDataWithoutMethod);
         }
         // §3.15.2.2.2: the Authentication Method may not be left out.
-        if out.properties.authentication_method.is_none() {
+        if checked.authentication_method.is_none() {
             return Err(DecodeError::MissingAuthenticationMethod);
         }
         Ok(out)
@@ -978,7 +979,7 @@ impl<'a> AuthRef<'a> {
     pub fn to_auth(&self) -> Auth {
         Auth {
             reason_code: self.reason_code,
-            properties: self.properties.to_owned_set(),
+            properties: self.properties.get().to_owned_set(),
         }
     }
 }

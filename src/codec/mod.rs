@@ -116,10 +116,10 @@ pub use primitives::{MAX_VARIABLE_INT, MqttString, StringError};
 pub use properties::{
     AckProperties, AckPropertiesRef, AuthProperties, AuthPropertiesRef, ConnAckProperties,
     ConnAckPropertiesRef, ConnectProperties, ConnectPropertiesRef, DisconnectProperties,
-    DisconnectPropertiesRef, PayloadFormat, PropertyId, PublishProperties, PublishPropertiesRef,
-    SubscribeProperties, SubscribePropertiesRef, SubscriptionIdentifiers,
-    SubscriptionIdentifiersRef, UnsubscribeProperties, UnsubscribePropertiesRef, UserProperties,
-    UserPropertiesRef, WillProperties, WillPropertiesRef,
+    DisconnectPropertiesRef, PayloadFormat, PropertiesRef, PropertyId, PropertySet,
+    PublishProperties, PublishPropertiesRef, SubscribeProperties, SubscribePropertiesRef,
+    SubscriptionIdentifiers, SubscriptionIdentifiersRef, UnsubscribeProperties,
+    UnsubscribePropertiesRef, UserProperties, UserPropertiesRef, WillProperties, WillPropertiesRef,
 };
 pub use publish::{PubAck, PubComp, PubRec, PubRel, Publish, PublishResponse};
 pub use reason::{

@@ -1008,6 +1008,81 @@ impl PartialEq for SubscriptionIdentifiersRef<'_> {
 
 impl Eq for SubscriptionIdentifiersRef<'_> {}
 
+/// The properties of a packet [`decode_slice`](super::decode_slice) read:
+/// its property block as it lies in the input, checked when the packet was
+/// decoded (as [`decode`](super::decode) checks it), and parsed into its
+/// typed set `S` (a [`PublishPropertiesRef`], a [`ConnectPropertiesRef`],
+/// ...) when [`get`](Self::get) asks for it. Keeping the block instead of
+/// the parsed set keeps a borrowed packet small: most carry no properties,
+/// and a parsed set is up to 150 bytes of `None`s to write.
+#[derive(Clone, Copy)]
+pub struct PropertiesRef<'a, S> {
+    /// The property length and the properties; empty when there are none.
+    block: &'a [u8],
+    _set: std::marker::PhantomData<fn() -> S>,
+}
+
+/// The borrowed property sets, which a [`PropertiesRef`] parses into.
+/// Implemented by the `...PropertiesRef` types of this module only.
+pub trait PropertySet<'a>: Sized + Default + sealed::Sealed {
+    #[doc(hidden)]
+    fn parse_checked(block: &'a [u8]) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<'a, S> PropertiesRef<'a, S> {
+    pub(crate) fn new(block: &'a [u8]) -> Self {
+        PropertiesRef {
+            block,
+            _set: std::marker::PhantomData,
+        }
+    }
+
+    /// True when the packet carried no property (or an empty block).
+    pub fn is_empty(&self) -> bool {
+        self.block.len() <= 1
+    }
+
+    /// The property block as it came: its length, then the properties.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.block
+    }
+}
+
+impl<'a, S: PropertySet<'a>> PropertiesRef<'a, S> {
+    /// The properties, parsed (they were checked when decoded, so this
+    /// cannot fail).
+    pub fn get(&self) -> S {
+        if self.block.is_empty() {
+            return S::default();
+        }
+        S::parse_checked(self.block)
+    }
+}
+
+impl<S> Default for PropertiesRef<'_, S> {
+    fn default() -> Self {
+        PropertiesRef::new(&[])
+    }
+}
+
+impl<'a, S: PropertySet<'a> + fmt::Debug> fmt::Debug for PropertiesRef<'a, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<'a, S: PropertySet<'a> + PartialEq> PartialEq for PropertiesRef<'a, S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<'a, S: PropertySet<'a> + Eq> Eq for PropertiesRef<'a, S> {}
+
 /// Defines a packet's property set: its struct, and reading, sizing,
 /// checking and writing it. Fields are `Option`s of a `PropValue` type;
 /// user properties are always there; `[repeated]` names an extra repeatable
@@ -1128,6 +1203,16 @@ macro_rules! property_set {
             pub user_properties: UserPropertiesRef<'a>,
         }
 
+        impl sealed::Sealed for $ref_name<'_> {}
+
+        impl<'a> PropertySet<'a> for $ref_name<'a> {
+            fn parse_checked(block: &'a [u8]) -> Self {
+                // Checked when decoded; the packet type only names errors.
+                Self::read(&mut Reader::borrowed(block, 0, block.len()), PacketType::Connect)
+                    .unwrap_or_default()
+            }
+        }
+
         impl<'a> $ref_name<'a> {
             /// True when no property is set.
             pub fn is_empty(&self) -> bool {
@@ -1142,6 +1227,17 @@ macro_rules! property_set {
                     $( $rfield: self.$rfield.to_owned_list(), )?
                     user_properties: self.user_properties.to_owned_list(),
                 }
+            }
+
+            /// [`read`](Self::read), and the block it read (with its length).
+            #[inline]
+            pub(crate) fn read_block(
+                r: &mut Reader<'a>,
+                packet: PacketType,
+            ) -> Result<(Self, PropertiesRef<'a, Self>), DecodeError> {
+                let start = r.position();
+                let set = Self::read(r, packet)?;
+                Ok((set, PropertiesRef::new(r.data_slice(start, r.position()))))
             }
 
             /// [`read`]($name::read) without keeping anything but borrowed
