@@ -4,6 +4,8 @@
 #
 #   scripts/bench.sh            # everything (about 25 minutes on 2 cores)
 #   QUICK=1 scripts/bench.sh    # a fast look: criterion --quick, fewer messages
+#   PARTS=codec scripts/bench.sh  # the codec only (about 12 minutes); the
+#                               # end-to-end tables keep their last results
 #
 # Needs mosquitto and mosquitto-clients (apt-get install -y mosquitto
 # mosquitto-clients), valgrind (for the instruction counts) and python3.
@@ -19,6 +21,7 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET/bench"
 mkdir -p "$OUT"
 QUICK="${QUICK:-0}"
+PARTS="${PARTS:-codec e2e}"
 MAX_LOAD="${BENCH_MAX_LOAD:-0.6}"
 WAIT_MAX="${BENCH_WAIT_MAX:-1200}"
 
@@ -58,52 +61,58 @@ echo "load average: $(cat /proc/loadavg)" >&2
 grep -E '^name = "(rumqttc|mqttrs|mqtt-protocol)"' -A1 Cargo.lock | grep -v '^--$' | paste - - | sed 's/name = //; s/version = //; s/"//g' \
     | awk '{ printf "%s %s, ", $1, $2 }' | sed 's/, $/\n/' | sed 's/^/peer crates: /' >> "$OUT/machine.txt"
 
-step "codec: criterion, all crates side by side (benches/codec.rs)"
-if [ "$QUICK" = 1 ]; then
-    cargo bench --bench codec -- --quick
-else
-    cargo bench --bench codec
-fi
+case " $PARTS " in *" codec "*)
+    step "codec: criterion, all crates side by side (benches/codec.rs)"
+    if [ "$QUICK" = 1 ]; then
+        cargo bench --bench codec -- --quick
+    else
+        cargo bench --bench codec
+    fi
 
-step "codec: allocations per packet (benches/codec_counts.rs)"
-cargo bench --bench codec_counts -- --out "$OUT/counts.jsonl"
+    step "codec: allocations per packet (benches/codec_counts.rs)"
+    cargo bench --bench codec_counts -- --out "$OUT/counts.jsonl"
 
-step "codec: instruction counts under callgrind"
-COUNTS_BIN=$(cargo bench --no-run --bench codec_counts 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
-: > "$OUT/callgrind.jsonl"
-if command -v valgrind >/dev/null && [ -n "$COUNTS_BIN" ]; then
-    for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" \
-                "connect_v311/1 2000" "subscribe_v311/1 2000" \
-                "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
-        set -- $spec
-        case_id=$1 iters=$2
-        crates="plover plover-slice rumqttc"
-        case "$case_id" in *v311*) crates="plover plover-slice rumqttc mqttrs mqtt-protocol" ;; esac
-        for crate in $crates; do
-            ops="decode encode"
-            # plover-slice differs from plover only in how it decodes.
-            [ "$crate" = plover-slice ] && ops=decode
-            for op in $ops; do
-                cg="$OUT/callgrind.out"
-                valgrind --tool=callgrind --callgrind-out-file="$cg" --toggle-collect='*measured*' \
-                    "$COUNTS_BIN" --callgrind "$case_id" "$crate" "$op" "$iters" >/dev/null 2>"$OUT/callgrind.log"
-                total=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$cg" | head -1)
-                echo "{\"case\":\"$case_id\",\"crate\":\"$crate\",\"op\":\"$op\",\"iters\":$iters,\"instructions\":$(awk -v t="$total" -v n="$iters" 'BEGIN { printf "%.0f", t / n }')}" \
-                    >> "$OUT/callgrind.jsonl"
+    step "codec: instruction counts under callgrind"
+    COUNTS_BIN=$(cargo bench --no-run --bench codec_counts 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+    : > "$OUT/callgrind.jsonl"
+    if command -v valgrind >/dev/null && [ -n "$COUNTS_BIN" ]; then
+        for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" \
+                    "connect_v311/1 2000" "subscribe_v311/1 2000" \
+                    "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
+            set -- $spec
+            case_id=$1 iters=$2
+            crates="plover plover-slice rumqttc"
+            case "$case_id" in *v311*) crates="plover plover-slice rumqttc mqttrs mqtt-protocol" ;; esac
+            for crate in $crates; do
+                ops="decode encode"
+                # plover-slice differs from plover only in how it decodes.
+                [ "$crate" = plover-slice ] && ops=decode
+                for op in $ops; do
+                    cg="$OUT/callgrind.out"
+                    valgrind --tool=callgrind --callgrind-out-file="$cg" --toggle-collect='*measured*' \
+                        "$COUNTS_BIN" --callgrind "$case_id" "$crate" "$op" "$iters" >/dev/null 2>"$OUT/callgrind.log"
+                    total=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$cg" | head -1)
+                    echo "{\"case\":\"$case_id\",\"crate\":\"$crate\",\"op\":\"$op\",\"iters\":$iters,\"instructions\":$(awk -v t="$total" -v n="$iters" 'BEGIN { printf "%.0f", t / n }')}" \
+                        >> "$OUT/callgrind.jsonl"
+                done
             done
         done
-    done
-    rm -f "$OUT/callgrind.out"
-else
-    echo "valgrind not installed: no instruction counts" >&2
-fi
+        rm -f "$OUT/callgrind.out"
+    else
+        echo "valgrind not installed: no instruction counts" >&2
+    fi
+    ;;
+esac
 
-step "end to end through mosquitto (benches/e2e.rs)"
-if [ "$QUICK" = 1 ]; then
-    cargo bench --bench e2e -- --quick --out "$OUT/e2e.jsonl"
-else
-    cargo bench --bench e2e -- --out "$OUT/e2e.jsonl"
-fi
+case " $PARTS " in *" e2e "*)
+    step "end to end through mosquitto (benches/e2e.rs)"
+    if [ "$QUICK" = 1 ]; then
+        cargo bench --bench e2e -- --quick --out "$OUT/e2e.jsonl"
+    else
+        cargo bench --bench e2e -- --out "$OUT/e2e.jsonl"
+    fi
+    ;;
+esac
 
 echo "load after:  $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 step "tables"
