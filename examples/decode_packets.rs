@@ -6,11 +6,13 @@
 //! filters at QoS 2). Each stream is fed to the decoder in small chunks, the
 //! way a socket delivers it, to show the streaming API: `Ok(None)` means
 //! "read more", and nothing is consumed until a whole packet is there.
+//! Then the same bytes go through the borrowing decoder, `decode_slice`,
+//! which reads packets in place from a `&[u8]` without allocating.
 //!
 //! Run it with `cargo run --example decode_packets`.
 
 use bytes::BytesMut;
-use plover::codec::{self, Packet, ProtocolVersion};
+use plover::codec::{self, Packet, PacketRef, ProtocolVersion};
 
 /// `mosquitto_pub -V mqttv5 -i plover-demo -t home/living-room/temperature
 /// -m 21.5 -q 1 -r -D publish user-property unit celsius -D publish
@@ -49,8 +51,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         println!();
+
+        // The same bytes, borrowed: each packet is read where it lies, and
+        // its strings are `&str`s into `wire`.
+        println!("   (decode_slice, in place:)");
+        let mut rest = &wire[..];
+        while let Some((packet, len)) = codec::decode_slice(rest, version, 1 << 20)? {
+            describe_borrowed(&packet);
+            rest = &rest[len..];
+        }
+        println!();
     }
     Ok(())
+}
+
+fn describe_borrowed(packet: &PacketRef<'_>) {
+    match packet {
+        PacketRef::Connect(c) => println!("   CONNECT    client id {:?}", c.client_id),
+        PacketRef::Publish(p) => {
+            let properties = p.properties.get();
+            println!(
+                "   PUBLISH    topic {:?}, {} payload bytes, content type {:?}",
+                p.topic,
+                p.payload.len(),
+                properties.content_type
+            );
+        }
+        PacketRef::Subscribe(s) => {
+            let filters: Vec<&str> = s.filters.names().collect();
+            println!("   SUBSCRIBE  filters {filters:?}");
+        }
+        other => println!("   {}", other.packet_type()),
+    }
 }
 
 fn describe(packet: &Packet) {

@@ -8,7 +8,8 @@
 //! count increment, and a decrement when it is dropped), this one keeps a
 //! pointer and a length; repeated entries (a SUBSCRIBE's filters, a
 //! SUBACK's reason codes, user properties) stay on the wire and are parsed
-//! as they are iterated. So it never allocates and never touches a
+//! as they are iterated, and a packet's properties stay a checked block
+//! ([`PropertiesRef`]) that `get()` parses. So it never allocates and never touches a
 //! reference count, whatever the packet. That suits code that looks at a
 //! packet and moves on (a proxy, a logger, a broker's router, a packet
 //! capture), and it is what to use when the bytes are in a plain buffer.
@@ -981,5 +982,184 @@ impl<'a> AuthRef<'a> {
             reason_code: self.reason_code,
             properties: self.properties.get().to_owned_set(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU16;
+
+    use bytes::{Bytes, BytesMut};
+
+    use super::*;
+    use crate::codec::{
+        ConnectProperties, PublishProperties, SubscriptionOptions, UserProperties, decode_bytes,
+    };
+
+    fn s(v: &'static str) -> MqttString {
+        MqttString::from_static(v)
+    }
+
+    fn wire(packet: &Packet, version: ProtocolVersion) -> Bytes {
+        let mut buf = BytesMut::new();
+        packet.encode(version, &mut buf).expect("encodes");
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_publish_borrows_its_fields_and_parses_its_properties_on_demand() {
+        let props = PublishProperties {
+            content_type: Some(s("text/plain")),
+            topic_alias: Some(3),
+            user_properties: [(s("unit"), s("celsius"))].into_iter().collect(),
+            ..PublishProperties::default()
+        };
+        let packet = Packet::Publish(
+            Publish::new(s("home/temp"), "21.5")
+                .with_qos(QoS::AtLeastOnce, NonZeroU16::new(9))
+                .with_properties(props),
+        );
+        let bytes = wire(&packet, ProtocolVersion::V5);
+        let (borrowed, len) = decode_slice(&bytes, ProtocolVersion::V5, usize::MAX)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(len, bytes.len());
+        let PacketRef::Publish(p) = borrowed else {
+            panic!("not a PUBLISH: {borrowed:?}");
+        };
+        assert_eq!((p.topic, p.payload), ("home/temp", &b"21.5"[..]));
+        assert!(bytes.as_ptr_range().contains(&p.topic.as_ptr()));
+        assert!(!p.properties.is_empty());
+        // The block as it came: its length first.
+        let block = p.properties.as_bytes();
+        assert_eq!(usize::from(block[0]), block.len() - 1);
+        let set = p.properties.get();
+        assert_eq!(set.content_type, Some("text/plain"));
+        assert_eq!(set.topic_alias, Some(3));
+        assert_eq!(set.user_properties.get("unit"), Some("celsius"));
+        assert_eq!(set.user_properties.len(), 1);
+        assert_eq!(borrowed.to_packet(), packet);
+    }
+
+    #[test]
+    fn without_properties_the_set_is_empty_in_both_versions() {
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            let packet = Packet::Publish(Publish::new(s("a/b"), "x"));
+            let bytes = wire(&packet, version);
+            let (PacketRef::Publish(p), _) = decode_slice(&bytes, version, usize::MAX)
+                .expect("valid")
+                .expect("complete")
+            else {
+                panic!("not a PUBLISH");
+            };
+            assert!(p.properties.is_empty(), "{version}");
+            assert_eq!(p.properties.get(), PublishPropertiesRef::default());
+        }
+    }
+
+    #[test]
+    fn filters_and_reason_codes_are_read_as_they_are_iterated() {
+        let mut subscribe = Subscribe::new(
+            NonZeroU16::MIN,
+            s("a/+/c"),
+            SubscriptionOptions::new(QoS::ExactlyOnce),
+        );
+        subscribe
+            .filters
+            .push((s("$share/g/x/#"), SubscriptionOptions::new(QoS::AtMostOnce)));
+        let bytes = wire(&Packet::Subscribe(subscribe), ProtocolVersion::V311);
+        let (PacketRef::Subscribe(sub), _) = decode_slice(&bytes, ProtocolVersion::V311, 1 << 10)
+            .expect("valid")
+            .expect("complete")
+        else {
+            panic!("not a SUBSCRIBE");
+        };
+        assert_eq!(sub.filters.len(), 2);
+        let read: Vec<_> = sub.filters.iter().map(|(f, o)| (f, o.qos)).collect();
+        assert_eq!(
+            read,
+            [
+                ("a/+/c", QoS::ExactlyOnce),
+                ("$share/g/x/#", QoS::AtMostOnce)
+            ]
+        );
+
+        let suback = Packet::SubAck(SubAck {
+            packet_id: NonZeroU16::MIN,
+            reason_codes: vec![
+                SubAckReasonCode::GrantedQoS2,
+                SubAckReasonCode::UnspecifiedError,
+            ],
+            properties: Default::default(),
+        });
+        let bytes = wire(&suback, ProtocolVersion::V311);
+        let (PacketRef::SubAck(ack), _) = decode_slice(&bytes, ProtocolVersion::V311, 1 << 10)
+            .expect("valid")
+            .expect("complete")
+        else {
+            panic!("not a SUBACK");
+        };
+        let codes: Vec<_> = ack.reason_codes().collect();
+        assert_eq!(
+            codes,
+            [
+                SubAckReasonCode::GrantedQoS2,
+                SubAckReasonCode::UnspecifiedError
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connect_hides_its_password_and_reads_its_properties() {
+        let mut connect = Connect::new(ProtocolVersion::V5, s("client-7"));
+        connect.username = Some(s("alice"));
+        connect.password = Some(Bytes::from_static(b"hunter2"));
+        connect.properties = ConnectProperties {
+            session_expiry_interval: Some(60),
+            user_properties: UserProperties::default(),
+            ..ConnectProperties::default()
+        };
+        let packet = Packet::Connect(Box::new(connect));
+        let bytes = wire(&packet, ProtocolVersion::V5);
+        let (borrowed, _) = decode_slice(&bytes, ProtocolVersion::V5, 1 << 10)
+            .expect("valid")
+            .expect("complete");
+        let PacketRef::Connect(c) = borrowed else {
+            panic!("not a CONNECT");
+        };
+        assert_eq!((c.client_id, c.username), ("client-7", Some("alice")));
+        assert_eq!(c.password, Some(&b"hunter2"[..]));
+        assert_eq!(c.properties.get().session_expiry_interval, Some(60));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert_eq!(borrowed.to_packet(), packet);
+    }
+
+    #[test]
+    fn incomplete_input_needs_more_and_bad_input_fails_as_decode_bytes_does() {
+        let bytes = wire(
+            &Packet::Publish(Publish::new(s("a"), "xyz")),
+            ProtocolVersion::V311,
+        );
+        for end in 0..bytes.len() {
+            assert_eq!(
+                decode_slice(&bytes[..end], ProtocolVersion::V311, 1 << 10),
+                Ok(None),
+                "{end} bytes"
+            );
+        }
+        // A wildcard in a topic name.
+        static BAD: [u8; 6] = [0x30, 0x04, 0x00, 0x01, b'#', b'x'];
+        let owned = decode_bytes(
+            &mut Bytes::from_static(&BAD),
+            ProtocolVersion::V311,
+            1 << 10,
+        );
+        let borrowed = decode_slice(&BAD, ProtocolVersion::V311, 1 << 10);
+        assert!(owned.is_err());
+        assert_eq!(borrowed.map(|p| p.map(|(p, _)| p.to_packet())), owned);
     }
 }
