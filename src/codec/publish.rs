@@ -219,25 +219,15 @@ impl Publish {
         })
     }
 
-    /// `Packet::encode` for a PUBLISH: measured once, then written with
-    /// the sizes in hand.
+    /// `Packet::encode` for a PUBLISH: the head, then the payload.
     #[inline]
     pub(super) fn encode(
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let sizes = self.measure(version)?;
-        let body = sizes.body;
-        if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
-        }
-        buf.reserve(1 + var_int_len(body) + body);
-        // The fixed header and the topic's length in one piece.
-        let first = (PacketType::Publish as u8) << 4 | self.flags();
-        write_fixed_header_and_u16(buf, first, body, self.topic.len() as u16);
-        buf.extend_from_slice(self.topic.as_bytes());
-        self.write_rest(version, &sizes, buf);
+        self.write_head(version, buf, self.payload.len())?;
+        buf.extend_from_slice(&self.payload);
         Ok(())
     }
 
@@ -270,35 +260,33 @@ impl Publish {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        self.write_head(version, buf, 0)
+    }
+
+    /// Measures the packet once and writes everything before the payload,
+    /// having reserved room for that and `room_for_payload` more bytes.
+    #[inline(always)]
+    fn write_head(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+        room_for_payload: usize,
+    ) -> Result<(), EncodeError> {
         let sizes = self.measure(version)?;
         let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
-        let head = 1 + var_int_len(body) + body - self.payload.len();
-        buf.reserve(head);
+        buf.reserve(1 + var_int_len(body) + body - self.payload.len() + room_for_payload);
+        // The fixed header and the topic's length in one piece.
         let first = (PacketType::Publish as u8) << 4 | self.flags();
         write_fixed_header_and_u16(buf, first, body, self.topic.len() as u16);
         buf.extend_from_slice(self.topic.as_bytes());
-        let before = buf.len();
-        // `write_rest` without the payload: a PUBLISH that is its own
-        // payload-less copy would cost a clone of every field.
-        if version == ProtocolVersion::V5 {
-            if let Some(id) = self.packet_id {
-                put_u16(buf, id.get());
-            }
-            write_props_block(buf, sizes.props, |b| self.properties.write(b));
-        } else if let Some(id) = self.packet_id {
-            put_u16(buf, id.get());
-        }
-        debug_assert_eq!(
-            buf.len() - before + self.topic.len() + 2 + self.payload.len(),
-            body
-        );
+        self.write_rest(version, &sizes, buf);
         Ok(())
     }
 
-    /// What follows the topic name.
+    /// What follows the topic name, up to the payload.
     #[inline(always)]
     fn write_rest(&self, version: ProtocolVersion, sizes: &Sizes, buf: &mut BytesMut) {
         if version == ProtocolVersion::V5 {
@@ -321,7 +309,6 @@ impl Publish {
         } else if let Some(id) = self.packet_id {
             put_u16(buf, id.get());
         }
-        buf.extend_from_slice(&self.payload);
     }
 }
 
