@@ -20,8 +20,9 @@
 
 use std::num::NonZeroU16;
 
+use super::connect::ConnectHeader;
 use super::error::DecodeError;
-use super::primitives::{MqttString, Reader, check_wire_str};
+use super::primitives::{MqttString, Reader};
 use super::properties::{
     AckPropertiesRef, AuthPropertiesRef, ConnAckPropertiesRef, ConnectPropertiesRef,
     DisconnectPropertiesRef, PropValue, PropertiesRef, PublishPropertiesRef,
@@ -443,42 +444,17 @@ impl<'a> ConnectRef<'a> {
         r: &mut Reader<'a>,
         total: usize,
     ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
-        // As `Connect::read`, step for step.
-        let name_len = usize::from(r.u16()?);
-        let name = r.slice(name_len)?;
-        let known = matches!(name, b"MQTT" | b"MQIsdp");
-        if !known {
-            check_wire_str(name)?;
-        }
-        let level = r.u8()?;
-        let protocol = match (name, ProtocolVersion::from_level(level)) {
-            (b"MQTT", Some(v)) => v,
-            _ if known => return Err(DecodeError::UnsupportedProtocolVersion(level)),
-            _ => return Err(DecodeError::InvalidProtocolName),
-        };
+        let ConnectHeader {
+            protocol,
+            clean_start,
+            has_will,
+            will_qos,
+            will_retain,
+            has_username,
+            has_password,
+            keep_alive,
+        } = ConnectHeader::read(r)?;
         let v5 = protocol == ProtocolVersion::V5;
-        let flags = r.u8()?;
-        // [MQTT-3.1.2-3] The reserved flag MUST be 0.
-        if flags & 0x01 != 0 {
-            return Err(DecodeError::InvalidConnectFlags(flags));
-        }
-        let clean_start = flags & 0x02 != 0;
-        let has_will = flags & 0x04 != 0;
-        let will_qos_bits = (flags >> 3) & 0b11;
-        let will_retain = flags & 0x20 != 0;
-        let has_password = flags & 0x40 != 0;
-        let has_username = flags & 0x80 != 0;
-        // [MQTT-3.1.2-11], [MQTT-3.1.2-13]
-        if !has_will && (will_qos_bits != 0 || will_retain) {
-            return Err(DecodeError::InvalidConnectFlags(flags));
-        }
-        // [MQTT-3.1.2-12]
-        let will_qos = QoS::from_u8(will_qos_bits).ok_or(DecodeError::InvalidQoS)?;
-        // [MQTT-3.1.2-22] (3.1.1 only)
-        if !v5 && has_password && !has_username {
-            return Err(DecodeError::PasswordWithoutUsername);
-        }
-        let keep_alive = r.u16()?;
         let (checked, properties) = if v5 {
             ConnectPropertiesRef::read_block(r, PacketType::Connect)?
         } else {

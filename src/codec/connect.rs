@@ -87,25 +87,23 @@ pub(crate) fn redacted(secret: &Option<Bytes>) -> Option<&'static str> {
     secret.as_ref().map(|_| "<redacted>")
 }
 
-impl Connect {
-    /// A CONNECT for `client_id` with clean start, a 60 s keepalive and
-    /// nothing else.
-    pub fn new(protocol: ProtocolVersion, client_id: MqttString) -> Self {
-        Connect {
-            protocol,
-            clean_start: true,
-            keep_alive: 60,
-            client_id,
-            will: None,
-            username: None,
-            password: None,
-            properties: ConnectProperties::default(),
-        }
-    }
+/// What comes before a CONNECT's properties (protocol name and level,
+/// flags, keepalive), read and checked here for both decoders, the owned
+/// one and `decode_slice`.
+pub(super) struct ConnectHeader {
+    pub(super) protocol: ProtocolVersion,
+    pub(super) clean_start: bool,
+    pub(super) has_will: bool,
+    pub(super) will_qos: QoS,
+    pub(super) will_retain: bool,
+    pub(super) has_username: bool,
+    pub(super) has_password: bool,
+    pub(super) keep_alive: u16,
+}
 
-    /// Reads a CONNECT, boxed where it is built (it is a few hundred
-    /// bytes; `Packet::Connect` holds it boxed).
-    pub(super) fn read(r: &mut Reader<'_>) -> Result<Box<Self>, DecodeError> {
+impl ConnectHeader {
+    #[inline(always)]
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // The protocol name is compared as bytes, not made into a string;
         // any other name is still checked as a string first, so that
         // malformed UTF-8 is reported as such.
@@ -147,6 +145,49 @@ impl Connect {
             return Err(DecodeError::PasswordWithoutUsername);
         }
         let keep_alive = r.u16()?;
+        Ok(ConnectHeader {
+            protocol,
+            clean_start,
+            has_will,
+            will_qos,
+            will_retain,
+            has_username,
+            has_password,
+            keep_alive,
+        })
+    }
+}
+
+impl Connect {
+    /// A CONNECT for `client_id` with clean start, a 60 s keepalive and
+    /// nothing else.
+    pub fn new(protocol: ProtocolVersion, client_id: MqttString) -> Self {
+        Connect {
+            protocol,
+            clean_start: true,
+            keep_alive: 60,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+            properties: ConnectProperties::default(),
+        }
+    }
+
+    /// Reads a CONNECT, boxed where it is built (it is a few hundred
+    /// bytes; `Packet::Connect` holds it boxed).
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Box<Self>, DecodeError> {
+        let ConnectHeader {
+            protocol,
+            clean_start,
+            has_will,
+            will_qos,
+            will_retain,
+            has_username,
+            has_password,
+            keep_alive,
+        } = ConnectHeader::read(r)?;
+        let v5 = protocol == ProtocolVersion::V5;
         let properties = if v5 {
             ConnectProperties::read(r, PacketType::Connect)?
         } else {
