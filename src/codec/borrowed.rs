@@ -28,6 +28,7 @@ use super::properties::{
     DisconnectPropertiesRef, PropValue, PropertiesRef, PublishPropertiesRef,
     SubscribePropertiesRef, UnsubscribePropertiesRef, WillPropertiesRef,
 };
+use super::publish::read_flags;
 use super::reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, InvalidReasonCode, PubAckReasonCode,
     PubRelReasonCode, SubAckReasonCode, UnsubAckReasonCode,
@@ -251,14 +252,7 @@ impl<'a> PublishRef<'a> {
     /// The owned decoder's `Publish::read_packet`, borrowed.
     #[inline(always)]
     fn read(flags: u8, r: &mut Reader<'a>, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        let dup = flags & 0b1000 != 0;
-        // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
-        let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
-        let retain = flags & 0b0001 != 0;
-        // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
-        if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::DupOnQoS0);
-        }
+        let (dup, qos, retain) = read_flags(flags)?;
         let (topic, check_topic) = r.topic_ref()?;
         let packet_id = match qos {
             QoS::AtMostOnce => None,

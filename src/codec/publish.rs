@@ -328,14 +328,7 @@ struct Head {
 impl Head {
     #[inline(always)]
     fn read(flags: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let dup = flags & 0b1000 != 0;
-        // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
-        let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
-        let retain = flags & 0b0001 != 0;
-        // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
-        if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::DupOnQoS0);
-        }
+        let (dup, qos, retain) = read_flags(flags)?;
         let (topic, check_topic) = r.topic_name()?;
         let packet_id = match qos {
             QoS::AtMostOnce => None,
@@ -361,6 +354,21 @@ impl Head {
         }
         Ok(())
     }
+}
+
+/// A PUBLISH's fixed-header flags: DUP, QoS and RETAIN, checked (for both
+/// decoders).
+#[inline(always)]
+pub(super) fn read_flags(flags: u8) -> Result<(bool, QoS, bool), DecodeError> {
+    let dup = flags & 0b1000 != 0;
+    // [MQTT-3.3.1-4] A PUBLISH MUST NOT have both QoS bits set to 1.
+    let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
+    let retain = flags & 0b0001 != 0;
+    // [MQTT-3.3.1-2] The DUP flag MUST be set to 0 for all QoS 0 messages.
+    if dup && qos == QoS::AtMostOnce {
+        return Err(DecodeError::DupOnQoS0);
+    }
+    Ok((dup, qos, retain))
 }
 
 /// `buf[start..total]` as the payload, `buf` advanced past `total`. When
