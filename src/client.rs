@@ -20,6 +20,7 @@ use crate::codec::{
     PublishProperties, QoS, StringError, SubAck, SubAckReasonCode, SubscribeProperties,
     SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
+use crate::codec::{TopicFilter, TopicName};
 use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, PublishCommand, Reconnect};
 use crate::queue;
 use crate::request::Requests;
@@ -27,7 +28,7 @@ use crate::router::{RouteGuard, Routing, Sink, Subscription};
 use crate::session::{
     CloseReason, PublishOutcome, RequestError, ResubscribeError, Session, SessionConfig,
 };
-use crate::topic::{TopicError, validate_topic_filter, validate_topic_name};
+use crate::topic::TopicError;
 use crate::transport::{BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError, WsOptions};
 
 /// A message received from the broker.
@@ -35,7 +36,7 @@ use crate::transport::{BrokerUrl, Endpoint, TlsOptions, TransportError, UrlError
 #[non_exhaustive]
 pub struct Message {
     /// The topic it was published to.
-    pub topic: MqttString,
+    pub topic: TopicName,
     /// The payload, shared with the buffer it was read into (no copy).
     pub payload: Bytes,
     /// The QoS it was delivered with.
@@ -100,7 +101,7 @@ pub enum ConnectionEvent {
     /// through it any more, until the application subscribes again.
     ResubscribeFailed {
         /// The filter that is no longer subscribed.
-        filter: MqttString,
+        filter: TopicFilter,
         /// Why.
         error: ResubscribeError,
     },
@@ -764,7 +765,7 @@ impl Client {
         retain: bool,
         properties: WillProperties,
     ) -> Result<(), ClientError> {
-        validate_topic_name(topic).map_err(ClientError::InvalidTopic)?;
+        let topic = TopicName::try_from(topic).map_err(ClientError::InvalidTopic)?;
         let payload = payload.into();
         if payload.len() > 65_535 {
             return Err(ClientError::InvalidArgument(
@@ -772,7 +773,7 @@ impl Client {
             ));
         }
         let will = LastWill {
-            topic: string("will topic", topic)?,
+            topic,
             payload,
             qos,
             retain,
@@ -1078,14 +1079,14 @@ impl Client {
         retain: bool,
         properties: PublishProperties,
     ) -> Result<PublishHandle, ClientError> {
-        validate_topic_name(topic).map_err(ClientError::InvalidTopic)?;
+        let topic = TopicName::try_from(topic).map_err(ClientError::InvalidTopic)?;
         if !properties.subscription_identifiers.is_empty() {
             // [MQTT-3.3.4-6]: only the broker puts these in a PUBLISH.
             return Err(ClientError::InvalidArgument(
                 "a client's PUBLISH cannot carry subscription identifiers",
             ));
         }
-        let mut publish = Publish::new(string("topic", topic)?, payload)
+        let mut publish = Publish::new(topic, payload)
             .with_retain(retain)
             .with_properties(properties);
         let conn = self.connection()?;
@@ -1195,7 +1196,7 @@ impl Client {
     /// Sends a SUBSCRIBE and waits for its SUBACK.
     async fn send_subscribe(
         conn: &Connection,
-        list: Vec<(MqttString, SubscriptionOptions)>,
+        list: Vec<(TopicFilter, SubscriptionOptions)>,
         properties: SubscribeProperties,
     ) -> Result<SubAck, ClientError> {
         let (done, rx) = oneshot::channel();
@@ -1321,7 +1322,7 @@ impl Client {
                 .shared
                 .connack()
                 .is_none_or(|c| c.properties.subscription_identifiers_available != Some(false));
-        let route_filters: Vec<MqttString> = list.iter().map(|(f, _)| f.clone()).collect();
+        let route_filters: Vec<TopicFilter> = list.iter().map(|(f, _)| f.clone()).collect();
         let caller_id = properties.subscription_identifier;
         let (id, identifier) = self.inner.routing.update(|t| {
             let identifier = match caller_id {
@@ -1393,8 +1394,7 @@ impl Client {
         }
         let mut list = Vec::with_capacity(filters.len());
         for filter in filters {
-            validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
-            list.push(string("topic filter", filter)?);
+            list.push(TopicFilter::try_from(*filter).map_err(ClientError::InvalidFilter)?);
         }
         let conn = self.connection()?;
         let (done, rx) = oneshot::channel();
@@ -1541,8 +1541,7 @@ impl Client {
         filter: &str,
         callback: impl Fn(&Message) + Send + Sync + 'static,
     ) -> Result<(), ClientError> {
-        validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
-        let filter = string("topic filter", filter)?;
+        let filter = TopicFilter::try_from(filter).map_err(ClientError::InvalidFilter)?;
         self.inner
             .routing
             .update(|t| t.add_callback(filter, Arc::new(callback)));
@@ -1570,7 +1569,7 @@ impl Client {
 /// Validates the filters of a SUBSCRIBE.
 fn subscribe_list(
     filters: &[(&str, SubscriptionOptions)],
-) -> Result<Vec<(MqttString, SubscriptionOptions)>, ClientError> {
+) -> Result<Vec<(TopicFilter, SubscriptionOptions)>, ClientError> {
     if filters.is_empty() {
         return Err(ClientError::InvalidArgument(
             "subscribe needs at least one filter",
@@ -1578,8 +1577,8 @@ fn subscribe_list(
     }
     let mut list = Vec::with_capacity(filters.len());
     for (filter, options) in filters {
-        validate_topic_filter(filter).map_err(ClientError::InvalidFilter)?;
-        list.push((string("topic filter", filter)?, *options));
+        let filter = TopicFilter::try_from(*filter).map_err(ClientError::InvalidFilter)?;
+        list.push((filter, *options));
     }
     Ok(list)
 }
@@ -1587,7 +1586,7 @@ fn subscribe_list(
 /// A subscription made with a route: see [`Client::subscribe_routed`].
 pub(crate) struct Routed {
     pub(crate) guard: RouteGuard,
-    pub(crate) filters: Vec<MqttString>,
+    pub(crate) filters: Vec<TopicFilter>,
     pub(crate) identifier: Option<std::num::NonZeroU32>,
 }
 

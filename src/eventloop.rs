@@ -73,8 +73,8 @@ use tracing::Instrument;
 
 use crate::client::{ConnectionEvent, EventHub, Message, Shared};
 use crate::codec::{
-    self, ConnAck, ConnectReasonCode, Disconnect, DisconnectReasonCode, MqttString, Publish,
-    SubAck, SubscribeProperties, SubscriptionOptions, UnsubAck, UnsubscribeProperties,
+    self, ConnAck, ConnectReasonCode, Disconnect, DisconnectReasonCode, Publish, SubAck,
+    SubscribeProperties, SubscriptionOptions, TopicFilter, UnsubAck, UnsubscribeProperties,
 };
 use crate::queue;
 use crate::router::{Router, Routing, Sink, Targets};
@@ -93,12 +93,12 @@ pub(crate) enum Command {
     Publish(Box<PublishCommand>),
     // The rarer commands box their larger parts for the same reason.
     Subscribe {
-        filters: Vec<(MqttString, SubscriptionOptions)>,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
         properties: Box<SubscribeProperties>,
         done: oneshot::Sender<Result<SubAck, RequestError>>,
     },
     Unsubscribe {
-        filters: Vec<MqttString>,
+        filters: Vec<TopicFilter>,
         properties: Box<UnsubscribeProperties>,
         done: oneshot::Sender<Result<UnsubAck, RequestError>>,
     },

@@ -589,10 +589,11 @@ fn from_hex(hex: &[u8]) -> Option<Bytes> {
 mod tests {
     use super::*;
     use crate::codec::Publish;
+    use crate::codec::TopicName;
 
     fn message(topic: &str, payload: impl Into<Bytes>, properties: PublishProperties) -> Message {
         Message::from(
-            Publish::new(MqttString::try_from(topic).unwrap(), payload).with_properties(properties),
+            Publish::new(TopicName::try_from(topic).unwrap(), payload).with_properties(properties),
         )
     }
 

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 
 use crate::client::Message;
-use crate::codec::MqttString;
+use crate::codec::TopicFilter;
 use crate::queue;
 use crate::topic::matches;
 
@@ -81,13 +81,13 @@ struct Route<S> {
     subscription_id: Option<NonZeroU32>,
     /// The client chose the identifier (rather than the application).
     automatic_id: bool,
-    filters: Vec<MqttString>,
+    filters: Vec<TopicFilter>,
     sink: S,
 }
 
 #[derive(Clone)]
 struct CallbackRoute {
-    filter: MqttString,
+    filter: TopicFilter,
     callback: Callback,
 }
 
@@ -145,7 +145,7 @@ impl<S> Router<S> {
     /// identifier.
     pub(crate) fn add_route(
         &mut self,
-        filters: Vec<MqttString>,
+        filters: Vec<TopicFilter>,
         subscription_id: Option<NonZeroU32>,
         automatic: bool,
         sink: S,
@@ -171,7 +171,7 @@ impl<S> Router<S> {
 
     /// Sets the callback for `filter`, replacing any earlier one for the
     /// same filter (as paho's `message_callback_add` does).
-    pub(crate) fn add_callback(&mut self, filter: MqttString, callback: Callback) {
+    pub(crate) fn add_callback(&mut self, filter: TopicFilter, callback: Callback) {
         match self.callbacks.iter_mut().find(|c| c.filter == filter) {
             Some(existing) => existing.callback = callback,
             None => self.callbacks.push(CallbackRoute { filter, callback }),
@@ -373,7 +373,7 @@ impl Drop for RouteGuard {
 #[derive(Debug)]
 pub struct Subscription {
     rx: queue::Receiver<Message>,
-    filters: Vec<MqttString>,
+    filters: Vec<TopicFilter>,
     identifier: Option<NonZeroU32>,
     _route: RouteGuard,
 }
@@ -381,7 +381,7 @@ pub struct Subscription {
 impl Subscription {
     pub(crate) fn new(
         rx: queue::Receiver<Message>,
-        filters: Vec<MqttString>,
+        filters: Vec<TopicFilter>,
         identifier: Option<NonZeroU32>,
         route: RouteGuard,
     ) -> Self {
@@ -406,7 +406,7 @@ impl Subscription {
     }
 
     /// The topic filters this subscription was made with.
-    pub fn filters(&self) -> &[MqttString] {
+    pub fn filters(&self) -> &[TopicFilter] {
         &self.filters
     }
 
@@ -429,8 +429,8 @@ impl futures_core::Stream for Subscription {
 mod tests {
     use super::*;
 
-    fn s(filter: &str) -> MqttString {
-        MqttString::try_from(filter).unwrap()
+    fn s(filter: &str) -> TopicFilter {
+        TopicFilter::try_from(filter).unwrap()
     }
 
     fn id(n: u32) -> Option<NonZeroU32> {

@@ -36,7 +36,7 @@ use futures::FutureExt;
 
 use common::{Broker, client_id, password_file, within};
 use plover::codec::{
-    ConnAck, ConnectReasonCode, MqttString, PayloadFormat, PubAckReasonCode, PubRelReasonCode,
+    ConnAck, ConnectReasonCode, PayloadFormat, PubAckReasonCode, PubRelReasonCode,
     PublishProperties, SubscribeProperties, SubscriptionOptions, UnsubAckReasonCode,
     UserProperties, WillProperties,
 };
@@ -171,8 +171,10 @@ async fn assert_next_is_marker(
     );
 }
 
-fn s(v: &str) -> MqttString {
-    MqttString::try_from(v).expect("valid MQTT string")
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn pairs(props: &UserProperties) -> Vec<(String, String)> {

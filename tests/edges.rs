@@ -20,8 +20,8 @@ use std::time::Duration;
 use common::{Broker, client_id, within};
 use plover::codec::{
     ConnAck, ConnAckProperties, ConnectProperties, ConnectReasonCode, Disconnect,
-    DisconnectProperties, DisconnectReasonCode, MqttString, Packet, PubComp, PubRec,
-    PubRelReasonCode, Publish, PublishProperties, SubscriptionIdentifiers,
+    DisconnectProperties, DisconnectReasonCode, Packet, PubComp, PubRec, PubRelReasonCode, Publish,
+    PublishProperties, SubscriptionIdentifiers,
 };
 use plover::{Client, ClientError, CloseReason, ConnectionEvent, ProtocolVersion, QoS, QueueFull};
 use scripted::Listener;
@@ -32,8 +32,10 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn s(v: &str) -> MqttString {
-    MqttString::try_from(v).expect("valid string")
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 type Log = Arc<Mutex<Vec<ConnectionEvent>>>;

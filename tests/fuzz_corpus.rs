@@ -19,8 +19,9 @@ use plover::codec::{
     ConnectProperties, ConnectReasonCode, Disconnect, DisconnectProperties, DisconnectReasonCode,
     LastWill, MqttString, Packet, PayloadFormat, ProtocolVersion, PubAck, PubAckReasonCode,
     PubComp, PubRec, PubRel, PubRelReasonCode, Publish, PublishProperties, QoS, RetainHandling,
-    SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck,
-    UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties, WillProperties,
+    SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, TopicName,
+    UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties,
+    WillProperties,
 };
 
 use ProtocolVersion::{V5, V311};
@@ -99,8 +100,10 @@ fn hex(bytes: &[u8]) -> String {
 // versions and with properties, a few streams of them, and a handful of
 // inputs that are valid but not canonical or that end in an error.
 
-fn s(v: &str) -> MqttString {
-    MqttString::try_from(v).expect("a valid MQTT string")
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn id(n: u16) -> NonZeroU16 {
@@ -108,7 +111,10 @@ fn id(n: u16) -> NonZeroU16 {
 }
 
 fn users(pairs: &[(&str, &str)]) -> UserProperties {
-    pairs.iter().map(|(k, v)| (s(k), s(v))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (s::<MqttString>(k), s::<MqttString>(v)))
+        .collect()
 }
 
 /// One or two of every packet the version has, properties filled in for 5.0.
@@ -230,7 +236,7 @@ fn sample_packets(v: ProtocolVersion) -> Vec<Packet> {
             ..PublishProperties::default()
         };
         out.push(Packet::Publish(
-            Publish::new(MqttString::new(), "aliased").with_properties(props),
+            Publish::new(TopicName::empty(), "aliased").with_properties(props),
         ));
     }
     out.push(Packet::Publish(

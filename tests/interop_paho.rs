@@ -28,8 +28,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use common::{Broker, TempDir, client_id, paho_python, within};
 use plover::codec::{
-    MqttString, PayloadFormat, PublishProperties, RetainHandling, SubscribeProperties,
-    SubscriptionOptions,
+    PayloadFormat, PublishProperties, RetainHandling, SubscribeProperties, SubscriptionOptions,
 };
 use plover::{Client, Message, Messages, ProtocolVersion, QoS};
 
@@ -341,8 +340,10 @@ impl Json {
     }
 }
 
-fn s(v: &str) -> MqttString {
-    MqttString::try_from(v).expect("valid MQTT string")
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 // ---------------------------------------------------------------------------

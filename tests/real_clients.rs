@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use plover::codec::{
-    self, ConnAck, Connect, ConnectReasonCode, DisconnectReasonCode, MqttString, Packet,
-    ProtocolVersion, PubAck, PubAckReasonCode, PubRel, PubRelReasonCode, Publish, QoS, SubAck,
-    SubAckReasonCode, SubscriptionOptions,
+    self, ConnAck, Connect, ConnectReasonCode, DisconnectReasonCode, Packet, ProtocolVersion,
+    PubAck, PubAckReasonCode, PubRel, PubRelReasonCode, Publish, QoS, SubAck, SubAckReasonCode,
+    SubscriptionOptions, TopicFilter, TopicName,
 };
 
 /// How long any single step (accept, one packet, the tool's exit) may take.
@@ -373,10 +373,10 @@ fn subscribe_with_mosquitto_sub(version: ProtocolVersion) {
             .tool
             .fail(&format!("expected SUBSCRIBE, got {other:?}")),
     };
-    let expected: Vec<(MqttString, SubscriptionOptions)> = FILTERS
+    let expected: Vec<(TopicFilter, SubscriptionOptions)> = FILTERS
         .iter()
         .map(|f| {
-            let filter = MqttString::try_from(*f).expect("valid filter");
+            let filter = TopicFilter::try_from(*f).expect("valid filter");
             // -q 2 and no 5.0 option flags (--nl, --rap, --retain-handling).
             (filter, SubscriptionOptions::new(QoS::ExactlyOnce))
         })
@@ -391,7 +391,7 @@ fn subscribe_with_mosquitto_sub(version: ProtocolVersion) {
 
     // A QoS 2 message matching "alarm/#".
     let id = NonZeroU16::new(7).expect("non-zero");
-    let message = Publish::new(MqttString::from_static("alarm/kitchen"), "smoke")
+    let message = Publish::new(TopicName::from_static("alarm/kitchen"), "smoke")
         .with_qos(QoS::ExactlyOnce, Some(id));
     broker.send(Packet::Publish(message));
     match broker.receive() {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use plover::codec::{
     ConnAckProperties, MqttString, Packet, Publish, PublishProperties, SubscriptionIdentifiers,
+    TopicName,
 };
 use plover::{Client, ClientError, Message, ProtocolVersion, QoS, Subscription};
 use scripted::Scripted;
@@ -378,13 +379,19 @@ async fn response_information_names_the_response_topic() {
             peer.ack_publish(&request).await;
             assert_eq!(request.topic, "svc");
             assert_eq!(request.payload, expected);
-            assert_eq!(request.properties.response_topic.as_ref(), Some(&filter));
-            let answer = Publish::new(filter.clone(), format!("answer {expected}"))
-                .with_properties(PublishProperties {
-                    correlation_data: request.properties.correlation_data.clone(),
-                    subscription_identifiers: [id].into_iter().collect::<SubscriptionIdentifiers>(),
-                    ..PublishProperties::default()
-                });
+            assert_eq!(
+                request.properties.response_topic.as_ref(),
+                Some(filter.as_mqtt_string())
+            );
+            let answer = Publish::new(
+                TopicName::try_from(filter.as_str()).expect("no wildcard"),
+                format!("answer {expected}"),
+            )
+            .with_properties(PublishProperties {
+                correlation_data: request.properties.correlation_data.clone(),
+                subscription_identifiers: [id].into_iter().collect::<SubscriptionIdentifiers>(),
+                ..PublishProperties::default()
+            });
             peer.send(Packet::Publish(answer)).await;
         }
         peer.expect_disconnect().await;

@@ -16,8 +16,8 @@ use plover::codec::{
     LastWill, MAX_VARIABLE_INT, MqttString, Packet, PayloadFormat, ProtocolVersion, PubAck,
     PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, PublishProperties, QoS,
     RetainHandling, SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions,
-    UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties,
-    WillProperties, decode, decode_bytes,
+    TopicFilter, TopicName, UnsubAck, UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties,
+    UserProperties, WillProperties, decode, decode_bytes,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -32,8 +32,9 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 // Primitive values
 // ---------------------------------------------------------------------------
 
-fn mqtt(s: String) -> MqttString {
-    MqttString::try_from(s).expect("strategies only build valid MQTT strings")
+/// `s` as an `MqttString`, `TopicName` or `TopicFilter`, as the caller needs.
+fn mqtt<T: TryFrom<String, Error: std::fmt::Debug>>(s: String) -> T {
+    T::try_from(s).expect("strategies only build valid MQTT strings")
 }
 
 /// Any MQTT string: every character but U+0000 [MQTT-1.5.4-2], control
@@ -82,7 +83,12 @@ fn level() -> impl Strategy<Value = String> {
 }
 
 /// A topic name: 1 to 5 levels, sometimes a `$` topic such as `$SYS/...`.
-fn topic_name() -> impl Strategy<Value = MqttString> {
+/// As a `TopicName` for a PUBLISH or will, an `MqttString` for a
+/// Response Topic property.
+fn topic_name<T>() -> impl Strategy<Value = T>
+where
+    T: TryFrom<String, Error: std::fmt::Debug> + std::fmt::Debug,
+{
     (any::<bool>(), vec(level(), 1..=5)).prop_map(|(system, levels)| {
         let mut name = levels.join("/");
         if system {
@@ -126,7 +132,7 @@ fn plain_filter() -> impl Strategy<Value = String> {
 
 /// A topic filter and whether it is a shared subscription
 /// (`$share/{ShareName}/{filter}`, §4.8.2).
-fn filter() -> impl Strategy<Value = (MqttString, bool)> {
+fn filter() -> impl Strategy<Value = (TopicFilter, bool)> {
     prop_oneof![
         4 => plain_filter().prop_map(|f| (mqtt(f), false)),
         1 => ("[^\\p{C}+#/]{1,6}", plain_filter())
@@ -422,7 +428,7 @@ fn publish(v: ProtocolVersion) -> BoxedStrategy<Packet> {
             |(qos, dup, retain, topic, alias_only, id, properties, payload)| {
                 // 5.0 §3.3.2.1: the topic may be empty when a Topic Alias stands in.
                 let topic = if alias_only && properties.topic_alias.is_some() {
-                    MqttString::new()
+                    TopicName::empty()
                 } else {
                     topic
                 };

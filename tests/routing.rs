@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use plover::codec::{
-    ConnAckProperties, MqttString, Packet, PublishProperties, SubscribeProperties,
-    SubscriptionIdentifiers, SubscriptionOptions,
+    ConnAckProperties, Packet, PublishProperties, SubscribeProperties, SubscriptionIdentifiers,
+    SubscriptionOptions,
 };
 use plover::{Client, ClientError, Message, ProtocolVersion, QoS};
 use scripted::Scripted;
@@ -545,7 +545,7 @@ fn ids(list: &[NonZeroU32]) -> PublishProperties {
 
 fn publish_packet(topic: &str, properties: PublishProperties) -> Packet {
     Packet::Publish(
-        plover::codec::Publish::new(MqttString::try_from(topic).unwrap(), "x")
+        plover::codec::Publish::new(plover::codec::TopicName::try_from(topic).unwrap(), "x")
             .with_properties(properties),
     )
 }

@@ -8,7 +8,7 @@ mod scripted;
 use common::{client_id, within};
 use plover::codec::{
     ConnAckProperties, ConnectProperties, DecodeError, DisconnectReasonCode, Packet, Publish,
-    PublishProperties, QoS,
+    PublishProperties, QoS, TopicName,
 };
 use plover::session::ProtocolError;
 use plover::{Client, CloseReason, ConnectionEvent, ProtocolVersion};
@@ -35,9 +35,17 @@ fn publish(topic: &'static str, alias: Option<u16>, qos: QoS, id: u16) -> Packet
         id.try_into().ok()
     };
     Packet::Publish(
-        Publish::new(topic.try_into().unwrap(), "x")
-            .with_qos(qos, packet_id)
-            .with_properties(props),
+        // "" goes by its Topic Alias alone.
+        Publish::new(
+            if topic.is_empty() {
+                TopicName::empty()
+            } else {
+                topic.try_into().unwrap()
+            },
+            "x",
+        )
+        .with_qos(qos, packet_id)
+        .with_properties(props),
     )
 }
 

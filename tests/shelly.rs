@@ -1464,7 +1464,7 @@ async fn embedded_broker(version: ProtocolVersion) {
     let mut hello = Connect::new(version, MqttString::try_from("mini-crash").unwrap());
     hello.keep_alive = 30;
     hello.will = Some(LastWill::new(
-        MqttString::try_from("home/hall/status").unwrap(),
+        plover::codec::TopicName::try_from("home/hall/status").unwrap(),
         "offline",
         QoS::AtLeastOnce,
         true,

@@ -77,8 +77,10 @@ fn allocations_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, ALLOCATIONS.load(Ordering::Relaxed) - start)
 }
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 /// A QoS 1 PUBLISH with a 1 KiB payload; in 5.0 also a content type, two
@@ -87,9 +89,12 @@ fn publish(version: ProtocolVersion, packet_id: u16) -> Packet {
     let mut props = PublishProperties::default();
     if version == ProtocolVersion::V5 {
         props.content_type = Some(s("application/octet-stream"));
-        props.user_properties = [(s("unit"), s("celsius")), (s("sensor"), s("dht22"))]
-            .into_iter()
-            .collect::<UserProperties>();
+        props.user_properties = [
+            (s::<MqttString>("unit"), s::<MqttString>("celsius")),
+            (s::<MqttString>("sensor"), s::<MqttString>("dht22")),
+        ]
+        .into_iter()
+        .collect::<UserProperties>();
         props.subscription_identifiers = NonZeroU32::new(7).into_iter().collect();
     }
     Packet::Publish(
@@ -129,7 +134,12 @@ fn every_kind(version: ProtocolVersion) -> Vec<Packet> {
     let v5 = version == ProtocolVersion::V5;
     let users = || -> UserProperties {
         if v5 {
-            [(s("k"), s("v")), (s("k2"), s("v2"))].into_iter().collect()
+            [
+                (s::<MqttString>("k"), s::<MqttString>("v")),
+                (s::<MqttString>("k2"), s::<MqttString>("v2")),
+            ]
+            .into_iter()
+            .collect()
         } else {
             UserProperties::default()
         }

@@ -52,8 +52,10 @@ pub const PAYLOADS: [usize; 4] = [64, 1 << 10, 64 << 10, 1 << 20];
 /// Packets in the mixed stream.
 pub const STREAM_LEN: usize = 10_000;
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn id(n: u16) -> NonZeroU16 {
@@ -112,7 +114,7 @@ pub fn publish_qos1(version: ProtocolVersion, payload_len: usize) -> Packet {
     let mut props = PublishProperties::default();
     if version == ProtocolVersion::V5 {
         props.content_type = Some(s("application/octet-stream"));
-        props.user_properties = [(s("source"), s("bench"))]
+        props.user_properties = [(s::<MqttString>("source"), s::<MqttString>("bench"))]
             .into_iter()
             .collect::<UserProperties>();
     }
@@ -204,7 +206,9 @@ pub fn connect(version: ProtocolVersion) -> Packet {
             maximum_packet_size: Some(1 << 20),
             topic_alias_maximum: Some(16),
             request_problem_information: Some(true),
-            user_properties: [(s("firmware"), s("1.4.2"))].into_iter().collect(),
+            user_properties: [(s::<MqttString>("firmware"), s::<MqttString>("1.4.2"))]
+                .into_iter()
+                .collect(),
             ..ConnectProperties::default()
         };
         will.properties = WillProperties {
@@ -236,7 +240,9 @@ pub fn subscribe(version: ProtocolVersion) -> Packet {
     let properties = if v5 {
         SubscribeProperties {
             subscription_identifier: NonZeroU32::new(12),
-            user_properties: [(s("origin"), s("bench"))].into_iter().collect(),
+            user_properties: [(s::<MqttString>("origin"), s::<MqttString>("bench"))]
+                .into_iter()
+                .collect(),
         }
     } else {
         SubscribeProperties::default()

@@ -34,6 +34,7 @@ use super::reason::{
     PubRelReasonCode, SubAckReasonCode, UnsubAckReasonCode,
 };
 use super::subscribe::SubscriptionOptions;
+use super::topics::{TopicFilter, TopicName};
 use super::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketType, PropertyId, ProtocolVersion,
     Publish, PublishResponse, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, check_first_byte,
@@ -313,7 +314,7 @@ impl<'a> PublishRef<'a> {
             dup: self.dup,
             qos: self.qos,
             retain: self.retain,
-            topic: own_str(self.topic),
+            topic: TopicName::from_checked(own_str(self.topic)),
             packet_id: self.packet_id,
             properties: self.properties.get().to_owned_set(),
             payload: bytes::Bytes::copy_from_slice(self.payload),
@@ -520,7 +521,7 @@ impl<'a> ConnectRef<'a> {
             keep_alive: self.keep_alive,
             client_id: own_str(self.client_id),
             will: self.will.map(|w| LastWill {
-                topic: own_str(w.topic),
+                topic: TopicName::from_checked(own_str(w.topic)),
                 payload: bytes::Bytes::copy_from_slice(w.payload),
                 qos: w.qos,
                 retain: w.retain,
@@ -640,7 +641,9 @@ impl<'a> SubscribeRef<'a> {
     pub fn to_subscribe(&self) -> Subscribe {
         Subscribe {
             packet_id: self.packet_id,
-            filters: self.filters.iter().map(|(f, o)| (own_str(f), o)).collect(),
+            filters: (self.filters.iter())
+                .map(|(f, o)| (TopicFilter::from_checked(own_str(f)), o))
+                .collect(),
             properties: self.properties.get().to_owned_set(),
         }
     }
@@ -757,7 +760,9 @@ impl<'a> UnsubscribeRef<'a> {
     pub fn to_unsubscribe(&self) -> Unsubscribe {
         Unsubscribe {
             packet_id: self.packet_id,
-            filters: self.filters.names().map(own_str).collect(),
+            filters: (self.filters.names())
+                .map(|f| TopicFilter::from_checked(own_str(f)))
+                .collect(),
             properties: self.properties.get().to_owned_set(),
         }
     }
@@ -966,8 +971,10 @@ mod tests {
         ConnectProperties, PublishProperties, SubscriptionOptions, UserProperties, decode_bytes,
     };
 
-    fn s(v: &'static str) -> MqttString {
-        MqttString::from_static(v)
+    /// A test string as whichever MQTT string type the caller wants
+    /// (`MqttString`, `TopicName` or `TopicFilter`).
+    fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+        T::try_from(v).expect("a valid test string")
     }
 
     fn wire(packet: &Packet, version: ProtocolVersion) -> Bytes {
@@ -981,7 +988,9 @@ mod tests {
         let props = PublishProperties {
             content_type: Some(s("text/plain")),
             topic_alias: Some(3),
-            user_properties: [(s("unit"), s("celsius"))].into_iter().collect(),
+            user_properties: [(s::<MqttString>("unit"), s::<MqttString>("celsius"))]
+                .into_iter()
+                .collect(),
             ..PublishProperties::default()
         };
         let packet = Packet::Publish(

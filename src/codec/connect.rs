@@ -8,8 +8,9 @@ use super::primitives::{
 };
 use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
+use super::topics::TopicName;
 use super::{PacketType, ProtocolVersion, QoS, Sizes, props_block_len, write_props_block};
-use crate::topic::validate_topic_name;
+use crate::topic::{TopicError, validate_topic_name};
 
 /// The first packet a client sends (§3.1).
 ///
@@ -43,7 +44,7 @@ pub struct Connect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastWill {
     /// Topic to publish the will to.
-    pub topic: MqttString,
+    pub topic: TopicName,
     /// The will payload.
     pub payload: Bytes,
     /// QoS of the will message.
@@ -56,7 +57,7 @@ pub struct LastWill {
 
 impl LastWill {
     /// A will with no 5.0 properties.
-    pub fn new(topic: MqttString, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
         LastWill {
             topic,
             payload: payload.into(),
@@ -219,7 +220,7 @@ impl Connect {
             }
             let payload = r.binary()?;
             Some(LastWill {
-                topic,
+                topic: TopicName::from_checked(topic),
                 payload,
                 qos: will_qos,
                 retain: will_retain,
@@ -300,10 +301,11 @@ impl Connect {
         }
         len += self.client_id.wire_len();
         if let Some(will) = &self.will {
-            // [MQTT-3.1.3-11] The Will Topic is a topic name. A valid one is
-            // one scan; only a suspicious one gets the full check.
-            if will.topic.needs_topic_check() {
-                validate_topic_name(&will.topic).map_err(EncodeError::InvalidTopicName)?;
+            // [MQTT-3.1.3-11] The Will Topic is a topic name: a `TopicName`
+            // was checked when made, and only a PUBLISH with a Topic Alias
+            // may have an empty one.
+            if will.topic.is_empty() {
+                return Err(EncodeError::InvalidTopicName(TopicError::Empty));
             }
             if will.payload.len() > MAX_FIELD_LEN {
                 return Err(EncodeError::BinaryTooLong);
@@ -500,8 +502,10 @@ mod tests {
 
     use ProtocolVersion::{V5, V311};
 
-    fn s(v: &'static str) -> MqttString {
-        MqttString::from_static(v)
+    /// A test string as whichever MQTT string type the caller wants
+    /// (`MqttString`, `TopicName` or `TopicFilter`).
+    fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+        T::try_from(v).expect("a valid test string")
     }
 
     fn connect(c: Connect) -> Packet {
@@ -690,9 +694,12 @@ mod tests {
             authentication_method: Some(s("token")),
             authentication_data: Some(Bytes::from_static(&[1, 2, 3])),
             // The same name twice: both kept, in order.
-            user_properties: [(s("region"), s("eu")), (s("region"), s("us"))]
-                .into_iter()
-                .collect(),
+            user_properties: [
+                (s::<MqttString>("region"), s::<MqttString>("eu")),
+                (s::<MqttString>("region"), s::<MqttString>("us")),
+            ]
+            .into_iter()
+            .collect(),
         };
         let will_properties = WillProperties {
             will_delay_interval: Some(60),
@@ -701,7 +708,9 @@ mod tests {
             content_type: Some(s("text/plain")),
             response_topic: Some(s("dev/7/reply")),
             correlation_data: Some(Bytes::from_static(&[0xCA, 0xFE])),
-            user_properties: [(s("k"), s("v"))].into_iter().collect(),
+            user_properties: [(s::<MqttString>("k"), s::<MqttString>("v"))]
+                .into_iter()
+                .collect(),
         };
         let expected = Connect {
             protocol: V5,

@@ -178,8 +178,10 @@ mod tests {
 
     use ProtocolVersion::{V5, V311};
 
-    fn s(v: &'static str) -> MqttString {
-        MqttString::from_static(v)
+    /// A test string as whichever MQTT string type the caller wants
+    /// (`MqttString`, `TopicName` or `TopicFilter`).
+    fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+        T::try_from(v).expect("a valid test string")
     }
 
     // ---- PINGREQ, PINGRESP ----

@@ -96,6 +96,7 @@ mod properties;
 mod publish;
 mod reason;
 mod subscribe;
+mod topics;
 
 use std::fmt;
 use std::num::NonZeroU16;
@@ -129,6 +130,7 @@ pub use reason::{
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
+pub use topics::{TopicFilter, TopicName};
 
 use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
 pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};

@@ -618,14 +618,6 @@ impl MqttString {
         Ok((MqttString(s), false))
     }
 
-    /// Whether this string, as a topic name, needs the full check (empty,
-    /// or wildcards; U+0000 and a length over 65,535 bytes cannot occur in
-    /// an `MqttString`); a valid name is one scan.
-    #[inline]
-    pub(crate) fn needs_topic_check(&self) -> bool {
-        self.0.is_empty() || has_nul_or_wildcard(self.0.as_bytes())
-    }
-
     /// Wire size: two length bytes and the UTF-8 bytes.
     #[inline]
     pub(crate) fn wire_len(&self) -> usize {

@@ -12,6 +12,7 @@ use super::primitives::{
 };
 use super::properties::{AckProperties, PublishProperties};
 use super::reason::{InvalidReasonCode, PubAckReasonCode, PubRelReasonCode};
+use super::topics::TopicName;
 use super::{
     Packet, PacketType, ProtocolVersion, QoS, Sizes, fail, props_block_len, read_packet_id,
     write_props_block,
@@ -38,8 +39,9 @@ pub struct Publish {
     /// Whether the broker keeps it as the topic's retained message (or, from
     /// the broker, whether it is one).
     pub retain: bool,
-    /// The topic name. May be empty in 5.0 when a Topic Alias stands in for it.
-    pub topic: MqttString,
+    /// The topic name, checked when it was made. Empty
+    /// ([`TopicName::empty`]) only in 5.0, when a Topic Alias stands in for it.
+    pub topic: TopicName,
     /// Present exactly when `qos` is 1 or 2.
     pub packet_id: Option<NonZeroU16>,
     /// 5.0 properties; empty (and not sent) in 3.1.1.
@@ -50,7 +52,7 @@ pub struct Publish {
 
 impl Publish {
     /// A QoS 0, not retained message.
-    pub fn new(topic: MqttString, payload: impl Into<Bytes>) -> Self {
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>) -> Self {
         Publish {
             dup: false,
             qos: QoS::AtMostOnce,
@@ -141,7 +143,7 @@ impl Publish {
                 dup: head.dup,
                 qos: head.qos,
                 retain: head.retain,
-                topic: head.topic,
+                topic: TopicName::from_checked(head.topic),
                 packet_id: head.packet_id,
                 properties: PublishProperties::default(),
                 payload,
@@ -174,7 +176,7 @@ impl Publish {
             dup: head.dup,
             qos: head.qos,
             retain: head.retain,
-            topic: head.topic,
+            topic: TopicName::from_checked(head.topic),
             packet_id: head.packet_id,
             properties,
             payload,
@@ -193,11 +195,10 @@ impl Publish {
             _ => {}
         }
         let v5 = version == ProtocolVersion::V5;
-        let alias = v5 && self.properties.topic_alias.is_some();
-        // A valid name (the common case) is one scan; only a suspicious one
-        // goes through the full check for its precise error.
-        if !(self.topic.is_empty() && alias) && self.topic.needs_topic_check() {
-            validate_topic_name(&self.topic).map_err(EncodeError::InvalidTopicName)?;
+        // A `TopicName` was checked when it was made; the one thing left is
+        // the empty name, which only a 5.0 Topic Alias makes valid.
+        if self.topic.is_empty() && !(v5 && self.properties.topic_alias.is_some()) {
+            return Err(EncodeError::InvalidTopicName(TopicError::Empty));
         }
         let mut props = 0;
         if v5 {
@@ -534,6 +535,7 @@ mod tests {
     //! the struct, the struct encodes to exactly the bytes, and
     //! `encoded_len` agrees.
 
+    use crate::codec::TopicName;
     #[allow(unused_imports)]
     use crate::codec::test_vectors::{
         assert_decodes_to_shorter, assert_encodes_to, assert_vector, hex,
@@ -552,8 +554,10 @@ mod tests {
 
     use ProtocolVersion::{V5, V311};
 
-    fn s(v: &'static str) -> MqttString {
-        MqttString::from_static(v)
+    /// A test string as whichever MQTT string type the caller wants
+    /// (`MqttString`, `TopicName` or `TopicFilter`).
+    fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+        T::try_from(v).expect("a valid test string")
     }
 
     fn id(n: u16) -> NonZeroU16 {
@@ -787,7 +791,7 @@ mod tests {
                 b"closed",           // payload
             ],
             Packet::Publish(
-                Publish::new(MqttString::new(), "closed")
+                Publish::new(TopicName::empty(), "closed")
                     .with_qos(QoS::ExactlyOnce, Some(id(2)))
                     .with_properties(properties),
             ),

@@ -6,14 +6,15 @@ use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_VARIABLE_INT, MqttString, Reader, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
+    MAX_VARIABLE_INT, Reader, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
 };
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
+use super::topics::TopicFilter;
 use super::{
     PacketType, ProtocolVersion, QoS, Sizes, props_block_len, read_packet_id, write_props_block,
 };
-use crate::topic::{validate_filter_of_mqtt_string, validate_read_filter};
+use crate::topic::validate_read_filter;
 
 /// When the broker sends retained messages for a new subscription (5.0
 /// §3.8.3.1, bits 4 and 5 of the subscription options).
@@ -98,14 +99,14 @@ pub struct Subscribe {
     /// Identifier the SUBACK will answer with.
     pub packet_id: NonZeroU16,
     /// The filters and how each is subscribed; at least one.
-    pub filters: Vec<(MqttString, SubscriptionOptions)>,
+    pub filters: Vec<(TopicFilter, SubscriptionOptions)>,
     /// 5.0 properties (subscription identifier, user properties).
     pub properties: SubscribeProperties,
 }
 
 impl Subscribe {
     /// A SUBSCRIBE for one filter.
-    pub fn new(packet_id: NonZeroU16, filter: MqttString, options: SubscriptionOptions) -> Self {
+    pub fn new(packet_id: NonZeroU16, filter: TopicFilter, options: SubscriptionOptions) -> Self {
         Subscribe {
             packet_id,
             filters: vec![(filter, options)],
@@ -130,7 +131,7 @@ impl Subscribe {
             if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
-            filters.push((filter, options));
+            filters.push((TopicFilter::from_checked(filter), options));
         }
         // 3.1.1 [MQTT-3.8.3-3] / 5.0 [MQTT-3.8.3-2]: at least one filter.
         if filters.is_empty() {
@@ -153,12 +154,11 @@ impl Subscribe {
             props = self.properties.checked_len()?;
             len += props_block_len(version, props);
         }
+        // Each `TopicFilter` was checked when it was made.
         for (filter, options) in &self.filters {
-            let shared =
-                validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
             // shared subscription (the option exists only in 5.0).
-            if version == ProtocolVersion::V5 && options.no_local && shared {
+            if version == ProtocolVersion::V5 && options.no_local && filter.is_shared() {
                 return Err(EncodeError::NoLocalOnSharedSubscription);
             }
             len += filter.wire_len() + 1;
@@ -292,7 +292,7 @@ pub struct Unsubscribe {
     /// Identifier the UNSUBACK will answer with.
     pub packet_id: NonZeroU16,
     /// The filters to remove, exactly as they were subscribed; at least one.
-    pub filters: Vec<MqttString>,
+    pub filters: Vec<TopicFilter>,
     /// 5.0 user properties.
     pub properties: UnsubscribeProperties,
 }
@@ -308,7 +308,7 @@ impl Unsubscribe {
         while !r.is_empty() {
             let filter = r.string()?;
             validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
-            filters.push(filter);
+            filters.push(TopicFilter::from_checked(filter));
         }
         // [MQTT-3.10.3-2] The payload MUST contain at least one Topic Filter.
         if filters.is_empty() {
@@ -331,8 +331,8 @@ impl Unsubscribe {
             props = self.properties.checked_len()?;
             len += props_block_len(version, props);
         }
+        // Each `TopicFilter` was checked when it was made.
         for filter in &self.filters {
-            validate_filter_of_mqtt_string(filter).map_err(EncodeError::InvalidTopicFilter)?;
             len += filter.wire_len();
         }
         Ok(Sizes {
@@ -437,8 +437,10 @@ mod tests {
 
     use ProtocolVersion::{V5, V311};
 
-    fn s(v: &'static str) -> MqttString {
-        MqttString::from_static(v)
+    /// A test string as whichever MQTT string type the caller wants
+    /// (`MqttString`, `TopicName` or `TopicFilter`).
+    fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+        T::try_from(v).expect("a valid test string")
     }
 
     fn id(n: u16) -> NonZeroU16 {
@@ -718,7 +720,9 @@ mod tests {
         use SubAckReasonCode::*;
         let properties = AckProperties {
             reason_string: Some(s("partial")),
-            user_properties: [(s("n"), s("2"))].into_iter().collect(),
+            user_properties: [(s::<MqttString>("n"), s::<MqttString>("2"))]
+                .into_iter()
+                .collect(),
         };
         assert_vector(
             V5,

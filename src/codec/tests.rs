@@ -11,8 +11,10 @@ fn id(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).unwrap()
 }
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn encode(p: &Packet, v: ProtocolVersion) -> BytesMut {
@@ -179,11 +181,40 @@ fn encode_rejects_what_the_wire_cannot_carry() {
         no_id.encode(ProtocolVersion::V5, &mut buf),
         Err(EncodeError::MissingPacketId)
     );
-    let wildcard = Packet::Publish(Publish::new(s("a/#"), "x"));
-    assert!(matches!(
-        wildcard.encode(ProtocolVersion::V5, &mut buf),
-        Err(EncodeError::InvalidTopicName(_))
-    ));
+    // A name with a wildcard cannot be made at all; the empty name can,
+    // and is refused unless a 5.0 Topic Alias stands in for it.
+    assert_eq!(
+        TopicName::try_from("a/#"),
+        Err(crate::topic::TopicError::WildcardInName)
+    );
+    for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let nameless = Packet::Publish(Publish::new(TopicName::empty(), "x"));
+        assert_eq!(
+            nameless.encode(v, &mut buf),
+            Err(EncodeError::InvalidTopicName(
+                crate::topic::TopicError::Empty
+            )),
+            "{v}"
+        );
+    }
+    let mut will = LastWill::new(TopicName::empty(), "x", QoS::AtMostOnce, false);
+    let mut connect = Connect::new(ProtocolVersion::V5, s("c"));
+    connect.will = Some(will.clone());
+    assert_eq!(
+        Packet::Connect(Box::new(connect.clone())).encode(ProtocolVersion::V5, &mut buf),
+        Err(EncodeError::InvalidTopicName(
+            crate::topic::TopicError::Empty
+        )),
+        "a will always needs a name"
+    );
+    will.topic = s("w");
+    connect.will = Some(will);
+    let named = Packet::Connect(Box::new(connect));
+    assert!(
+        named
+            .encode(ProtocolVersion::V5, &mut BytesMut::new())
+            .is_ok()
+    );
     let props = SubscribeProperties {
         subscription_identifier: NonZeroU32::new(MAX_VARIABLE_INT + 1),
         ..Default::default()

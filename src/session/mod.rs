@@ -47,8 +47,8 @@ use crate::codec::{
     AckProperties, ConnAck, Connect, ConnectProperties, ConnectReasonCode, DecodeError, Disconnect,
     DisconnectReasonCode, EncodeError, LastWill, MqttString, Packet, PacketType, ProtocolVersion,
     PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, SubAck,
-    SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck, Unsubscribe,
-    UnsubscribeProperties,
+    SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName,
+    UnsubAck, Unsubscribe, UnsubscribeProperties,
 };
 use crate::codec::{Auth, AuthReasonCode};
 use packet_ids::PacketIds;
@@ -72,7 +72,7 @@ pub const ZERO_COPY_PAYLOAD: usize = 16 * 1024;
 /// A subscription the broker granted, remembered for resubscribing.
 #[derive(Debug, Clone, PartialEq)]
 struct ActiveSubscription {
-    filter: MqttString,
+    filter: TopicFilter,
     options: SubscriptionOptions,
     properties: SubscribeProperties,
 }
@@ -200,7 +200,7 @@ pub enum Event {
     /// come back. The session forgets it; nobody else would hear of it.
     ResubscribeFailed {
         /// The filter.
-        filter: MqttString,
+        filter: TopicFilter,
         /// Why.
         error: ResubscribeError,
     },
@@ -452,7 +452,7 @@ pub struct Session {
     /// Incoming QoS 2 packet identifiers between PUBREC and PUBREL.
     incoming_qos2: HashSet<u16>,
     /// Topic aliases the broker defined on this connection.
-    incoming_aliases: HashMap<u16, MqttString>,
+    incoming_aliases: HashMap<u16, TopicName>,
     /// Granted subscriptions, in the order first granted.
     subscriptions: Vec<ActiveSubscription>,
     tx: BytesMut,
@@ -476,7 +476,7 @@ pub struct Session {
     /// CONNACK's Topic Alias Maximum: aliases we may use (0: none).
     broker_alias_max: u16,
     /// Topics given an alias on this connection.
-    outgoing_aliases: HashMap<MqttString, u16>,
+    outgoing_aliases: HashMap<TopicName, u16>,
     wildcards_available: bool,
     shared_available: bool,
     subscription_ids_available: bool,
@@ -587,7 +587,7 @@ impl Session {
 
     /// The topic filters the broker has granted and not been asked to
     /// remove, in the order first granted.
-    pub fn subscriptions(&self) -> impl Iterator<Item = (&MqttString, &SubscriptionOptions)> {
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&TopicFilter, &SubscriptionOptions)> {
         self.subscriptions.iter().map(|s| (&s.filter, &s.options))
     }
 
@@ -737,7 +737,7 @@ impl Session {
     pub fn handle_subscribe(
         &mut self,
         request: RequestId,
-        filters: Vec<(MqttString, SubscriptionOptions)>,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
         properties: SubscribeProperties,
         now: Instant,
     ) {
@@ -757,7 +757,7 @@ impl Session {
     pub fn handle_unsubscribe(
         &mut self,
         request: RequestId,
-        filters: Vec<MqttString>,
+        filters: Vec<TopicFilter>,
         properties: UnsubscribeProperties,
         now: Instant,
     ) {
@@ -1256,7 +1256,7 @@ impl Session {
     /// one SUBSCRIBE per run of subscriptions that share their properties
     /// (5.0 subscription identifiers are per SUBSCRIBE).
     fn queue_resubscribe(&mut self) {
-        let mut packets: Vec<(Vec<(MqttString, SubscriptionOptions)>, SubscribeProperties)> =
+        let mut packets: Vec<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties)> =
             Vec::new();
         for sub in &self.subscriptions {
             match packets.last_mut() {
@@ -1462,7 +1462,7 @@ impl Session {
         let mut defined = None;
         match self.outgoing_aliases.get(&publish.topic) {
             Some(&alias) => {
-                wire.topic = MqttString::new();
+                wire.topic = TopicName::empty();
                 wire.properties.topic_alias = Some(alias);
             }
             None => {
@@ -1820,7 +1820,7 @@ impl Session {
     }
 
     /// A resubscription failed: forget the subscription and say so.
-    fn lose_subscription(&mut self, filter: MqttString, error: ResubscribeError) {
+    fn lose_subscription(&mut self, filter: TopicFilter, error: ResubscribeError) {
         tracing::warn!(%filter, %error, "could not subscribe again after reconnecting");
         self.subscriptions.retain(|s| s.filter != filter);
         self.events

@@ -19,7 +19,7 @@ use crate::codec::{
     ConnectReasonCode, DecodeError, Disconnect, DisconnectProperties, DisconnectReasonCode,
     LastWill, MqttString, Packet, PacketType, PropertyId, ProtocolVersion, PubAck,
     PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, QoS, SubAck,
-    SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, UnsubAck,
+    SubAckReasonCode, Subscribe, SubscribeProperties, SubscriptionOptions, TopicFilter, UnsubAck,
     UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties, WillProperties, decode,
 };
 
@@ -33,8 +33,10 @@ const TOPIC: &str = "plover/test";
 
 // ---- small builders ----------------------------------------------------
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn id(n: u16) -> NonZeroU16 {
@@ -75,7 +77,13 @@ fn incoming(
     qos: QoS,
     packet_id: Option<u16>,
 ) -> Publish {
-    Publish::new(s(topic), payload).with_qos(qos, packet_id.map(id))
+    // "" is the name of a 5.0 PUBLISH that goes by its Topic Alias alone.
+    let topic = if topic.is_empty() {
+        TopicName::empty()
+    } else {
+        s(topic)
+    };
+    Publish::new(topic, payload).with_qos(qos, packet_id.map(id))
 }
 
 fn puback(n: u16) -> Packet {
@@ -2264,7 +2272,7 @@ fn unanswered_subscribe_and_unsubscribe_are_resent_in_their_order() {
         h.events();
         h.subscribe(3, &[("b", Q0)]); // made while offline
         let (sent, _) = h.connect_ack(connack(sp));
-        let filters: Vec<(PacketType, MqttString)> = sent
+        let filters: Vec<(PacketType, TopicFilter)> = sent
             .iter()
             .map(|p| match p {
                 Packet::Subscribe(s) => (PacketType::Subscribe, s.filters[0].0.clone()),
@@ -2500,7 +2508,7 @@ fn suback_for(sub: &Subscribe, codes: Vec<SubAckReasonCode>) -> Packet {
 fn subscribe_answered(
     h: &mut Harness,
     request: RequestId,
-    filters: Vec<(MqttString, SubscriptionOptions)>,
+    filters: Vec<(TopicFilter, SubscriptionOptions)>,
     properties: SubscribeProperties,
     codes: Vec<SubAckReasonCode>,
 ) {
@@ -2639,7 +2647,7 @@ fn resubscribe_sends_exactly_the_granted_filters_before_queued_publishes() {
         // Exactly the granted filters, as last granted, each with the
         // properties it was subscribed with; `denied/#` (refused) and `d`
         // (unsubscribed) are not among them.
-        let mut got: Vec<(MqttString, SubscriptionOptions, SubscribeProperties)> = subscribes
+        let mut got: Vec<(TopicFilter, SubscriptionOptions, SubscribeProperties)> = subscribes
             .iter()
             .flat_map(|sub| {
                 sub.filters
@@ -2668,12 +2676,16 @@ fn resubscribe_sends_exactly_the_granted_filters_before_queued_publishes() {
         // Grouped by their original properties: a 5.0 subscription
         // identifier belongs to a whole SUBSCRIBE. 3.1.1 has no
         // properties, so one SUBSCRIBE carries them all.
-        let groups: Vec<Vec<MqttString>> = subscribes
+        let groups: Vec<Vec<TopicFilter>> = subscribes
             .iter()
             .map(|sub| sub.filters.iter().map(|(f, _)| f.clone()).collect())
             .collect();
         let expected = match v {
-            V311 => vec![vec![s("a/+"), s("b/#"), s("c")]],
+            V311 => vec![vec![
+                s::<TopicFilter>("a/+"),
+                s::<TopicFilter>("b/#"),
+                s::<TopicFilter>("c"),
+            ]],
             V5 => vec![vec![s("a/+"), s("b/#")], vec![s("c")]],
         };
         assert_eq!(groups, expected, "{v}");
@@ -2782,7 +2794,7 @@ fn unsubscribed_filters_are_not_resubscribed() {
         };
         unsubscribe_answered(&mut h, 2, &["x"], ok);
         // y (5.0): the broker refused to remove it, so it is still there.
-        let mut expected = vec![s("y"), s("z")];
+        let mut expected = vec![s::<TopicFilter>("y"), s("z")];
         if v == V5 {
             unsubscribe_answered(&mut h, 3, &["y"], vec![UnsubAckReasonCode::NotAuthorized]);
         } else {
@@ -2798,7 +2810,7 @@ fn unsubscribed_filters_are_not_resubscribed() {
         let (sent, events) = h.connect_ack(connack(false));
         assert_eq!(events, vec![], "{v}");
         let (subscribes, rest) = subscribes_first(&sent);
-        let filters: Vec<MqttString> = subscribes
+        let filters: Vec<TopicFilter> = subscribes
             .iter()
             .flat_map(|sub| sub.filters.iter().map(|(f, _)| f.clone()))
             .collect();
@@ -2808,7 +2820,7 @@ fn unsubscribed_filters_are_not_resubscribed() {
         let [Packet::Unsubscribe(unsub)] = rest.as_slice() else {
             panic!("{v}: expected the UNSUBSCRIBE again, got {rest:?}")
         };
-        assert_eq!(unsub.filters, vec![s("z")], "{v}");
+        assert_eq!(unsub.filters, vec![s::<TopicFilter>("z")], "{v}");
     }
 }
 
@@ -2832,11 +2844,15 @@ fn an_interrupted_resubscription_is_sent_once() {
         h.events();
         let (sent, events) = h.connect_ack(connack(false));
         let (subscribes, _) = subscribes_first(&sent);
-        let filters: Vec<MqttString> = subscribes
+        let filters: Vec<TopicFilter> = subscribes
             .iter()
             .flat_map(|sub| sub.filters.iter().map(|(f, _)| f.clone()))
             .collect();
-        assert_eq!(filters, vec![s("a/#")], "{v}: once, not {subscribes:?}");
+        assert_eq!(
+            filters,
+            vec![s::<TopicFilter>("a/#")],
+            "{v}: once, not {subscribes:?}"
+        );
         assert_eq!(events, vec![], "{v}");
     }
 }

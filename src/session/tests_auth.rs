@@ -22,8 +22,10 @@ use crate::codec::{self, ConnAckProperties};
 const V5: ProtocolVersion = ProtocolVersion::V5;
 const METHOD: &str = "ECHO";
 
-fn s(v: &str) -> MqttString {
-    MqttString::try_from(v).expect("valid MQTT string")
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 // ---- a scripted authenticator -----------------------------------------

@@ -16,8 +16,10 @@ use crate::codec::{
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 fn secs(n: u64) -> Duration {

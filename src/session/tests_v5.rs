@@ -12,8 +12,10 @@ use crate::codec::{self, ConnAckProperties, PublishProperties, SubAckReasonCode}
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
-fn s(v: &'static str) -> MqttString {
-    MqttString::from_static(v)
+/// A test string as whichever MQTT string type the caller wants
+/// (`MqttString`, `TopicName` or `TopicFilter`).
+fn s<T: for<'a> TryFrom<&'a str, Error: std::fmt::Debug>>(v: &str) -> T {
+    T::try_from(v).expect("a valid test string")
 }
 
 /// A connected 5.0 session with the given CONNACK properties.
