@@ -512,6 +512,116 @@ pub(crate) fn write_fixed_header_and_u16(
     }
 }
 
+/// Size of [`Scratch`]: room for the fixed header of a body of up to 253
+/// bytes (three bytes) and the body.
+const SCRATCH_LEN: usize = 256;
+/// What [`Scratch`] keeps in front of the body for the fixed header: the
+/// first byte and a remaining length of one or two bytes.
+const HEADER_ROOM: usize = 3;
+
+/// A small packet assembled on the stack, in one pass, then appended to the
+/// output in one piece.
+///
+/// Writing to a `BytesMut` costs a capacity check and a length update per
+/// piece, and needs the packet's size (for the fixed header) before the
+/// first piece, so a packet is measured and then written. A packet of a
+/// few filters or fields is mostly such overhead. Written here instead,
+/// each piece is a bounds check and a copy, the size is known at the end,
+/// and the packet reaches the `BytesMut` in one copy. Each `put` says
+/// whether the piece fitted; a packet that does not fit is written the
+/// measured way.
+pub(crate) struct Scratch {
+    bytes: [u8; SCRATCH_LEN],
+    len: usize,
+}
+
+impl Scratch {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Scratch {
+            bytes: [0; SCRATCH_LEN],
+            len: HEADER_ROOM,
+        }
+    }
+
+    /// Appends `src`; `None` if it does not fit.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, src: &[u8]) -> Option<()> {
+        let end = self.len + src.len();
+        self.bytes.get_mut(self.len..end)?.copy_from_slice(src);
+        self.len = end;
+        Some(())
+    }
+
+    #[inline(always)]
+    pub(crate) fn put_u8(&mut self, value: u8) -> Option<()> {
+        self.put(&[value])
+    }
+
+    #[inline(always)]
+    pub(crate) fn put_u16(&mut self, value: u16) -> Option<()> {
+        self.put(&value.to_be_bytes())
+    }
+
+    /// Appends a length-prefixed field, then `after` (a SUBSCRIBE's
+    /// options byte) when given.
+    #[inline(always)]
+    pub(crate) fn put_field(&mut self, data: &[u8], after: Option<u8>) -> Option<()> {
+        let end = self.len + 2 + data.len() + usize::from(after.is_some());
+        let dst = self.bytes.get_mut(self.len..end)?;
+        // Anything longer than a u16 would not have fitted.
+        dst[..2].copy_from_slice(&(data.len() as u16).to_be_bytes());
+        copy_short(&mut dst[2..2 + data.len()], data);
+        if let Some(byte) = after {
+            dst[2 + data.len()] = byte;
+        }
+        self.len = end;
+        Some(())
+    }
+
+    /// Appends the packet to `buf`: `first`, the body's length, the body.
+    #[inline(always)]
+    pub(crate) fn finish(&mut self, first: u8, buf: &mut BytesMut) {
+        let body = self.len - HEADER_ROOM;
+        let start = if body < 0x80 {
+            self.bytes[1] = first;
+            self.bytes[2] = body as u8;
+            1
+        } else {
+            // At most 253: two bytes.
+            self.bytes[0] = first;
+            self.bytes[1] = (body & 0x7F) as u8 | 0x80;
+            self.bytes[2] = (body >> 7) as u8;
+            0
+        };
+        buf.extend_from_slice(&self.bytes[start..self.len]);
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short strings of a small packet: up
+/// to 32 bytes as two overlapping fixed-size copies (a few register moves)
+/// instead of a call to `memcpy`, which for a topic filter's dozen or two
+/// bytes costs more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return dst.copy_from_slice(src);
+    }
+    if (16..=32).contains(&n) {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if (8..16).contains(&n) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if (4..8).contains(&n) {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// Writes a length-prefixed field. Callers have checked the length fits a `u16`.
 #[inline]
 pub(crate) fn write_binary(buf: &mut BytesMut, data: &[u8]) {
@@ -741,6 +851,31 @@ mod tests {
             }
             assert!(!has_nul_or_wildcard(&vec![b'a'; len]));
         }
+    }
+
+    #[test]
+    fn short_copies_copy_every_length() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut dst = vec![0u8; n];
+            copy_short(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn scratch_says_what_does_not_fit_and_writes_the_header() {
+        let mut scratch = Scratch::new();
+        assert_eq!(scratch.put(&[7; 200]), Some(()));
+        assert_eq!(scratch.put_field(&[8; 60], Some(9)), None, "263 > 253");
+        assert_eq!(scratch.put_field(&[8; 50], Some(9)), Some(()));
+        assert_eq!(scratch.put_u8(1), None, "253 bytes is the most");
+        let mut buf = BytesMut::new();
+        scratch.finish(0x82, &mut buf);
+        assert_eq!(buf[..3], [0x82, 0xFD, 0x01], "253 as a two-byte length");
+        assert_eq!(buf.len(), 3 + 253);
+        assert_eq!(buf[3 + 200..3 + 202], [0, 50]);
+        assert_eq!(buf[buf.len() - 1], 9);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_VARIABLE_INT, Reader, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
+    MAX_VARIABLE_INT, Reader, Scratch, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
 };
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
@@ -172,10 +172,53 @@ impl Subscribe {
 
     /// `Packet::encode` for a SUBSCRIBE.
     ///
-    /// Checked and measured first (`measure`), so that on error nothing
-    /// is written; then each filter is appended with the options byte of
-    /// the one before and its own length in one piece.
+    /// One without properties that fits a [`Scratch`] (most: a few
+    /// filters of a few dozen bytes) is assembled there in one pass and
+    /// appended whole. Otherwise it is checked and measured first
+    /// (`measure`), so that on error nothing is written; then each filter
+    /// is appended with the options byte of the one before and its own
+    /// length in one piece.
     pub(super) fn encode(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        if version == ProtocolVersion::V311 || self.properties.is_empty() {
+            if self.filters.is_empty() {
+                return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
+            }
+            if version == ProtocolVersion::V5 {
+                // [MQTT-3.8.3-4] (see `measure`).
+                let bad = |(f, o): &(TopicFilter, SubscriptionOptions)| o.no_local && f.is_shared();
+                if self.filters.iter().any(bad) {
+                    return Err(EncodeError::NoLocalOnSharedSubscription);
+                }
+            }
+            let mut scratch = Scratch::new();
+            if self.assemble(version, &mut scratch).is_some() {
+                scratch.finish(0x82, buf);
+                return Ok(());
+            }
+        }
+        self.encode_measured(version, buf)
+    }
+
+    /// The body of a checked SUBSCRIBE with no properties, if it fits.
+    #[inline(always)]
+    fn assemble(&self, version: ProtocolVersion, scratch: &mut Scratch) -> Option<()> {
+        scratch.put_u16(self.packet_id.get())?;
+        if version == ProtocolVersion::V5 {
+            // An empty property block.
+            scratch.put_u8(0)?;
+        }
+        for (filter, options) in &self.filters {
+            scratch.put_field(filter.as_bytes(), Some(options.to_byte(version)))?;
+        }
+        Some(())
+    }
+
+    /// `encode` for a SUBSCRIBE that does not fit a [`Scratch`].
+    fn encode_measured(
         &self,
         version: ProtocolVersion,
         buf: &mut BytesMut,
@@ -445,6 +488,60 @@ mod tests {
 
     fn id(n: u16) -> NonZeroU16 {
         NonZeroU16::new(n).expect("non-zero packet id")
+    }
+
+    /// A SUBSCRIBE small enough to be assembled on the stack and one too
+    /// big for that (written measured) come out the same way: checked
+    /// against the layout written out by hand, for bodies on both sides of
+    /// the stack buffer's size and of a one-byte remaining length.
+    #[test]
+    fn small_and_large_subscribes_encode_alike() {
+        for v in [V311, V5] {
+            for n in [1usize, 2, 5, 9, 12, 20] {
+                for len in [1usize, 7, 15, 16, 17, 31, 32, 33, 60] {
+                    let filters: Vec<_> = (0..n)
+                        .map(|i| {
+                            let text: String = (0..len)
+                                .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+                                .collect();
+                            let qos = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce][i % 3];
+                            (s(&text), SubscriptionOptions::new(qos))
+                        })
+                        .collect();
+                    let subscribe = Subscribe {
+                        packet_id: id(0x1234),
+                        filters,
+                        properties: SubscribeProperties::default(),
+                    };
+                    let mut body = vec![0x12, 0x34];
+                    if v == V5 {
+                        body.push(0);
+                    }
+                    for (f, o) in &subscribe.filters {
+                        body.extend_from_slice(&(f.len() as u16).to_be_bytes());
+                        body.extend_from_slice(f.as_bytes());
+                        body.push(o.qos as u8);
+                    }
+                    let mut want = vec![0x82];
+                    let mut rest = body.len();
+                    loop {
+                        let byte = (rest & 0x7F) as u8;
+                        rest >>= 7;
+                        want.push(if rest > 0 { byte | 0x80 } else { byte });
+                        if rest == 0 {
+                            break;
+                        }
+                    }
+                    want.extend_from_slice(&body);
+                    let packet = Packet::Subscribe(subscribe);
+                    let mut buf = bytes::BytesMut::from(&b"before"[..]);
+                    packet.encode(v, &mut buf).unwrap();
+                    assert_eq!(&buf[..6], b"before");
+                    assert_eq!(buf[6..], want[..], "{v} {n} filters of {len}");
+                    assert_eq!(packet.encoded_len(v), Ok(want.len()));
+                }
+            }
+        }
     }
 
     /// The SUBSCRIBE of `mosquitto_sub -t home/+/temperature -t alarm/# -q 2`.

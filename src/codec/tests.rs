@@ -225,7 +225,31 @@ fn encode_rejects_what_the_wire_cannot_carry() {
         Packet::Subscribe(sub).encode(ProtocolVersion::V5, &mut buf),
         Err(EncodeError::SubscriptionIdOutOfRange)
     );
+    // [MQTT-3.8.3-4] No Local on a shared subscription, with properties
+    // (the measured path) and without (the stack-assembled one); 3.1.1
+    // has no No Local to write.
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        ..SubscriptionOptions::default()
+    };
+    let mut shared = Subscribe::new(id(1), s("a/b"), SubscriptionOptions::default());
+    shared.filters.push((s("$share/g/a"), no_local));
+    let with_props = Subscribe {
+        properties: SubscribeProperties {
+            subscription_identifier: NonZeroU32::new(1),
+            ..Default::default()
+        },
+        ..shared.clone()
+    };
+    for sub in [shared.clone(), with_props] {
+        assert_eq!(
+            Packet::Subscribe(sub).encode(ProtocolVersion::V5, &mut buf),
+            Err(EncodeError::NoLocalOnSharedSubscription)
+        );
+    }
     assert!(buf.is_empty(), "nothing is written on error");
+    let v311 = Packet::Subscribe(shared);
+    assert!(v311.encode(ProtocolVersion::V311, &mut BytesMut::new()).is_ok());
 }
 
 #[test]
