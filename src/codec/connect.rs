@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_FIELD_LEN, MqttString, Reader, binary_len, check_wire_str, write_binary,
+    MAX_FIELD_LEN, MqttString, Reader, Scratch, binary_len, check_wire_str, write_binary,
 };
 use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
@@ -271,6 +271,68 @@ impl Connect {
         flags
     }
 
+    /// `Packet::encode` for a CONNECT.
+    ///
+    /// One without 5.0 properties that fits a [`Scratch`] (most: a client
+    /// id, perhaps a will and credentials of a few dozen bytes) is
+    /// assembled there in one pass and appended whole. Anything else, and
+    /// anything `measure` would refuse, is written measured, so each
+    /// error is the one `measure` reports.
+    pub(super) fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let v5 = self.protocol == ProtocolVersion::V5;
+        let plain = if v5 {
+            self.properties.is_empty() && self.will.as_ref().is_none_or(|w| w.properties.is_empty())
+        } else {
+            self.password.is_none() || self.username.is_some()
+        };
+        if plain && self.will.as_ref().is_none_or(|w| !w.topic.is_empty()) {
+            let mut scratch = Scratch::new();
+            if self.assemble(v5, &mut scratch).is_some() {
+                scratch.finish(0x10, buf);
+                return Ok(());
+            }
+        }
+        super::encode_packet(buf, 0x10, self.measure(), |s, b| self.write_body(s, b))
+    }
+
+    /// The body of a CONNECT with no properties, if it fits. A field too
+    /// long for the wire does not fit.
+    #[inline(always)]
+    fn assemble(&self, v5: bool, scratch: &mut Scratch) -> Option<()> {
+        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
+        let level = self.protocol.level();
+        scratch.put(&[
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            level,
+            self.flags(),
+            ka_hi,
+            ka_lo,
+        ])?;
+        if v5 {
+            scratch.put_u8(0)?;
+        }
+        scratch.put_field(self.client_id.as_bytes(), None)?;
+        if let Some(will) = &self.will {
+            if v5 {
+                scratch.put_u8(0)?;
+            }
+            scratch.put_field(will.topic.as_bytes(), None)?;
+            scratch.put_field(&will.payload, None)?;
+        }
+        if let Some(username) = &self.username {
+            scratch.put_field(username.as_bytes(), None)?;
+        }
+        if let Some(password) = &self.password {
+            scratch.put_field(password, None)?;
+        }
+        Some(())
+    }
+
     pub(super) fn measure(&self) -> Result<Sizes, EncodeError> {
         let version = self.protocol;
         let v5 = version == ProtocolVersion::V5;
@@ -496,7 +558,7 @@ mod tests {
     use crate::codec::{
         ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReasonCode, DecodeError,
         EncodeError, LastWill, MqttString, Packet, PayloadFormat, PropertyId, ProtocolVersion, QoS,
-        UserProperties, WillProperties, decode_bytes,
+        TopicName, UserProperties, WillProperties, decode_bytes,
     };
     use crate::topic::TopicError;
 
@@ -514,6 +576,109 @@ mod tests {
 
     fn connack(c: ConnAck) -> Packet {
         Packet::ConnAck(Box::new(c))
+    }
+
+    /// A CONNECT small enough to be assembled on the stack and one too big
+    /// for that (written measured) come out the same way: checked against
+    /// the layout written out by hand, with and without a will and
+    /// credentials, for fields on both sides of the stack buffer's size.
+    #[test]
+    fn small_and_large_connects_encode_alike() {
+        let field = |n: usize, b: u8| -> Vec<u8> { (0..n).map(|i| b + (i % 20) as u8).collect() };
+        let put = |out: &mut Vec<u8>, data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            out.extend_from_slice(data);
+        };
+        for v in [V311, V5] {
+            for len in [0usize, 5, 40, 100, 200, 300] {
+                for (will, creds) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let id = String::from_utf8(field(len.max(1), b'a')).unwrap();
+                    let mut connect = Connect::new(v, s(&id));
+                    connect.keep_alive = 0x1234;
+                    let mut flags = 0x02;
+                    let mut tail = Vec::new();
+                    if will {
+                        let topic = String::from_utf8(field(len.max(1), b'A')).unwrap();
+                        let payload = field(len, 0x80);
+                        if v == V5 {
+                            tail.push(0);
+                        }
+                        put(&mut tail, topic.as_bytes());
+                        put(&mut tail, &payload);
+                        connect.will =
+                            Some(LastWill::new(s(&topic), payload, QoS::ExactlyOnce, true));
+                        flags |= 0x04 | 0x10 | 0x20;
+                    }
+                    if creds {
+                        let user = String::from_utf8(field(len, b'k')).unwrap();
+                        let password = field(len, 0x01);
+                        put(&mut tail, user.as_bytes());
+                        put(&mut tail, &password);
+                        connect.username = Some(s(&user));
+                        connect.password = Some(Bytes::from(password));
+                        flags |= 0xC0;
+                    }
+                    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', v.level(), flags, 0x12, 0x34];
+                    if v == V5 {
+                        body.push(0);
+                    }
+                    put(&mut body, id.as_bytes());
+                    body.extend_from_slice(&tail);
+                    let mut want = vec![0x10];
+                    let mut rest = body.len();
+                    loop {
+                        let byte = (rest & 0x7F) as u8;
+                        rest >>= 7;
+                        want.push(if rest > 0 { byte | 0x80 } else { byte });
+                        if rest == 0 {
+                            break;
+                        }
+                    }
+                    want.extend_from_slice(&body);
+                    let packet = Packet::Connect(Box::new(connect));
+                    let mut buf = BytesMut::new();
+                    packet.encode(v, &mut buf).unwrap();
+                    assert_eq!(
+                        buf[..],
+                        want[..],
+                        "{v} fields of {len}, will {will}, creds {creds}"
+                    );
+                    assert_eq!(packet.encoded_len(v), Ok(want.len()));
+                }
+            }
+        }
+    }
+
+    /// What the stack-assembled path leaves to the measured one is
+    /// refused with the error `measure` gives.
+    #[test]
+    fn connects_that_cannot_be_written_are_refused_either_way() {
+        let mut no_user = Connect::new(V311, s("c"));
+        no_user.password = Some(Bytes::from_static(b"pw"));
+        assert!(matches!(
+            Packet::Connect(Box::new(no_user)).encode(V311, &mut BytesMut::new()),
+            Err(EncodeError::NotInVersion { .. })
+        ));
+        let mut nameless_will = Connect::new(V311, s("c"));
+        nameless_will.will = Some(LastWill::new(
+            TopicName::empty(),
+            "x",
+            QoS::AtMostOnce,
+            false,
+        ));
+        assert_eq!(
+            Packet::Connect(Box::new(nameless_will)).encode(V311, &mut BytesMut::new()),
+            Err(EncodeError::InvalidTopicName(TopicError::Empty))
+        );
+        let mut long = Connect::new(V5, s("c"));
+        long.username = Some(s("u"));
+        long.password = Some(Bytes::from(vec![0; 65_536]));
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            Packet::Connect(Box::new(long)).encode(V5, &mut buf),
+            Err(EncodeError::BinaryTooLong)
+        );
+        assert!(buf.is_empty());
     }
 
     #[test]

@@ -398,7 +398,7 @@ impl Packet {
                 buf.extend_from_slice(&[0xD0, 0]);
                 Ok(())
             }
-            Packet::Connect(p) => encode_packet(buf, 0x10, p.measure(), |s, b| p.write_body(s, b)),
+            Packet::Connect(p) => p.encode(buf),
             Packet::ConnAck(p) => {
                 encode_packet(buf, 0x20, p.measure(v), |s, b| p.write_body(v, s, b))
             }

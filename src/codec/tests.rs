@@ -249,7 +249,10 @@ fn encode_rejects_what_the_wire_cannot_carry() {
     }
     assert!(buf.is_empty(), "nothing is written on error");
     let v311 = Packet::Subscribe(shared);
-    assert!(v311.encode(ProtocolVersion::V311, &mut BytesMut::new()).is_ok());
+    assert!(
+        v311.encode(ProtocolVersion::V311, &mut BytesMut::new())
+            .is_ok()
+    );
 }
 
 #[test]
