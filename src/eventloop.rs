@@ -60,7 +60,7 @@
 //! CONNACK arrives. A refusal that will not pass by retrying (bad
 //! credentials, not authorised, banned, ...) or a `disconnect` ends the loop.
 
-use std::collections::HashMap;
+use crate::id_map::IdMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -183,7 +183,7 @@ pub(crate) struct EventLoop {
     /// The chunk being written; the session batches what comes meanwhile.
     write_buf: Bytes,
     max_packet_size: usize,
-    waiters: HashMap<RequestId, Waiter>,
+    waiters: IdMap<RequestId, Waiter>,
     next_request: RequestId,
     /// A message some channel had no room for; reading waits for it.
     stalled: Option<Stalled>,
@@ -256,7 +256,7 @@ impl EventLoop {
             last_read: 0,
             write_buf: Bytes::new(),
             max_packet_size,
-            waiters: HashMap::new(),
+            waiters: IdMap::default(),
             next_request: 0,
             stalled: None,
             router,

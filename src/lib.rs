@@ -38,6 +38,7 @@ pub mod auth;
 mod client;
 pub mod codec;
 mod eventloop;
+mod id_map;
 mod queue;
 pub mod request;
 mod router;

@@ -36,6 +36,8 @@
 
 mod packet_ids;
 
+use crate::id_map::IdMap;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
@@ -439,14 +441,14 @@ pub struct Session {
     config: SessionConfig,
     state: State,
     ids: PacketIds,
-    inflight: HashMap<u16, Inflight>,
+    inflight: IdMap<u16, Inflight>,
     next_seq: u64,
     /// Publishes waiting to be sent, in order, with when their Message
     /// Expiry Interval started counting (when queued, or when first sent
     /// for one queued again after a reconnect).
     queued: VecDeque<(RequestId, Publish, Option<Instant>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement, by id.
-    requests: HashMap<u16, PendingRequest>,
+    requests: IdMap<u16, PendingRequest>,
     /// Subscribe / unsubscribe requests waiting for a connection.
     queued_requests: VecDeque<(RequestId, Packet, usize)>,
     /// Incoming QoS 2 packet identifiers between PUBREC and PUBREL.
@@ -505,10 +507,10 @@ impl Session {
             config,
             state: State::Idle,
             ids: PacketIds::default(),
-            inflight: HashMap::new(),
+            inflight: IdMap::default(),
             next_seq: 0,
             queued: VecDeque::new(),
-            requests: HashMap::new(),
+            requests: IdMap::default(),
             queued_requests: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             incoming_aliases: HashMap::new(),

@@ -1,7 +1,8 @@
 //! Packet identifier allocation: non-zero, and never one that is still in use.
 
-use std::collections::HashSet;
 use std::num::NonZeroU16;
+
+use crate::id_map::IdSet;
 
 /// Hands out packet identifiers for our outgoing QoS 1/2 PUBLISH,
 /// SUBSCRIBE and UNSUBSCRIBE packets.
@@ -12,7 +13,7 @@ use std::num::NonZeroU16;
 #[derive(Debug, Default)]
 pub(crate) struct PacketIds {
     last: u16,
-    in_use: HashSet<u16>,
+    in_use: IdSet<u16>,
 }
 
 impl PacketIds {
