@@ -1519,15 +1519,33 @@ impl Session {
     }
 
     /// Sends a packet unless it is larger than the broker accepts.
+    ///
+    /// A packet written into `tx` is measured by what was written, then
+    /// taken back out if it is too large: one pass over it, not a
+    /// measuring pass and a writing one. A large PUBLISH, whose payload is
+    /// not copied into `tx`, is measured first.
     fn check_and_send(&mut self, packet: &Packet) -> Result<(), RequestError> {
-        let size = packet.encoded_len(self.config.version)?;
-        if size > self.broker_max_packet {
-            return Err(RequestError::PacketTooLarge {
-                size,
-                max: self.broker_max_packet,
-            });
+        let max = self.broker_max_packet;
+        let too_large = |size| RequestError::PacketTooLarge { size, max };
+        if matches!(packet, Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD) {
+            let size = packet.encoded_len(self.config.version)?;
+            if size > max {
+                return Err(too_large(size));
+            }
+            self.send(packet)?;
+            return Ok(());
         }
-        self.send(packet)?;
+        let before = self.tx.len();
+        if let Err(e) = packet.encode(self.config.version, &mut self.tx) {
+            tracing::error!(packet = %packet.packet_type(), ?e, "cannot encode packet");
+            return Err(e.into());
+        }
+        let size = self.tx.len() - before;
+        if size > max {
+            self.tx.truncate(before);
+            return Err(too_large(size));
+        }
+        self.last_sent = self.now();
         Ok(())
     }
 

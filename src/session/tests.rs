@@ -1611,6 +1611,21 @@ fn v5_maximum_packet_size_fails_larger_publishes_without_sending() {
     assert_eq!(sent.len(), 1);
     assert!(matches!(&sent[0], Packet::Publish(p) if p.payload.len() == fits));
     assert!(h.s.is_connected());
+
+    // A refusal takes back only its own bytes: what was written before it
+    // and not yet sent goes out whole, and so does what comes after.
+    h.publish(3, Q1, vec![1u8; fits]);
+    h.publish(4, Q1, vec![2u8; fits + 1]);
+    h.publish(5, Q1, vec![3u8; fits]);
+    let payloads: Vec<Vec<u8>> = h
+        .sent()
+        .into_iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.payload.to_vec(),
+            other => panic!("sent {other:?}"),
+        })
+        .collect();
+    assert_eq!(payloads, vec![vec![1u8; fits], vec![3u8; fits]]);
 }
 
 // ---- protocol errors ----------------------------------------------------
