@@ -20,7 +20,7 @@ use crate::codec::{
     PublishProperties, QoS, StringError, SubAck, SubAckReasonCode, SubscribeProperties,
     SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
-use crate::codec::{TopicFilter, TopicName};
+use crate::codec::{IntoTopicName, TopicFilter, TopicName};
 use crate::eventloop::{Command, ConnectFailure, EventLoop, Outlets, PublishCommand, Reconnect};
 use crate::queue;
 use crate::request::Requests;
@@ -1054,11 +1054,14 @@ impl Client {
     /// network, QoS 1 on PUBACK, QoS 2 on PUBCOMP. Awaiting the handle is
     /// optional. Invalid arguments fail here, before anything is sent.
     ///
+    /// `topic` is a `&str` or `String`, or a [`TopicName`] made once for a
+    /// topic published to often (see [`IntoTopicName`]).
+    ///
     /// Cancel safety: if this future is cancelled before it returns, the
     /// message may or may not have been queued.
     pub async fn publish(
         &self,
-        topic: &str,
+        topic: impl IntoTopicName,
         payload: impl Into<Bytes>,
         qos: QoS,
         retain: bool,
@@ -1073,13 +1076,13 @@ impl Client {
     /// Cancel safety: as [`publish`](Self::publish).
     pub async fn publish_with_properties(
         &self,
-        topic: &str,
+        topic: impl IntoTopicName,
         payload: impl Into<Bytes>,
         qos: QoS,
         retain: bool,
         properties: PublishProperties,
     ) -> Result<PublishHandle, ClientError> {
-        let topic = TopicName::try_from(topic).map_err(ClientError::InvalidTopic)?;
+        let topic = topic.into_topic_name().map_err(ClientError::InvalidTopic)?;
         if !properties.subscription_identifiers.is_empty() {
             // [MQTT-3.3.4-6]: only the broker puts these in a PUBLISH.
             return Err(ClientError::InvalidArgument(

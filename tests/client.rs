@@ -254,7 +254,6 @@ async fn publish_subscribe_exact_payloads(version: ProtocolVersion) {
             sent.insert(topic, (payload, qos));
         }
     }
-
     let mut received = BTreeMap::new();
     for i in 0..sent.len() {
         let msg = next(&mut messages, &format!("message {i} of {}", sent.len())).await;
@@ -271,6 +270,30 @@ async fn publish_subscribe_exact_payloads(version: ProtocolVersion) {
         assert!(!msg.retain, "{topic}: a live message is not retained");
         assert!(!msg.dup, "{topic}: first delivery");
     }
+    // A topic name made once and published to twice, as a program that
+    // publishes often to one topic would.
+    let named = plover::codec::TopicName::try_from("pubsub/named").expect("a topic name");
+    for (i, qos) in [QoS::AtLeastOnce, QoS::ExactlyOnce].into_iter().enumerate() {
+        let handle = within("queue publish to a TopicName", STEP, async {
+            publisher.publish(&named, vec![i as u8], qos, false).await
+        })
+        .await
+        .expect("publish to a TopicName");
+        within("its acknowledgement", STEP, handle)
+            .await
+            .expect("acknowledged");
+    }
+    let first = next(&mut messages, "the first message to the TopicName").await;
+    let second = next(&mut messages, "the second message to the TopicName").await;
+    assert_eq!(
+        (first.topic.as_str(), &first.payload[..]),
+        ("pubsub/named", &[0u8][..])
+    );
+    assert_eq!(
+        (second.topic.as_str(), &second.payload[..]),
+        ("pubsub/named", &[1u8][..])
+    );
+
     // Exactly once: nothing more is queued behind them.
     assert_next_is_marker(&publisher, &mut messages, "pubsub/marker", "after all QoS").await;
 

@@ -130,7 +130,7 @@ pub use reason::{
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
-pub use topics::{TopicFilter, TopicName};
+pub use topics::{IntoTopicName, TopicFilter, TopicName};
 
 use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
 pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};

@@ -204,6 +204,84 @@ impl TopicName {
     }
 }
 
+/// What [`Client::publish`](crate::Client::publish) takes as its topic: a
+/// `&str` or `String`, checked and copied on each call, or a
+/// [`TopicName`] made once, which is shared (a reference count) and not
+/// checked again. Publishing to the same topic many times a second, make
+/// the name once:
+///
+/// ```no_run
+/// # async fn run(client: plover::Client) -> Result<(), plover::ClientError> {
+/// use plover::QoS;
+/// use plover::codec::TopicName;
+///
+/// let topic = TopicName::try_from("plant/line-3/vibration").expect("a topic name");
+/// for reading in 0..1000u32 {
+///     client.publish(&topic, reading.to_string(), QoS::AtMostOnce, false).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub trait IntoTopicName {
+    /// The checked topic name.
+    fn into_topic_name(self) -> Result<TopicName, TopicError>;
+}
+
+impl IntoTopicName for &str {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(self)
+    }
+}
+
+/// For iterating over a list of `&str` topics.
+impl IntoTopicName for &&str {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(*self)
+    }
+}
+
+impl IntoTopicName for String {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(self)
+    }
+}
+
+impl IntoTopicName for &String {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(self.as_str())
+    }
+}
+
+/// Checked, not copied: the name shares the string's storage.
+impl IntoTopicName for MqttString {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(self)
+    }
+}
+
+impl IntoTopicName for &MqttString {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        TopicName::try_from(self.clone())
+    }
+}
+
+/// The empty name is refused: a `Client` sends every topic in full (it
+/// sets up any Topic Alias itself).
+impl IntoTopicName for TopicName {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        if self.is_empty() {
+            return Err(TopicError::Empty);
+        }
+        Ok(self)
+    }
+}
+
+impl IntoTopicName for &TopicName {
+    fn into_topic_name(self) -> Result<TopicName, TopicError> {
+        self.clone().into_topic_name()
+    }
+}
+
 /// A topic filter, what a SUBSCRIBE or UNSUBSCRIBE names: an
 /// [`MqttString`] of at least one byte whose wildcards are where they may
 /// be (`#` last and alone in its level, `+` alone in its level), or a
@@ -292,6 +370,33 @@ mod tests {
         assert_eq!(String::from(name), "x/y");
         assert_eq!(format!("{:?}", TopicFilter::from_static("a/#")), "\"a/#\"");
         assert_eq!(TopicFilter::from_static("a/#").to_string(), "a/#");
+    }
+
+    #[test]
+    fn what_publish_takes_as_a_topic() {
+        fn name(t: impl IntoTopicName) -> Result<TopicName, TopicError> {
+            t.into_topic_name()
+        }
+        let owned = String::from("a/b");
+        for got in [
+            name("a/b"),
+            // As a loop over a list of topics has them.
+            name(["a/b"].iter().next().expect("one")),
+            name(owned.clone()),
+            name(&owned),
+            name(MqttString::from_static("a/b")),
+        ] {
+            assert_eq!(got.unwrap(), "a/b");
+        }
+        assert_eq!(name("a/#"), Err(TopicError::WildcardInName));
+        assert_eq!(name(""), Err(TopicError::Empty));
+        assert_eq!(name(TopicName::empty()), Err(TopicError::Empty));
+        // A name (or an MqttString) is shared, not copied.
+        let made = TopicName::try_from("x/y").unwrap();
+        assert_eq!(name(&made).unwrap().as_ptr(), made.as_ptr());
+        assert_eq!(name(made.clone()).unwrap().as_ptr(), made.as_ptr());
+        let s = MqttString::try_from("x/y").unwrap();
+        assert_eq!(name(&s).unwrap().as_ptr(), s.as_ptr());
     }
 
     #[test]
