@@ -286,7 +286,7 @@ impl Connect {
             self.password.is_none() || self.username.is_some()
         };
         if plain && self.will.as_ref().is_none_or(|w| !w.topic.is_empty()) {
-            let mut scratch = Scratch::new();
+            let mut scratch = Scratch::<256>::new();
             if self.assemble(v5, &mut scratch).is_some() {
                 scratch.finish(0x10, buf);
                 return Ok(());
@@ -298,7 +298,7 @@ impl Connect {
     /// The body of a CONNECT with no properties, if it fits. A field too
     /// long for the wire does not fit.
     #[inline(always)]
-    fn assemble(&self, v5: bool, scratch: &mut Scratch) -> Option<()> {
+    fn assemble(&self, v5: bool, scratch: &mut Scratch<256>) -> Option<()> {
         let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
         let level = self.protocol.level();
         scratch.put(&[

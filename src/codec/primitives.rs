@@ -512,15 +512,13 @@ pub(crate) fn write_fixed_header_and_u16(
     }
 }
 
-/// Size of [`Scratch`]: room for the fixed header of a body of up to 253
-/// bytes (three bytes) and the body.
-const SCRATCH_LEN: usize = 256;
 /// What [`Scratch`] keeps in front of the body for the fixed header: the
 /// first byte and a remaining length of one or two bytes.
 const HEADER_ROOM: usize = 3;
 
 /// A small packet assembled on the stack, in one pass, then appended to the
-/// output in one piece.
+/// output in one piece: `N` bytes (at most 256), of which up to `N - 3` are
+/// the body.
 ///
 /// Writing to a `BytesMut` costs a capacity check and a length update per
 /// piece, and needs the packet's size (for the fixed header) before the
@@ -530,16 +528,17 @@ const HEADER_ROOM: usize = 3;
 /// and the packet reaches the `BytesMut` in one copy. Each `put` says
 /// whether the piece fitted; a packet that does not fit is written the
 /// measured way.
-pub(crate) struct Scratch {
-    bytes: [u8; SCRATCH_LEN],
+pub(crate) struct Scratch<const N: usize> {
+    bytes: [u8; N],
     len: usize,
 }
 
-impl Scratch {
+impl<const N: usize> Scratch<N> {
     #[inline(always)]
     pub(crate) fn new() -> Self {
+        const { assert!(N > HEADER_ROOM && N <= 256) };
         Scratch {
-            bytes: [0; SCRATCH_LEN],
+            bytes: [0; N],
             len: HEADER_ROOM,
         }
     }
@@ -865,7 +864,7 @@ mod tests {
 
     #[test]
     fn scratch_says_what_does_not_fit_and_writes_the_header() {
-        let mut scratch = Scratch::new();
+        let mut scratch = Scratch::<256>::new();
         assert_eq!(scratch.put(&[7; 200]), Some(()));
         assert_eq!(scratch.put_field(&[8; 60], Some(9)), None, "263 > 253");
         assert_eq!(scratch.put_field(&[8; 50], Some(9)), Some(()));

@@ -16,6 +16,10 @@ use super::{
 };
 use crate::topic::validate_read_filter;
 
+/// The stack buffer a SUBSCRIBE is assembled in when it fits (see
+/// `Subscribe::encode`): a few filters of a few dozen bytes.
+const SMALL_SUBSCRIBE: usize = 128;
+
 /// When the broker sends retained messages for a new subscription (5.0
 /// §3.8.3.1, bits 4 and 5 of the subscription options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -194,7 +198,7 @@ impl Subscribe {
                     return Err(EncodeError::NoLocalOnSharedSubscription);
                 }
             }
-            let mut scratch = Scratch::new();
+            let mut scratch = Scratch::<SMALL_SUBSCRIBE>::new();
             if self.assemble(version, &mut scratch).is_some() {
                 scratch.finish(0x82, buf);
                 return Ok(());
@@ -205,7 +209,11 @@ impl Subscribe {
 
     /// The body of a checked SUBSCRIBE with no properties, if it fits.
     #[inline(always)]
-    fn assemble(&self, version: ProtocolVersion, scratch: &mut Scratch) -> Option<()> {
+    fn assemble(
+        &self,
+        version: ProtocolVersion,
+        scratch: &mut Scratch<SMALL_SUBSCRIBE>,
+    ) -> Option<()> {
         scratch.put_u16(self.packet_id.get())?;
         if version == ProtocolVersion::V5 {
             // An empty property block.
