@@ -35,7 +35,15 @@
 //! [`Packet::encode`] appends one packet to a `BytesMut`, reserving exactly
 //! [`Packet::encoded_len`] bytes first. Encoding writes the shortest form the
 //! spec allows (e.g. a 5.0 PUBACK with reason Success and no properties is
-//! four bytes).
+//! four bytes). On error nothing is appended.
+//!
+//! Topic names and filters are checked when they are made, not when they
+//! are encoded: a [`Publish`] or [`LastWill`] holds a [`TopicName`], a
+//! [`Subscribe`] or [`Unsubscribe`] holds [`TopicFilter`]s, and `try_from`
+//! is where a wildcard in a name or a misplaced `#` is refused. What is
+//! left for encoding to refuse is what the types allow and the wire does
+//! not (a QoS 1 PUBLISH without a packet identifier, an empty topic name
+//! without a Topic Alias, a field over 65,535 bytes, ...).
 //!
 //! ## The canonical form
 //!
