@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::auth::Authenticator;
 use crate::codec::{
     ConnAck, ConnectProperties, ConnectReasonCode, Disconnect, DisconnectReasonCode, EncodeError,
-    LastWill, MqttString, Packet, ProtocolVersion, PubAckReasonCode, PubRelReasonCode, Publish,
+    LastWill, MqttString, ProtocolVersion, PubAckReasonCode, PubRelReasonCode, Publish,
     PublishProperties, QoS, StringError, SubAck, SubAckReasonCode, SubscribeProperties,
     SubscriptionOptions, UnsubAck, UnsubscribeProperties, WillProperties,
 };
@@ -1089,15 +1089,20 @@ impl Client {
                 "a client's PUBLISH cannot carry subscription identifiers",
             ));
         }
-        let mut publish = Publish::new(topic, payload)
-            .with_retain(retain)
-            .with_properties(properties);
         let conn = self.connection()?;
-        // Size it as it will travel (a QoS 1/2 packet id takes two bytes).
-        publish.qos = qos;
-        publish.packet_id = (qos != QoS::AtMostOnce).then_some(std::num::NonZeroU16::MIN);
-        let packet = Packet::Publish(publish);
-        let size = match packet.encoded_len(conn.version) {
+        // Boxed once, here: the event loop and the session keep this box
+        // until the message is done. Sized as it will travel (a QoS 1/2
+        // packet id takes two bytes; the session assigns the real one).
+        let publish = Box::new(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic,
+            packet_id: (qos != QoS::AtMostOnce).then_some(std::num::NonZeroU16::MIN),
+            properties,
+            payload: payload.into(),
+        });
+        let size = match publish.encoded_len(conn.version) {
             Ok(size) => size,
             // Over MQTT's own 256 MiB: the same error as over the broker's.
             Err(EncodeError::PacketTooLarge(remaining)) => {
@@ -1113,9 +1118,6 @@ impl Client {
         if size > max {
             return Err(ClientError::PacketTooLarge { size, max });
         }
-        let Packet::Publish(publish) = packet else {
-            return Err(ClientError::InvalidArgument("not a publish"));
-        };
         let online = conn.shared.connected.load(Ordering::Acquire);
         if qos == QoS::AtMostOnce && !online && !conn.queue_qos0_offline {
             return Err(ClientError::NotConnected);
@@ -1131,11 +1133,11 @@ impl Client {
         };
         let (done, rx) = oneshot::channel();
         conn.commands
-            .send(Command::Publish(Box::new(PublishCommand {
+            .send(Command::Publish(PublishCommand {
                 publish,
                 done,
                 permit,
-            })))
+            }))
             .await
             .map_err(|_| ClientError::NotConnected)?;
         Ok(PublishHandle { rx })

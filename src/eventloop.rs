@@ -87,10 +87,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
 
 /// What the client handle asks of the loop.
 pub(crate) enum Command {
-    /// Boxed: a `Publish` is a few hundred bytes, and the command channel
-    /// allocates room for 32 commands of the largest kind up front, per
-    /// client; a box keeps that small (and each command cheap to move).
-    Publish(Box<PublishCommand>),
+    /// Its `Publish` is boxed: it is a few hundred bytes, and the command
+    /// channel allocates room for 32 commands of the largest kind up front,
+    /// per client. The session keeps the same box until the message is
+    /// done, so the message is never copied on its way.
+    Publish(PublishCommand),
     // The rarer commands box their larger parts for the same reason.
     Subscribe {
         filters: Vec<(TopicFilter, SubscriptionOptions)>,
@@ -113,7 +114,7 @@ pub(crate) enum Command {
 
 /// A publish, as the client hands it to the loop.
 pub(crate) struct PublishCommand {
-    pub(crate) publish: Publish,
+    pub(crate) publish: Box<Publish>,
     pub(crate) done: oneshot::Sender<Result<PublishOutcome, RequestError>>,
     /// A place in the client's queue bound, given back on completion.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
@@ -606,7 +607,7 @@ impl EventLoop {
                     publish,
                     done,
                     permit,
-                } = *command;
+                } = command;
                 self.waiters.insert(request, Waiter::Publish(done, permit));
                 self.session.handle_publish(request, publish, now);
             }

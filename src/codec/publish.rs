@@ -220,16 +220,42 @@ impl Publish {
         })
     }
 
-    /// `Packet::encode` for a PUBLISH: the head, then the payload.
+    /// Appends this PUBLISH to `buf`: exactly what [`Packet::encode`]
+    /// writes for `Packet::Publish`, for a PUBLISH held where moving it
+    /// into a [`Packet`] would cost a copy (it is a few hundred bytes).
+    ///
+    /// Checks and errors are those of [`Packet::encode`]; on error nothing
+    /// is written.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use plover::codec::{Packet, ProtocolVersion, Publish, QoS};
+    /// use std::num::NonZeroU16;
+    ///
+    /// let publish = Publish::new("a/b".try_into().unwrap(), "on")
+    ///     .with_qos(QoS::AtLeastOnce, NonZeroU16::new(7));
+    /// let mut buf = BytesMut::new();
+    /// publish.encode(ProtocolVersion::V311, &mut buf).unwrap();
+    /// assert_eq!(buf.len(), publish.encoded_len(ProtocolVersion::V311).unwrap());
+    ///
+    /// let mut whole = BytesMut::new();
+    /// Packet::Publish(publish).encode(ProtocolVersion::V311, &mut whole).unwrap();
+    /// assert_eq!(buf, whole);
+    /// ```
     #[inline]
-    pub(super) fn encode(
-        &self,
-        version: ProtocolVersion,
-        buf: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.write_head(version, buf, self.payload.len())?;
         buf.extend_from_slice(&self.payload);
         Ok(())
+    }
+
+    /// The exact number of bytes [`encode`](Self::encode) writes.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        let body = self.measure(version)?.body;
+        if body > MAX_VARIABLE_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
+        }
+        Ok(1 + var_int_len(body) + body)
     }
 
     /// Writes this PUBLISH to `buf` without its payload: everything up to

@@ -400,7 +400,9 @@ enum Stage {
 #[derive(Debug)]
 struct Inflight {
     request: RequestId,
-    publish: Publish,
+    /// Boxed, as in `queued`: moved between the queue, this map and the
+    /// events as a pointer, not as the few hundred bytes of a `Publish`.
+    publish: Box<Publish>,
     stage: Stage,
     /// Order of first sending, for replay in the original order.
     seq: u64,
@@ -446,7 +448,7 @@ pub struct Session {
     /// Publishes waiting to be sent, in order, with when their Message
     /// Expiry Interval started counting (when queued, or when first sent
     /// for one queued again after a reconnect).
-    queued: VecDeque<(RequestId, Publish, Option<Instant>)>,
+    queued: VecDeque<(RequestId, Box<Publish>, Option<Instant>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for their acknowledgement, by id.
     requests: IdMap<u16, PendingRequest>,
     /// Subscribe / unsubscribe requests waiting for a connection.
@@ -727,7 +729,16 @@ impl Session {
 
     /// The user wants to publish. `publish.packet_id` and `dup` are set by
     /// the session. Completion is reported as [`Event::PublishDone`].
-    pub fn handle_publish(&mut self, request: RequestId, mut publish: Publish, now: Instant) {
+    ///
+    /// A `Box<Publish>` is taken as it is, a `Publish` is boxed: the
+    /// session keeps each message boxed until it is done with it.
+    pub fn handle_publish(
+        &mut self,
+        request: RequestId,
+        publish: impl Into<Box<Publish>>,
+        now: Instant,
+    ) {
+        let mut publish = publish.into();
         self.now = Some(now);
         publish.packet_id = None;
         publish.dup = false;
@@ -1027,21 +1038,38 @@ impl Session {
     /// Encodes a packet for the transport. Our own packets were validated
     /// when they were requested; a failure here is reported to the caller.
     fn send(&mut self, packet: &Packet) -> Result<(), EncodeError> {
-        let result = match packet {
-            Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD => {
-                // Everything before the payload, with what `tx` held, goes
-                // out as one buffer; the payload follows as it is.
-                p.encode_head(self.config.version, &mut self.tx).map(|()| {
-                    self.tx_chunks.push_back(self.tx.split().freeze());
-                    self.tx_chunks.push_back(p.payload.clone());
-                })
-            }
-            _ => packet.encode(self.config.version, &mut self.tx),
+        if let Packet::Publish(p) = packet {
+            return self.send_publish(p);
+        }
+        let result = packet.encode(self.config.version, &mut self.tx);
+        self.sent(packet.packet_type(), result)
+    }
+
+    /// [`send`](Self::send) for a PUBLISH held outside a `Packet`.
+    fn send_publish(&mut self, p: &Publish) -> Result<(), EncodeError> {
+        let result = if p.payload.len() >= ZERO_COPY_PAYLOAD {
+            // Everything before the payload, with what `tx` held, goes
+            // out as one buffer; the payload follows as it is.
+            p.encode_head(self.config.version, &mut self.tx).map(|()| {
+                self.tx_chunks.push_back(self.tx.split().freeze());
+                self.tx_chunks.push_back(p.payload.clone());
+            })
+        } else {
+            p.encode(self.config.version, &mut self.tx)
         };
+        self.sent(PacketType::Publish, result)
+    }
+
+    /// Notes a packet written (for keepalive) or why it could not be.
+    fn sent(
+        &mut self,
+        packet: PacketType,
+        result: Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
         if result.is_ok() {
             self.last_sent = self.now();
         } else {
-            tracing::error!(packet = %packet.packet_type(), ?result, "cannot encode packet");
+            tracing::error!(%packet, ?result, "cannot encode packet");
         }
         result
     }
@@ -1188,7 +1216,7 @@ impl Session {
                 match i.stage {
                     Stage::PublishSentQos1 | Stage::PublishSentQos2 => {
                         i.publish.dup = true;
-                        let _ = self.send(&Packet::Publish(i.publish.clone()));
+                        let _ = self.send_publish(&i.publish);
                     }
                     Stage::PubRelSent => {
                         let id = i.publish.packet_id.unwrap_or(NonZeroU16::MIN);
@@ -1368,10 +1396,9 @@ impl Session {
             }
             let aliased = self.with_topic_alias(&publish);
             let new_alias = aliased.as_ref().and_then(|(_, defined)| *defined);
-            let packet = Packet::Publish(publish);
             let sent = match &aliased {
                 Some((wire, _)) => self.check_and_send(wire),
-                None => self.check_and_send(&packet),
+                None => self.check_and_send_publish(&publish),
             };
             if let Err(e) = sent {
                 if let Some(id) = id {
@@ -1383,9 +1410,6 @@ impl Session {
                 });
                 continue;
             }
-            let Packet::Publish(publish) = packet else {
-                continue;
-            };
             if let Some(alias) = new_alias {
                 // Only now that the broker has been told what the alias
                 // stands for may later PUBLISHes use it.
@@ -1519,33 +1543,48 @@ impl Session {
     }
 
     /// Sends a packet unless it is larger than the broker accepts.
-    ///
-    /// A packet written into `tx` is measured by what was written, then
-    /// taken back out if it is too large: one pass over it, not a
-    /// measuring pass and a writing one. A large PUBLISH, whose payload is
-    /// not copied into `tx`, is measured first.
     fn check_and_send(&mut self, packet: &Packet) -> Result<(), RequestError> {
-        let max = self.broker_max_packet;
-        let too_large = |size| RequestError::PacketTooLarge { size, max };
-        if matches!(packet, Packet::Publish(p) if p.payload.len() >= ZERO_COPY_PAYLOAD) {
-            let size = packet.encoded_len(self.config.version)?;
+        if let Packet::Publish(p) = packet {
+            return self.check_and_send_publish(p);
+        }
+        self.write_checked(packet.packet_type(), |v, tx| packet.encode(v, tx))
+    }
+
+    /// [`check_and_send`](Self::check_and_send) for a PUBLISH held outside
+    /// a `Packet`. A large one, whose payload is not copied into `tx`, is
+    /// measured before it is sent.
+    fn check_and_send_publish(&mut self, p: &Publish) -> Result<(), RequestError> {
+        if p.payload.len() >= ZERO_COPY_PAYLOAD {
+            let size = p.encoded_len(self.config.version)?;
+            let max = self.broker_max_packet;
             if size > max {
-                return Err(too_large(size));
+                return Err(RequestError::PacketTooLarge { size, max });
             }
-            self.send(packet)?;
+            self.send_publish(p)?;
             return Ok(());
         }
+        self.write_checked(PacketType::Publish, |v, tx| p.encode(v, tx))
+    }
+
+    /// Writes a packet into `tx`, then measures it by what was written and
+    /// takes it back out if it is larger than the broker accepts: one pass
+    /// over the packet, not a measuring pass and a writing one.
+    fn write_checked(
+        &mut self,
+        packet: PacketType,
+        encode: impl FnOnce(ProtocolVersion, &mut BytesMut) -> Result<(), EncodeError>,
+    ) -> Result<(), RequestError> {
         let before = self.tx.len();
-        if let Err(e) = packet.encode(self.config.version, &mut self.tx) {
-            tracing::error!(packet = %packet.packet_type(), ?e, "cannot encode packet");
-            return Err(e.into());
+        let written = encode(self.config.version, &mut self.tx);
+        if written.is_ok() {
+            let size = self.tx.len() - before;
+            let max = self.broker_max_packet;
+            if size > max {
+                self.tx.truncate(before);
+                return Err(RequestError::PacketTooLarge { size, max });
+            }
         }
-        let size = self.tx.len() - before;
-        if size > max {
-            self.tx.truncate(before);
-            return Err(too_large(size));
-        }
-        self.last_sent = self.now();
+        self.sent(packet, written)?;
         Ok(())
     }
 
