@@ -604,6 +604,10 @@ impl<const N: usize> Scratch<N> {
 #[inline(always)]
 fn copy_short(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
+    // Callers pass equal lengths. Saying so lets the compiler drop the
+    // length checks of the fixed-size copies below; unequal lengths get
+    // `copy_from_slice`'s own (panicking) check, as they would without
+    // this function.
     if dst.len() != n {
         return dst.copy_from_slice(src);
     }
