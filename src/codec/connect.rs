@@ -551,7 +551,7 @@ mod tests {
     //! struct encodes to exactly the bytes, and `encoded_len` agrees.
 
     #[allow(unused_imports)]
-    use crate::codec::test_vectors::{assert_vector, hex};
+    use crate::codec::test_vectors::{assert_vector, hex, packet_bytes};
 
     use bytes::{Bytes, BytesMut};
 
@@ -624,17 +624,7 @@ mod tests {
                     }
                     put(&mut body, id.as_bytes());
                     body.extend_from_slice(&tail);
-                    let mut want = vec![0x10];
-                    let mut rest = body.len();
-                    loop {
-                        let byte = (rest & 0x7F) as u8;
-                        rest >>= 7;
-                        want.push(if rest > 0 { byte | 0x80 } else { byte });
-                        if rest == 0 {
-                            break;
-                        }
-                    }
-                    want.extend_from_slice(&body);
+                    let want = packet_bytes(0x10, &body);
                     let packet = Packet::Connect(Box::new(connect));
                     let mut buf = BytesMut::new();
                     packet.encode(v, &mut buf).unwrap();

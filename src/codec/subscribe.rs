@@ -148,23 +148,31 @@ impl Subscribe {
         })
     }
 
-    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
+    /// What the filters' types do not already rule out: each `TopicFilter`
+    /// was checked when it was made, so what is left is the list's length
+    /// and one rule across a filter and its options.
+    fn check_filters(&self, version: ProtocolVersion) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
         }
+        // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
+        // shared subscription (the option exists only in 5.0).
+        let bad = |(f, o): &(TopicFilter, SubscriptionOptions)| o.no_local && f.is_shared();
+        if version == ProtocolVersion::V5 && self.filters.iter().any(bad) {
+            return Err(EncodeError::NoLocalOnSharedSubscription);
+        }
+        Ok(())
+    }
+
+    pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
+        self.check_filters(version)?;
         let mut len = 2;
         let mut props = 0;
         if version == ProtocolVersion::V5 {
             props = self.properties.checked_len()?;
             len += props_block_len(version, props);
         }
-        // Each `TopicFilter` was checked when it was made.
-        for (filter, options) in &self.filters {
-            // [MQTT-3.8.3-4] It is a Protocol Error to set No Local on a
-            // shared subscription (the option exists only in 5.0).
-            if version == ProtocolVersion::V5 && options.no_local && filter.is_shared() {
-                return Err(EncodeError::NoLocalOnSharedSubscription);
-            }
+        for (filter, _) in &self.filters {
             len += filter.wire_len() + 1;
         }
         Ok(Sizes {
@@ -188,16 +196,7 @@ impl Subscribe {
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         if version == ProtocolVersion::V311 || self.properties.is_empty() {
-            if self.filters.is_empty() {
-                return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
-            }
-            if version == ProtocolVersion::V5 {
-                // [MQTT-3.8.3-4] (see `measure`).
-                let bad = |(f, o): &(TopicFilter, SubscriptionOptions)| o.no_local && f.is_shared();
-                if self.filters.iter().any(bad) {
-                    return Err(EncodeError::NoLocalOnSharedSubscription);
-                }
-            }
+            self.check_filters(version)?;
             let mut scratch = Scratch::<SMALL_SUBSCRIBE>::new();
             if self.assemble(version, &mut scratch).is_some() {
                 scratch.finish(0x82, buf);
@@ -476,7 +475,7 @@ mod tests {
     //! `encoded_len` agrees.
 
     #[allow(unused_imports)]
-    use crate::codec::test_vectors::{assert_encodes_to, assert_vector, hex};
+    use crate::codec::test_vectors::{assert_encodes_to, assert_vector, hex, packet_bytes};
 
     use std::num::{NonZeroU16, NonZeroU32};
 
@@ -530,17 +529,7 @@ mod tests {
                         body.extend_from_slice(f.as_bytes());
                         body.push(o.qos as u8);
                     }
-                    let mut want = vec![0x82];
-                    let mut rest = body.len();
-                    loop {
-                        let byte = (rest & 0x7F) as u8;
-                        rest >>= 7;
-                        want.push(if rest > 0 { byte | 0x80 } else { byte });
-                        if rest == 0 {
-                            break;
-                        }
-                    }
-                    want.extend_from_slice(&body);
+                    let want = packet_bytes(0x82, &body);
                     let packet = Packet::Subscribe(subscribe);
                     let mut buf = bytes::BytesMut::from(&b"before"[..]);
                     packet.encode(v, &mut buf).unwrap();

@@ -7,6 +7,24 @@ use bytes::{Bytes, BytesMut};
 use super::{Packet, ProtocolVersion, decode, decode_bytes};
 
 /// Bytes as space-separated hex, for readable failure messages.
+/// A whole packet as written out by hand: `first`, the body's length as a
+/// variable byte integer (the reference layout of §1.5.5, one byte at a
+/// time), then the body.
+pub(crate) fn packet_bytes(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut rest = body.len();
+    loop {
+        let byte = (rest & 0x7F) as u8;
+        rest >>= 7;
+        out.push(if rest > 0 { byte | 0x80 } else { byte });
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
     parts.join(" ")
