@@ -286,7 +286,8 @@ impl Connect {
             self.password.is_none() || self.username.is_some()
         };
         if plain && self.will.as_ref().is_none_or(|w| !w.topic.is_empty()) {
-            let mut scratch = Scratch::<256>::new();
+            let mut bytes = [0; 256];
+            let mut scratch = Scratch::new(&mut bytes);
             if self.assemble(v5, &mut scratch).is_some() {
                 scratch.finish(0x10, buf);
                 return Ok(());
@@ -298,7 +299,7 @@ impl Connect {
     /// The body of a CONNECT with no properties, if it fits. A field too
     /// long for the wire does not fit.
     #[inline(always)]
-    fn assemble(&self, v5: bool, scratch: &mut Scratch<256>) -> Option<()> {
+    fn assemble(&self, v5: bool, scratch: &mut Scratch<'_, 256>) -> Option<()> {
         let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
         let level = self.protocol.level();
         scratch.put(&[

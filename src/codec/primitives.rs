@@ -528,17 +528,21 @@ const HEADER_ROOM: usize = 3;
 /// and the packet reaches the `BytesMut` in one copy. Each `put` says
 /// whether the piece fitted; a packet that does not fit is written the
 /// measured way.
-pub(crate) struct Scratch<const N: usize> {
-    bytes: [u8; N],
+///
+/// The bytes are the caller's array, not a field: kept apart from `len`,
+/// the compiler can tell that writing them leaves `len` alone, and keeps
+/// `len` in a register.
+pub(crate) struct Scratch<'a, const N: usize> {
+    bytes: &'a mut [u8; N],
     len: usize,
 }
 
-impl<const N: usize> Scratch<N> {
+impl<'a, const N: usize> Scratch<'a, N> {
     #[inline(always)]
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(bytes: &'a mut [u8; N]) -> Self {
         const { assert!(N > HEADER_ROOM && N <= 256) };
         Scratch {
-            bytes: [0; N],
+            bytes,
             len: HEADER_ROOM,
         }
     }
@@ -566,15 +570,20 @@ impl<const N: usize> Scratch<N> {
     /// options byte) when given.
     #[inline(always)]
     pub(crate) fn put_field(&mut self, data: &[u8], after: Option<u8>) -> Option<()> {
-        let end = self.len + 2 + data.len() + usize::from(after.is_some());
-        let dst = self.bytes.get_mut(self.len..end)?;
+        let n = data.len();
+        let extra = usize::from(after.is_some());
+        // One check that the whole piece fits; `dst` is then exactly as
+        // long as the piece, which the writes below are checked against.
+        let dst = self.bytes.get_mut(self.len..)?.get_mut(..n + 2 + extra)?;
+        let (prefix, rest) = dst.split_at_mut(2);
         // Anything longer than a u16 would not have fitted.
-        dst[..2].copy_from_slice(&(data.len() as u16).to_be_bytes());
-        copy_short(&mut dst[2..2 + data.len()], data);
-        if let Some(byte) = after {
-            dst[2 + data.len()] = byte;
+        prefix.copy_from_slice(&(n as u16).to_be_bytes());
+        let (text, rest) = rest.split_at_mut(n);
+        copy_short(text, data);
+        if let (Some(byte), Some(slot)) = (after, rest.first_mut()) {
+            *slot = byte;
         }
-        self.len = end;
+        self.len += n + 2 + extra;
         Some(())
     }
 
@@ -868,7 +877,8 @@ mod tests {
 
     #[test]
     fn scratch_says_what_does_not_fit_and_writes_the_header() {
-        let mut scratch = Scratch::<256>::new();
+        let mut bytes = [0; 256];
+        let mut scratch = Scratch::new(&mut bytes);
         assert_eq!(scratch.put(&[7; 200]), Some(()));
         assert_eq!(scratch.put_field(&[8; 60], Some(9)), None, "263 > 253");
         assert_eq!(scratch.put_field(&[8; 50], Some(9)), Some(()));

@@ -197,7 +197,8 @@ impl Subscribe {
     ) -> Result<(), EncodeError> {
         if version == ProtocolVersion::V311 || self.properties.is_empty() {
             self.check_filters(version)?;
-            let mut scratch = Scratch::<SMALL_SUBSCRIBE>::new();
+            let mut bytes = [0; SMALL_SUBSCRIBE];
+            let mut scratch = Scratch::new(&mut bytes);
             if self.assemble(version, &mut scratch).is_some() {
                 scratch.finish(0x82, buf);
                 return Ok(());
@@ -211,15 +212,28 @@ impl Subscribe {
     fn assemble(
         &self,
         version: ProtocolVersion,
-        scratch: &mut Scratch<SMALL_SUBSCRIBE>,
+        scratch: &mut Scratch<'_, SMALL_SUBSCRIBE>,
     ) -> Option<()> {
         scratch.put_u16(self.packet_id.get())?;
         if version == ProtocolVersion::V5 {
             // An empty property block.
             scratch.put_u8(0)?;
         }
-        for (filter, options) in &self.filters {
-            scratch.put_field(filter.as_bytes(), Some(options.to_byte(version)))?;
+        // One loop per version, so the options byte is made without a
+        // test of the version for each filter.
+        match version {
+            ProtocolVersion::V311 => {
+                for (filter, options) in &self.filters {
+                    let byte = options.to_byte(ProtocolVersion::V311);
+                    scratch.put_field(filter.as_bytes(), Some(byte))?;
+                }
+            }
+            ProtocolVersion::V5 => {
+                for (filter, options) in &self.filters {
+                    let byte = options.to_byte(ProtocolVersion::V5);
+                    scratch.put_field(filter.as_bytes(), Some(byte))?;
+                }
+            }
         }
         Some(())
     }
