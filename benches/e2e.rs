@@ -6,7 +6,9 @@
 //! - Throughput: `--n` messages (default 100,000) of 64 bytes as fast as
 //!   the publisher goes; messages per second from the first message's send
 //!   time to the last one's arrival, lost and duplicated counts, CPU time
-//!   per message and peak RSS of each client process (from `wait4`).
+//!   per message of each client process (from `wait4`) and its peak RSS
+//!   (VmHWM: reported by the Rust children themselves as they end, read
+//!   from /proc every 25 ms for the C clients).
 //! - Latency: `--rate` messages per second (default 5,000) for
 //!   `--latency-secs` (default 4); p50 / p99 / max from the send time a
 //!   message carries to the moment the subscriber has it.
@@ -210,6 +212,9 @@ fn child(args: &[String]) {
         ("idle", "rumqttc") => rt.block_on(rumqttc_idle(port, n as usize)),
         _ => Err(format!("unknown child {role} {client}")),
     };
+    // The child's own peak memory, exact, read as it ends: the driver
+    // then need not follow it closely (see `watch_hwm`).
+    println!("HWM {}", self_rss_kib().1);
     match out {
         Ok(json) => println!("RESULT {json}"),
         Err(e) => {
@@ -543,6 +548,11 @@ struct Usage {
     exited_ok: bool,
 }
 
+/// The peak memory a Rust child reported as it ended (`HWM <KiB>`).
+fn reported_hwm(line: &str) -> Option<u64> {
+    line.strip_prefix("HWM ")?.trim().parse().ok()
+}
+
 /// A running process's peak resident set (VmHWM), KiB.
 fn hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -566,6 +576,15 @@ fn wait_usage(pid: u32, deadline: Instant) -> Option<Usage> {
     wait_usage_with(pid, deadline, 0)
 }
 
+/// How often the driver looks at a running child (its VmHWM, whether it
+/// has exited). Not more often: on two cores, a driver waking every 2 ms
+/// in three threads took enough from the children (pub, sub, broker) to
+/// change how many messages each of their reads and writes carried, and
+/// so their rates and CPU per message. The Rust children report their
+/// exact peak themselves (`HWM` line); this only bounds how much of the
+/// C clients' last moments the peak can miss, and VmHWM never goes down.
+const WATCH_EVERY: Duration = Duration::from_millis(25);
+
 /// Follows a child's VmHWM on a thread until it exits (bounded), so the
 /// peak is known even when the child ends before anyone waits for it.
 fn watch_hwm(pid: u32) -> std::thread::JoinHandle<u64> {
@@ -578,7 +597,7 @@ fn watch_hwm(pid: u32) -> std::thread::JoinHandle<u64> {
                 break;
             }
             peak = peak.max(h);
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(WATCH_EVERY);
         }
         peak
     })
@@ -605,7 +624,7 @@ fn wait_usage_with(pid: u32, deadline: Instant, seen_hwm: u64) -> Option<Usage> 
         if r < 0 || Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(WATCH_EVERY.min(deadline.saturating_duration_since(Instant::now())));
     }
 }
 
@@ -897,6 +916,8 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
         for line in all_lines(&lines) {
             if let Some(e) = line.strip_prefix("ERROR ") {
                 eprintln!("{client} publisher: {e}");
+            } else if let Some(kib) = reported_hwm(&line) {
+                pub_usage.maxrss_kib = pub_usage.maxrss_kib.max(kib);
             }
         }
     }
@@ -948,6 +969,8 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
                 json = j.to_string();
             } else if let Some(e) = line.strip_prefix("ERROR ") {
                 eprintln!("{client} subscriber: {e}");
+            } else if let Some(kib) = reported_hwm(&line) {
+                sub_usage.maxrss_kib = sub_usage.maxrss_kib.max(kib);
             }
         }
         json
