@@ -10,7 +10,7 @@
 //! The rules are MQTT 3.1.1 §4.7 and MQTT 5.0 §4.7 and §4.8.2 (shared
 //! subscriptions, `$share/{ShareName}/{filter}`).
 
-use crate::codec::{has_nul, has_nul_or_wildcard, short_word};
+use crate::codec::{has_nul, has_nul_or_wildcard, short_word, word_has_nul};
 
 /// Topic level separator.
 const SEPARATOR: char = '/';
@@ -234,6 +234,50 @@ fn validate_filter_levels(bytes: &[u8]) -> Result<(), TopicError> {
     let seen = 8 * (8 - tail.len()) as u32;
     let word = u64::from_le_bytes(*last) >> seen;
     check_wildcards(bytes, bytes.len() - tail.len(), word)
+}
+
+/// For the decoder: whether `raw`, a topic filter as read off the wire
+/// (its UTF-8 not yet checked), is valid and not shared as far as
+/// anything but UTF-8 goes: not empty, not starting with `$`, no U+0000,
+/// every wildcard in place. One pass of [`validate_filter_levels`]'s
+/// word loop with a test for a zero byte added, instead of a pass for
+/// U+0000 and then one for the wildcards.
+///
+/// `false` says only that the full checks must run: they find the
+/// precise error, if there is one (a `$` filter may well be valid).
+/// Wildcards are ASCII, never part of a multi-byte character, so bytes
+/// that turn out not to be UTF-8 do not make this wrong.
+#[inline]
+pub(crate) fn is_plain_valid_filter(raw: &[u8]) -> bool {
+    match raw.first() {
+        None | Some(b'$') => return false,
+        Some(_) => {}
+    }
+    if raw.len() > MAX_LEN {
+        return false;
+    }
+    let Some(last) = raw.last_chunk::<8>() else {
+        // Padded with 'a': neither zero nor a wildcard.
+        let word = short_word(raw, b'a');
+        return !word_has_nul(word) && check_wildcards(raw, 0, word).is_ok();
+    };
+    let (words, tail) = raw.as_chunks::<8>();
+    let mut at = 0;
+    for word in words {
+        let word = u64::from_le_bytes(*word);
+        if word_has_nul(word) || check_wildcards(raw, at, word).is_err() {
+            return false;
+        }
+        at += 8;
+    }
+    if tail.is_empty() {
+        return true;
+    }
+    // The last eight bytes: all of them for the zero test (bytes seen
+    // twice do no harm there), the unseen ones for the wildcards.
+    let whole = u64::from_le_bytes(*last);
+    let unseen = whole >> (8 * (8 - tail.len()) as u32);
+    !word_has_nul(whole) && check_wildcards(raw, raw.len() - tail.len(), unseen).is_ok()
 }
 
 /// Checks each wildcard among the bytes of `word`, which are the bytes of
@@ -725,6 +769,10 @@ mod tests {
                 let f = format!("{prefix}{s}");
                 let want = reference_filter(&f);
                 assert_eq!(validate_topic_filter(&f), want, "filter {f:?}");
+                // The decoder's one-pass check: exactly the valid filters
+                // that neither start with `$` nor contain U+0000.
+                let plain = want.is_ok() && !f.starts_with('$') && !f.contains('\0');
+                assert_eq!(is_plain_valid_filter(f.as_bytes()), plain, "filter {f:?}");
                 if !f.contains('\0') {
                     let shared = f.starts_with(SHARE_PREFIX);
                     assert_eq!(
@@ -764,6 +812,8 @@ mod tests {
             let f = format!("{prefix}{body}");
             let want = reference_filter(&f);
             proptest::prop_assert_eq!(validate_topic_filter(&f), want, "filter {:?}", f);
+            let plain = want.is_ok() && !f.starts_with('$') && !f.contains('\0');
+            proptest::prop_assert_eq!(is_plain_valid_filter(f.as_bytes()), plain, "filter {:?}", f);
             if !f.contains('\0') {
                 let shared = f.starts_with(SHARE_PREFIX);
                 proptest::prop_assert_eq!(

@@ -520,6 +520,38 @@ static ROWS: &[Row] = &[
         bytes: &[0xA2, 0x06, 0x00, 0x01, 0x00, 0x02, b'a', b'+'],
         expected: E::InvalidTopicFilter(TopicError::MisplacedSingleLevelWildcard),
     },
+    // A filter is first a UTF-8 string: its string errors come first, and
+    // before the options byte is read; its filter errors after.
+    Row {
+        name: "SUBSCRIBE filter with the byte FF",
+        version: V3,
+        // 0x82 | RL 6 | packet id 1 | filter len 1: FF | options 0
+        bytes: &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0xFF, 0x00],
+        expected: E::InvalidUtf8,
+    },
+    Row {
+        name: "UNSUBSCRIBE filter 'a/+/' then an overlong encoding (C0 80)",
+        version: V3,
+        // 0xA2 | RL 10 | packet id 1 | filter len 6: a / + / C0 80
+        bytes: &[
+            0xA2, 0x0A, 0x00, 0x01, 0x00, 0x06, b'a', b'/', b'+', b'/', 0xC0, 0x80,
+        ],
+        expected: E::InvalidUtf8,
+    },
+    Row {
+        name: "SUBSCRIBE filter with U+0000 before a misplaced '#'",
+        version: V3,
+        // 0x82 | RL 8 | packet id 1 | s("a\0#") | options 0
+        bytes: &[0x82, 0x08, 0x00, 0x01, 0x00, 0x03, b'a', 0x00, b'#', 0x00],
+        expected: E::NulInString,
+    },
+    Row {
+        name: "SUBSCRIBE filter 'a+' with no options byte",
+        version: V3,
+        // 0x82 | RL 6 | packet id 1 | s("a+"), and the packet ends
+        bytes: &[0x82, 0x06, 0x00, 0x01, 0x00, 0x02, b'a', b'+'],
+        expected: E::UnexpectedEnd,
+    },
     Row {
         name: "filter '$share//x' (empty share name)",
         version: V5,

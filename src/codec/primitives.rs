@@ -38,6 +38,12 @@ fn swar_has(chunk: u64, word: u64) -> bool {
     swar_any_below(chunk ^ word, LO)
 }
 
+/// Whether any byte of `word` is zero.
+#[inline(always)]
+pub(crate) fn word_has_nul(word: u64) -> bool {
+    swar_has(word, 0)
+}
+
 /// Fewer than eight bytes as a little-endian word (byte `i` in lane `i`),
 /// the lanes past the end holding `fill`.
 ///
@@ -333,6 +339,33 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> Result<MqttString, DecodeError> {
         let raw = self.binary()?;
         MqttString::from_wire(raw)
+    }
+
+    /// A topic filter of a SUBSCRIBE or UNSUBSCRIBE, checked as
+    /// [`string`](Self::string) checks it (same errors), and whether it is
+    /// known to be a valid filter that is not shared.
+    ///
+    /// Most filters do not start with `$`, have no U+0000 and have their
+    /// wildcards in place; one pass over the bytes finds that out
+    /// ([`is_plain_valid_filter`](crate::topic::is_plain_valid_filter)),
+    /// and only the UTF-8 check is left. For any other the answer is
+    /// `false`, and the caller runs the full filter check (after whatever
+    /// it reads next, so errors come in the order they always did).
+    #[inline]
+    pub(crate) fn filter(&mut self) -> Result<(MqttString, bool), DecodeError> {
+        let len = self.field_len()?;
+        let start = self.pos;
+        let raw = self.slice(len)?;
+        if crate::topic::is_plain_valid_filter(raw) {
+            // No U+0000 (checked above): only the UTF-8 check is left.
+            let s = ByteString::try_from(self.src_slice(start, self.pos))
+                .map_err(|_| DecodeError::InvalidUtf8)?;
+            return Ok((MqttString(s), true));
+        }
+        Ok((
+            MqttString::from_wire(self.src_slice(start, self.pos))?,
+            false,
+        ))
     }
 
     /// A UTF-8 encoded string that is checked as [`string`](Self::string)

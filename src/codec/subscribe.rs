@@ -126,11 +126,12 @@ impl Subscribe {
         };
         let mut filters = Vec::with_capacity(r.count_entries(1));
         while !r.is_empty() {
-            let filter = r.string()?;
+            let (filter, plain) = r.filter()?;
             let options = SubscriptionOptions::read(r.u8()?, version)?;
             // Validation includes the `$share/{group}/` form, so what it
             // accepts with that prefix is a shared subscription.
-            let shared = validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            let shared =
+                !plain && validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
             // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
             if options.no_local && shared {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
@@ -370,8 +371,10 @@ impl Unsubscribe {
         };
         let mut filters = Vec::with_capacity(r.count_entries(0));
         while !r.is_empty() {
-            let filter = r.string()?;
-            validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            let (filter, plain) = r.filter()?;
+            if !plain {
+                validate_read_filter(&filter).map_err(DecodeError::InvalidTopicFilter)?;
+            }
             filters.push(TopicFilter::from_checked(filter));
         }
         // [MQTT-3.10.3-2] The payload MUST contain at least one Topic Filter.
