@@ -10,7 +10,7 @@
 //! The rules are MQTT 3.1.1 §4.7 and MQTT 5.0 §4.7 and §4.8.2 (shared
 //! subscriptions, `$share/{ShareName}/{filter}`).
 
-use crate::codec::{has_nul, has_nul_or_wildcard, short_word, word_has_nul};
+use crate::codec::{has_nul, has_nul_or_wildcard, short_word};
 
 /// Topic level separator.
 const SEPARATOR: char = '/';
@@ -239,9 +239,10 @@ fn validate_filter_levels(bytes: &[u8]) -> Result<(), TopicError> {
 /// For the decoder: whether `raw`, a topic filter as read off the wire
 /// (its UTF-8 not yet checked), is valid and not shared as far as
 /// anything but UTF-8 goes: not empty, not starting with `$`, no U+0000,
-/// every wildcard in place. One pass of [`validate_filter_levels`]'s
-/// word loop with a test for a zero byte added, instead of a pass for
-/// U+0000 and then one for the wildcards.
+/// every wildcard in place. Inlined where the filter is read, this is
+/// the U+0000 scan and the wildcard scan back to back, without the calls
+/// (and the second look at the string's length and first byte) of
+/// checking a string and then a filter.
 ///
 /// `false` says only that the full checks must run: they find the
 /// precise error, if there is one (a `$` filter may well be valid).
@@ -253,31 +254,7 @@ pub(crate) fn is_plain_valid_filter(raw: &[u8]) -> bool {
         None | Some(b'$') => return false,
         Some(_) => {}
     }
-    if raw.len() > MAX_LEN {
-        return false;
-    }
-    let Some(last) = raw.last_chunk::<8>() else {
-        // Padded with 'a': neither zero nor a wildcard.
-        let word = short_word(raw, b'a');
-        return !word_has_nul(word) && check_wildcards(raw, 0, word).is_ok();
-    };
-    let (words, tail) = raw.as_chunks::<8>();
-    let mut at = 0;
-    for word in words {
-        let word = u64::from_le_bytes(*word);
-        if word_has_nul(word) || check_wildcards(raw, at, word).is_err() {
-            return false;
-        }
-        at += 8;
-    }
-    if tail.is_empty() {
-        return true;
-    }
-    // The last eight bytes: all of them for the zero test (bytes seen
-    // twice do no harm there), the unseen ones for the wildcards.
-    let whole = u64::from_le_bytes(*last);
-    let unseen = whole >> (8 * (8 - tail.len()) as u32);
-    !word_has_nul(whole) && check_wildcards(raw, raw.len() - tail.len(), unseen).is_ok()
+    raw.len() <= MAX_LEN && !has_nul(raw) && validate_filter_levels(raw).is_ok()
 }
 
 /// Checks each wildcard among the bytes of `word`, which are the bytes of
@@ -769,7 +746,7 @@ mod tests {
                 let f = format!("{prefix}{s}");
                 let want = reference_filter(&f);
                 assert_eq!(validate_topic_filter(&f), want, "filter {f:?}");
-                // The decoder's one-pass check: exactly the valid filters
+                // The decoder's quick check: exactly the valid filters
                 // that neither start with `$` nor contain U+0000.
                 let plain = want.is_ok() && !f.starts_with('$') && !f.contains('\0');
                 assert_eq!(is_plain_valid_filter(f.as_bytes()), plain, "filter {f:?}");

@@ -141,7 +141,7 @@ pub use subscribe::{
 pub use topics::{IntoTopicName, TopicFilter, TopicName};
 
 use primitives::{Reader, read_var_int, var_int_len, write_fixed_header, write_var_int};
-pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word, word_has_nul};
+pub(crate) use primitives::{has_nul, has_nul_or_wildcard, short_word};
 
 /// The MQTT protocol version spoken on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -38,12 +38,6 @@ fn swar_has(chunk: u64, word: u64) -> bool {
     swar_any_below(chunk ^ word, LO)
 }
 
-/// Whether any byte of `word` is zero.
-#[inline(always)]
-pub(crate) fn word_has_nul(word: u64) -> bool {
-    swar_has(word, 0)
-}
-
 /// Fewer than eight bytes as a little-endian word (byte `i` in lane `i`),
 /// the lanes past the end holding `fill`.
 ///
@@ -346,7 +340,7 @@ impl<'a> Reader<'a> {
     /// known to be a valid filter that is not shared.
     ///
     /// Most filters do not start with `$`, have no U+0000 and have their
-    /// wildcards in place; one pass over the bytes finds that out
+    /// wildcards in place; that is checked here, on the bytes as read
     /// ([`is_plain_valid_filter`](crate::topic::is_plain_valid_filter)),
     /// and only the UTF-8 check is left. For any other the answer is
     /// `false`, and the caller runs the full filter check (after whatever
