@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
     MAX_FIELD_LEN, MqttString, Reader, Scratch, binary_len, check_wire_str, write_binary,
+    write_small,
 };
 use super::properties::{ConnAckProperties, ConnectProperties, PropertyId, WillProperties};
 use super::reason::{ConnectReasonCode, InvalidReasonCode};
@@ -273,9 +274,9 @@ impl Connect {
 
     /// `Packet::encode` for a CONNECT.
     ///
-    /// One without 5.0 properties that fits a [`Scratch`] (most: a client
-    /// id, perhaps a will and credentials of a few dozen bytes) is
-    /// assembled there in one pass and appended whole. Anything else, and
+    /// One without 5.0 properties that fits a block of 256 bytes (most: a
+    /// client id, perhaps a will and credentials of a few dozen bytes) is
+    /// written there in place, in one pass (`write_small`). Anything else, and
     /// anything `measure` would refuse, is written measured, so each
     /// error is the one `measure` reports.
     pub(super) fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
@@ -285,13 +286,11 @@ impl Connect {
         } else {
             self.password.is_none() || self.username.is_some()
         };
-        if plain && self.will.as_ref().is_none_or(|w| !w.topic.is_empty()) {
-            let mut bytes = [0; 256];
-            let mut scratch = Scratch::new(&mut bytes);
-            if self.assemble(v5, &mut scratch).is_some() {
-                scratch.finish(0x10, buf);
-                return Ok(());
-            }
+        if plain
+            && self.will.as_ref().is_none_or(|w| !w.topic.is_empty())
+            && write_small::<256>(buf, 0x10, |s| self.assemble(v5, s))
+        {
+            return Ok(());
         }
         super::encode_packet(buf, 0x10, self.measure(), |s, b| self.write_body(s, b))
     }

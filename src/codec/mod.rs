@@ -386,7 +386,11 @@ impl Packet {
 
     /// Appends this packet to `buf` as `version` lays it out.
     ///
-    /// Reserves exactly the packet's size first; on error nothing is written.
+    /// Reserves room for the whole packet first; on error nothing is
+    /// written. A small packet (a PUBLISH of up to 128 bytes, most
+    /// SUBSCRIBEs and CONNECTs) is written in place in a block of 128 or
+    /// 256 bytes that is then cut back to the packet, so `buf` may grow
+    /// by up to that much more than the packet needs.
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let v = version;
         // One dispatch, with each packet's first byte a constant. PUBLISH,

@@ -461,7 +461,8 @@ pub(crate) fn var_int_len(value: usize) -> usize {
     }
 }
 
-// Writing. Every packet reserves its exact size before it writes, and each
+// Writing. A packet either is written in place (`write_small`,
+// `write_prefix`), or reserves its exact size before it writes, and each
 // write below is one `BytesMut::extend_from_slice` of a fixed-size array,
 // which compiles to a capacity check and a store. (The `BufMut` methods
 // such as `put_u8` go through an out-of-line `put_slice` and a `memcpy`
@@ -539,46 +540,150 @@ pub(crate) fn write_fixed_header_and_u16(
     }
 }
 
-/// What [`Scratch`] keeps in front of the body for the fixed header: the
-/// first byte and a remaining length of one or two bytes.
-const HEADER_ROOM: usize = 3;
+/// What [`write_small`] leaves in front of the body while it is written:
+/// the first byte and a remaining length of one byte.
+const HEADER_ROOM: usize = 2;
 
-/// A small packet assembled on the stack, in one pass, then appended to the
-/// output in one piece: `N` bytes (at most 256), of which up to `N - 3` are
-/// the body.
+/// Appends a small packet, `first` and the body `fill` writes, in place.
 ///
-/// Writing to a `BytesMut` costs a capacity check and a length update per
-/// piece, and needs the packet's size (for the fixed header) before the
-/// first piece, so a packet is measured and then written. A packet of a
-/// few filters or fields is mostly such overhead. Written here instead,
-/// each piece is a bounds check and a copy, the size is known at the end,
-/// and the packet reaches the `BytesMut` in one copy. Each `put` says
-/// whether the piece fitted; a packet that does not fit is written the
-/// measured way.
+/// Appending to a `BytesMut` piece by piece costs a capacity check and a
+/// length update per piece, a call to `memcpy` per string, and the
+/// packet's size before the first piece (for the fixed header), so a packet
+/// is measured and then written. A packet of a few fields is mostly such
+/// overhead. Here the output grows by a zeroed block of `N` bytes (at most
+/// 256), `fill` writes the body into it through a [`Scratch`], each piece a
+/// bounds check and a copy, the fixed header goes in front once the size
+/// is known, and the block is cut back to the packet. The block lies in
+/// the output already, so nothing is copied again.
 ///
-/// The bytes are the caller's array, not a field: kept apart from `len`,
-/// the compiler can tell that writing them leaves `len` alone, and keeps
-/// `len` in a register.
+/// Returns `false`, with nothing written, if the body does not fit (`fill`
+/// says so by returning `None`).
+#[inline(always)]
+pub(crate) fn write_small<const N: usize>(
+    buf: &mut BytesMut,
+    first: u8,
+    fill: impl FnOnce(&mut Scratch<'_, N>) -> Option<()>,
+) -> bool {
+    const { assert!(N > HEADER_ROOM + 1 && N <= 256) };
+    let start = buf.len();
+    let Some(block) = grow_by_block::<N>(buf) else {
+        return false;
+    };
+    let mut scratch = Scratch {
+        bytes: &mut *block,
+        len: HEADER_ROOM,
+    };
+    let filled = fill(&mut scratch).is_some();
+    let end = scratch.len;
+    let body = end - HEADER_ROOM;
+    let written = if !filled {
+        0
+    } else if body < 0x80 {
+        block[0] = first;
+        block[1] = body as u8;
+        end
+    } else if end < N {
+        // A two-byte remaining length (the body is at most 254 bytes): the
+        // body moves up by one.
+        block.copy_within(HEADER_ROOM..end, HEADER_ROOM + 1);
+        block[0] = first;
+        block[1] = (body & 0x7F) as u8 | 0x80;
+        block[2] = (body >> 7) as u8;
+        end + 1
+    } else {
+        0
+    };
+    buf.truncate(start + written);
+    written > 0
+}
+
+/// Appends the start of a packet whose body is `remaining` bytes long: the
+/// fixed header, then what `fill` writes, in place as [`write_small`] does,
+/// in a block of `N` bytes (at most 256). The caller appends the rest (a
+/// PUBLISH's payload).
+///
+/// Returns `false`, with nothing written, if it does not fit.
+#[inline(always)]
+pub(crate) fn write_prefix<const N: usize>(
+    buf: &mut BytesMut,
+    first: u8,
+    remaining: usize,
+    fill: impl FnOnce(&mut Scratch<'_, N>) -> Option<()>,
+) -> bool {
+    const { assert!(N > 5 && N <= 256) };
+    let start = buf.len();
+    let Some(block) = grow_by_block::<N>(buf) else {
+        return false;
+    };
+    block[0] = first;
+    let header = 1 + put_var_int(&mut block[1..5], remaining);
+    let mut scratch = Scratch {
+        bytes: block,
+        len: header,
+    };
+    let written = match fill(&mut scratch) {
+        Some(()) => scratch.len,
+        None => 0,
+    };
+    buf.truncate(start + written);
+    written > 0
+}
+
+/// Grows `buf` by `N` zeroes (a copy of fixed size, with no call to
+/// `memset`) and returns them.
+#[inline(always)]
+fn grow_by_block<const N: usize>(buf: &mut BytesMut) -> Option<&mut [u8; N]> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; N]);
+    buf.get_mut(start..)?.first_chunk_mut::<N>()
+}
+
+/// Writes `value` (at most [`MAX_VARIABLE_INT`]) as a variable byte
+/// integer at the start of `dst` and returns its length.
+#[inline(always)]
+fn put_var_int(dst: &mut [u8], value: usize) -> usize {
+    let mut v = value;
+    let mut n = 0;
+    for slot in dst.iter_mut() {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        n += 1;
+        if v == 0 {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
+    }
+    n
+}
+
+/// A packet's body being written in place (see [`write_small`]): `N`
+/// bytes, the first few of them the fixed header's.
+///
+/// The bytes are borrowed, not a field: kept apart from `len`, the
+/// compiler can tell that writing them leaves `len` alone, and keeps `len`
+/// in a register.
 pub(crate) struct Scratch<'a, const N: usize> {
     bytes: &'a mut [u8; N],
     len: usize,
 }
 
-impl<'a, const N: usize> Scratch<'a, N> {
-    #[inline(always)]
-    pub(crate) fn new(bytes: &'a mut [u8; N]) -> Self {
-        const { assert!(N > HEADER_ROOM && N <= 256) };
-        Scratch {
-            bytes,
-            len: HEADER_ROOM,
-        }
-    }
-
+impl<const N: usize> Scratch<'_, N> {
     /// Appends `src`; `None` if it does not fit.
     #[inline(always)]
     pub(crate) fn put(&mut self, src: &[u8]) -> Option<()> {
         let end = self.len + src.len();
         self.bytes.get_mut(self.len..end)?.copy_from_slice(src);
+        self.len = end;
+        Some(())
+    }
+
+    /// Appends `src`, copied as [`copy_small`] does; `None` if it does
+    /// not fit.
+    #[inline(always)]
+    pub(crate) fn put_small(&mut self, src: &[u8]) -> Option<()> {
+        let end = self.len + src.len();
+        copy_small(self.bytes.get_mut(self.len..end)?, src);
         self.len = end;
         Some(())
     }
@@ -613,24 +718,6 @@ impl<'a, const N: usize> Scratch<'a, N> {
         self.len += n + 2 + extra;
         Some(())
     }
-
-    /// Appends the packet to `buf`: `first`, the body's length, the body.
-    #[inline(always)]
-    pub(crate) fn finish(&mut self, first: u8, buf: &mut BytesMut) {
-        let body = self.len - HEADER_ROOM;
-        let start = if body < 0x80 {
-            self.bytes[1] = first;
-            self.bytes[2] = body as u8;
-            1
-        } else {
-            // At most 253: two bytes.
-            self.bytes[0] = first;
-            self.bytes[1] = (body & 0x7F) as u8 | 0x80;
-            self.bytes[2] = (body >> 7) as u8;
-            0
-        };
-        buf.extend_from_slice(&self.bytes[start..self.len]);
-    }
 }
 
 /// `dst.copy_from_slice(src)` for the short strings of a small packet: up
@@ -658,6 +745,26 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         dst[n - 4..].copy_from_slice(&src[n - 4..]);
     } else {
         dst.copy_from_slice(src);
+    }
+}
+
+/// `dst.copy_from_slice(src)` for up to 128 bytes, as two overlapping
+/// fixed-size copies, without a call to `memcpy`: [`copy_short`] up to 32
+/// bytes, then blocks of 32 or 64.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return dst.copy_from_slice(src);
+    }
+    if (65..=128).contains(&n) {
+        dst[..64].copy_from_slice(&src[..64]);
+        dst[n - 64..].copy_from_slice(&src[n - 64..]);
+    } else if (33..=64).contains(&n) {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
+    } else {
+        copy_short(dst, src);
     }
 }
 
@@ -903,19 +1010,70 @@ mod tests {
     }
 
     #[test]
-    fn scratch_says_what_does_not_fit_and_writes_the_header() {
-        let mut bytes = [0; 256];
-        let mut scratch = Scratch::new(&mut bytes);
-        assert_eq!(scratch.put(&[7; 200]), Some(()));
-        assert_eq!(scratch.put_field(&[8; 60], Some(9)), None, "263 > 253");
-        assert_eq!(scratch.put_field(&[8; 50], Some(9)), Some(()));
-        assert_eq!(scratch.put_u8(1), None, "253 bytes is the most");
-        let mut buf = BytesMut::new();
-        scratch.finish(0x82, &mut buf);
-        assert_eq!(buf[..3], [0x82, 0xFD, 0x01], "253 as a two-byte length");
-        assert_eq!(buf.len(), 3 + 253);
-        assert_eq!(buf[3 + 200..3 + 202], [0, 50]);
-        assert_eq!(buf[buf.len() - 1], 9);
+    fn small_packets_are_written_in_place_with_their_header() {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        // 200 + 53 bytes: a two-byte remaining length, the body moved up.
+        let written = write_small::<256>(&mut buf, 0x82, |s| {
+            s.put(&[7; 200])?;
+            assert_eq!(s.put_field(&[8; 60], Some(9)), None, "263 > 254");
+            s.put_field(&[8; 50], Some(9))
+        });
+        assert!(written);
+        assert_eq!(buf[..6], *b"before");
+        let packet = &buf[6..];
+        assert_eq!(packet[..3], [0x82, 0xFD, 0x01], "253 as a two-byte length");
+        assert_eq!(packet.len(), 3 + 253);
+        assert_eq!(packet[3..3 + 200], [7; 200]);
+        assert_eq!(packet[3 + 200..3 + 202], [0, 50]);
+        assert_eq!(packet[packet.len() - 1], 9);
+
+        // A body of 254 bytes would need 257.
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        assert!(!write_small::<256>(&mut buf, 0x82, |s| s.put(&[1; 254])));
+        assert_eq!(buf, b"kept"[..], "nothing written");
+        assert!(!write_small::<256>(&mut buf, 0x82, |s| s.put(&[1; 255])));
+        assert_eq!(buf, b"kept"[..], "nothing written");
+
+        // A one-byte remaining length, at every size it covers.
+        for n in 0..0x80 {
+            let mut buf = BytesMut::new();
+            assert!(write_small::<256>(&mut buf, 0x30, |s| s.put_small(&vec![5; n])));
+            assert_eq!(buf[..2], [0x30, n as u8]);
+            assert_eq!(buf[2..], vec![5; n]);
+        }
+    }
+
+    #[test]
+    fn prefixes_carry_the_whole_remaining_length() {
+        for (remaining, header) in [
+            (0, &[0x30, 0][..]),
+            (127, &[0x30, 0x7F]),
+            (128, &[0x30, 0x80, 0x01]),
+            (16_383, &[0x30, 0xFF, 0x7F]),
+            (16_384, &[0x30, 0x80, 0x80, 0x01]),
+            (2_097_152, &[0x30, 0x80, 0x80, 0x80, 0x01]),
+            (MAX_VARIABLE_INT as usize, &[0x30, 0xFF, 0xFF, 0xFF, 0x7F]),
+        ] {
+            let mut buf = BytesMut::from(&b"x"[..]);
+            assert!(write_prefix::<64>(&mut buf, 0x30, remaining, |s| s.put_field(b"a/b", None)));
+            let mut want = b"x".to_vec();
+            want.extend_from_slice(header);
+            want.extend_from_slice(&[0, 3, b'a', b'/', b'b']);
+            assert_eq!(buf, want[..], "{remaining}");
+        }
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        assert!(!write_prefix::<64>(&mut buf, 0x30, 70_000, |s| s.put(&[1; 61])));
+        assert_eq!(buf, b"kept"[..], "nothing written");
+    }
+
+    #[test]
+    fn small_copies_copy_every_length() {
+        let src: Vec<u8> = (0..=130).collect();
+        for n in 0..=130 {
+            let mut dst = vec![0xEEu8; n];
+            copy_small(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "{n} bytes");
+        }
     }
 
     #[test]

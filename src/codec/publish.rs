@@ -7,8 +7,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
-    MAX_VARIABLE_INT, MqttString, Reader, put_u16, var_int_len, write_fixed_header,
-    write_fixed_header_and_u16,
+    MAX_VARIABLE_INT, MqttString, Reader, Scratch, put_u16, var_int_len, write_fixed_header,
+    write_fixed_header_and_u16, write_prefix, write_small,
 };
 use super::properties::{AckProperties, PublishProperties};
 use super::reason::{InvalidReasonCode, PubAckReasonCode, PubRelReasonCode};
@@ -18,6 +18,14 @@ use super::{
     write_props_block,
 };
 use crate::topic::{TopicError, validate_topic_name};
+
+/// The block a small PUBLISH is written in (see `write_small`): a body of
+/// up to 126 bytes.
+const SMALL_PUBLISH: usize = 128;
+
+/// The block the head of a larger PUBLISH is written in (see
+/// `write_prefix`): any topic of up to 54 bytes.
+const PUBLISH_HEAD: usize = 64;
 
 /// An application message (§3.3), in either direction.
 ///
@@ -244,7 +252,19 @@ impl Publish {
     /// ```
     #[inline]
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.write_head(version, buf, self.payload.len())?;
+        let sizes = self.measure(version)?;
+        // A small one (most: a short topic and a reading or a command) is
+        // written in place whole, in one pass.
+        if sizes.body <= SMALL_PUBLISH - 2
+            && sizes.props == 0
+            && write_small::<SMALL_PUBLISH>(buf, self.first_byte(), |s| {
+                self.assemble_head(version, s)?;
+                s.put_small(&self.payload)
+            })
+        {
+            return Ok(());
+        }
+        self.write_head_measured(version, sizes, buf, self.payload.len())?;
         buf.extend_from_slice(&self.payload);
         Ok(())
     }
@@ -299,18 +319,62 @@ impl Publish {
         buf: &mut BytesMut,
         room_for_payload: usize,
     ) -> Result<(), EncodeError> {
-        let sizes = self.measure(version)?;
+        self.write_head_measured(version, self.measure(version)?, buf, room_for_payload)
+    }
+
+    /// `write_head` for a measured packet.
+    #[inline(always)]
+    fn write_head_measured(
+        &self,
+        version: ProtocolVersion,
+        sizes: Sizes,
+        buf: &mut BytesMut,
+        room_for_payload: usize,
+    ) -> Result<(), EncodeError> {
         let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
-        buf.reserve(1 + var_int_len(body) + body - self.payload.len() + room_for_payload);
+        // Room for `write_prefix`'s block too, which is cut back at once.
+        let head = 1 + var_int_len(body) + body - self.payload.len();
+        buf.reserve((head + room_for_payload).max(PUBLISH_HEAD));
+        let first = self.first_byte();
+        // Without properties (most), the head is written in place.
+        if sizes.props == 0
+            && write_prefix::<PUBLISH_HEAD>(buf, first, body, |s| self.assemble_head(version, s))
+        {
+            return Ok(());
+        }
         // The fixed header and the topic's length in one piece.
-        let first = (PacketType::Publish as u8) << 4 | self.flags();
         write_fixed_header_and_u16(buf, first, body, self.topic.len() as u16);
         buf.extend_from_slice(self.topic.as_bytes());
         self.write_rest(version, &sizes, buf);
         Ok(())
+    }
+
+    /// The first byte: the packet type and the flags.
+    #[inline(always)]
+    fn first_byte(&self) -> u8 {
+        (PacketType::Publish as u8) << 4 | self.flags()
+    }
+
+    /// The variable header of a PUBLISH with no properties, if it fits:
+    /// the topic name, the packet identifier and, in 5.0, an empty
+    /// property block.
+    #[inline(always)]
+    fn assemble_head<const N: usize>(
+        &self,
+        version: ProtocolVersion,
+        scratch: &mut Scratch<'_, N>,
+    ) -> Option<()> {
+        scratch.put_field(self.topic.as_bytes(), None)?;
+        if let Some(id) = self.packet_id {
+            scratch.put_u16(id.get())?;
+        }
+        if version == ProtocolVersion::V5 {
+            scratch.put_u8(0)?;
+        }
+        Some(())
     }
 
     /// What follows the topic name, up to the payload.
@@ -1295,5 +1359,72 @@ mod tests {
             ],
             Packet::PubComp(done),
         );
+    }
+
+    /// A PUBLISH without properties is written in place when it is small
+    /// (whole) or its topic is short (the head), and piece by piece
+    /// otherwise. Every topic and payload length around those limits, at
+    /// each QoS and in both versions, gives the bytes the spec lays out.
+    #[test]
+    fn publish_bytes_are_the_same_on_each_side_of_the_in_place_limits() {
+        fn var_int(mut v: usize) -> Vec<u8> {
+            let mut out = Vec::new();
+            loop {
+                let byte = (v & 0x7F) as u8;
+                v >>= 7;
+                out.push(if v > 0 { byte | 0x80 } else { byte });
+                if v == 0 {
+                    return out;
+                }
+            }
+        }
+        let payload_lens = (0..=140).chain([200, 1024, 16_383, 16_384, 70_000]);
+        for payload_len in payload_lens {
+            for topic_len in [
+                1, 15, 16, 32, 33, 50, 51, 52, 53, 54, 60, 61, 62, 63, 64, 65, 100,
+            ] {
+                for (qos, packet_id) in [
+                    (QoS::AtMostOnce, None),
+                    (QoS::ExactlyOnce, Some(id(0x1234))),
+                ] {
+                    for version in [V311, V5] {
+                        let topic: String = (0..topic_len)
+                            .map(|i| (b'a' + (i % 26) as u8) as char)
+                            .collect();
+                        let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+                        let publish = Publish::new(s(&topic), payload.clone())
+                            .with_qos(qos, packet_id)
+                            .with_retain(true);
+
+                        let mut body = vec![0, topic_len as u8];
+                        body.extend_from_slice(topic.as_bytes());
+                        if packet_id.is_some() {
+                            body.extend_from_slice(&[0x12, 0x34]);
+                        }
+                        if version == V5 {
+                            body.push(0);
+                        }
+                        let head_len = 1 + var_int(body.len() + payload_len).len() + body.len();
+                        let mut want = vec![0x30 | (qos as u8) << 1 | 1];
+                        want.extend(var_int(body.len() + payload_len));
+                        want.extend_from_slice(&body);
+                        want.extend_from_slice(&payload);
+
+                        let what = format!(
+                            "{version:?} QoS {qos:?}, topic {topic_len}, payload {payload_len}"
+                        );
+                        let mut buf = BytesMut::from(&b"before"[..]);
+                        publish.encode(version, &mut buf).unwrap();
+                        assert_eq!(buf[..6], *b"before", "{what}");
+                        assert_eq!(buf[6..], want[..], "{what}");
+                        assert_eq!(publish.encoded_len(version).unwrap(), want.len(), "{what}");
+
+                        let mut head = BytesMut::from(&b"before"[..]);
+                        publish.encode_head(version, &mut head).unwrap();
+                        assert_eq!(head[6..], want[..head_len], "head: {what}");
+                    }
+                }
+            }
+        }
     }
 }

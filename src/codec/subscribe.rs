@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{
     MAX_VARIABLE_INT, Reader, Scratch, put_u8, put_u16, var_int_len, write_fixed_header_and_u16,
+    write_small,
 };
 use super::properties::{AckProperties, SubscribeProperties, UnsubscribeProperties};
 use super::reason::{InvalidReasonCode, SubAckReasonCode, UnsubAckReasonCode};
@@ -185,9 +186,9 @@ impl Subscribe {
 
     /// `Packet::encode` for a SUBSCRIBE.
     ///
-    /// One without properties that fits a [`Scratch`] (most: a few
-    /// filters of a few dozen bytes) is assembled there in one pass and
-    /// appended whole. Otherwise it is checked and measured first
+    /// One without properties that fits a block of 128 bytes (most: a few
+    /// filters of a few dozen bytes) is written there in place, in one
+    /// pass (`write_small`). Otherwise it is checked and measured first
     /// (`measure`), so that on error nothing is written; then each filter
     /// is appended with the options byte of the one before and its own
     /// length in one piece.
@@ -198,10 +199,7 @@ impl Subscribe {
     ) -> Result<(), EncodeError> {
         if version == ProtocolVersion::V311 || self.properties.is_empty() {
             self.check_filters(version)?;
-            let mut bytes = [0; SMALL_SUBSCRIBE];
-            let mut scratch = Scratch::new(&mut bytes);
-            if self.assemble(version, &mut scratch).is_some() {
-                scratch.finish(0x82, buf);
+            if write_small::<SMALL_SUBSCRIBE>(buf, 0x82, |s| self.assemble(version, s)) {
                 return Ok(());
             }
         }
@@ -239,7 +237,7 @@ impl Subscribe {
         Some(())
     }
 
-    /// `encode` for a SUBSCRIBE that does not fit a [`Scratch`].
+    /// `encode` for a SUBSCRIBE that does not fit `write_small`'s block.
     fn encode_measured(
         &self,
         version: ProtocolVersion,
