@@ -391,12 +391,30 @@ impl Packet {
     /// SUBSCRIBEs and CONNECTs) is written in place in a block of 128 or
     /// 256 bytes that is then cut back to the packet, so `buf` may grow
     /// by up to that much more than the packet needs.
+    #[inline]
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let v = version;
-        // One dispatch, with each packet's first byte a constant. PUBLISH,
-        // the packet sent most, and its acknowledgements have inlined paths
-        // of their own (the same steps), and so do the keepalive pings.
+        // PUBLISH, the packet sent most, is encoded where this is called:
+        // in a loop over packets the registers its path needs are saved
+        // once, not once a packet. The others go out of line.
         match self {
+            Packet::Publish(p) => p.encode(version, buf),
+            other => other.encode_other(version, buf),
+        }
+    }
+
+    /// `encode` for every packet but PUBLISH.
+    #[inline(never)]
+    fn encode_other(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let v = version;
+        // One dispatch, with each packet's first byte a constant. The
+        // acknowledgements of a PUBLISH have inlined paths of their own
+        // (the same steps), and so do the keepalive pings.
+        match self {
+            // Not reached from `encode`, which takes PUBLISH itself.
             Packet::Publish(p) => p.encode(v, buf),
             Packet::PubAck(p) => p.encode(0x40, v, buf),
             Packet::PubRec(p) => p.encode(0x50, v, buf),

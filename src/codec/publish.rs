@@ -250,17 +250,26 @@ impl Publish {
     /// Packet::Publish(publish).encode(ProtocolVersion::V311, &mut whole).unwrap();
     /// assert_eq!(buf, whole);
     /// ```
-    #[inline]
+    // Always inlined, so that `Packet::encode`, itself inlined, puts the
+    // PUBLISH path into its caller.
+    #[inline(always)]
     pub fn encode(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let sizes = self.measure(version)?;
         // A small one (most: a short topic and a reading or a command) is
         // written in place whole, in one pass.
         if sizes.body <= SMALL_PUBLISH - 2
             && sizes.props == 0
-            && write_small::<SMALL_PUBLISH>(buf, self.first_byte(), |s| {
-                self.assemble_head(version, s)?;
-                s.put_small(&self.payload)
-            })
+            && write_small::<SMALL_PUBLISH>(
+                buf,
+                self.first_byte(),
+                // Once `encode` is inlined into a caller's loop, LLVM
+                // would otherwise leave this out of line (+40 instructions).
+                #[inline(always)]
+                |s| {
+                    self.assemble_head(version, s)?;
+                    s.put_small(&self.payload)
+                },
+            )
         {
             return Ok(());
         }
