@@ -491,17 +491,7 @@ pub(crate) fn write_var_int(buf: &mut BytesMut, value: usize) {
         return;
     }
     let mut bytes = [0u8; 4];
-    let mut n = 0;
-    let mut v = value;
-    while n < bytes.len() {
-        let byte = (v & 0x7F) as u8;
-        v >>= 7;
-        bytes[n] = byte | if v > 0 { 0x80 } else { 0 };
-        n += 1;
-        if v == 0 {
-            break;
-        }
-    }
+    let n = put_var_int(&mut bytes, value);
     buf.extend_from_slice(&bytes[..n]);
 }
 
