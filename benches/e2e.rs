@@ -809,6 +809,32 @@ struct RunResult {
     sub: String,
     pub_usage: Usage,
     sub_usage: Usage,
+    /// CPU time the broker spent from the publisher's start to the
+    /// subscriber's end, and that window's length: how busy the broker was.
+    broker_cpu_ns: u64,
+    window_ns: u64,
+}
+
+/// CPU time (user + system) a running process has used so far, from
+/// /proc (in clock ticks, 10 ms on most kernels).
+fn proc_cpu_ns(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: utime and stime are the 12th and 13th of them.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / per_sec
 }
 
 fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str) -> RunResult {
@@ -864,6 +890,8 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
     };
 
     let sub_hwm = watch_hwm(sub.id());
+    let broker_cpu_start = proc_cpu_ns(broker.child.id());
+    let window_start = Instant::now();
 
     // The publisher.
     let mut publisher = if client == "mosquitto" {
@@ -946,6 +974,8 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
         })
     };
     sub_usage.maxrss_kib = sub_usage.maxrss_kib.max(sub_hwm.join().unwrap_or(0));
+    let broker_cpu_ns = proc_cpu_ns(broker.child.id()).saturating_sub(broker_cpu_start);
+    let window_ns = window_start.elapsed().as_nanos() as u64;
 
     let sub_json = if client == "mosquitto" {
         let mut tally = Tally::new(n, rate > 0);
@@ -979,6 +1009,8 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
         sub: sub_json,
         pub_usage,
         sub_usage,
+        broker_cpu_ns,
+        window_ns,
     }
 }
 
@@ -1052,11 +1084,13 @@ fn main() {
                 let r = run_pair(&broker, client, qos, n, 0, &format!("{run}"));
                 let rate = json_num(&r.sub, "msgs_per_s");
                 eprintln!(
-                    "throughput {client:9} qos {qos}: {:>8.0} msg/s  {}  pub cpu {:.2} us/msg, sub cpu {:.2} us/msg",
+                    "throughput {client:9} qos {qos}: {:>8.0} msg/s  {}  pub cpu {:.2} us/msg, sub cpu {:.2} us/msg, broker cpu {:.2} us/msg, busy {:.0}%",
                     rate,
                     r.sub,
                     r.pub_usage.cpu_ns as f64 / n as f64 / 1e3,
                     r.sub_usage.cpu_ns as f64 / n as f64 / 1e3,
+                    r.broker_cpu_ns as f64 / n as f64 / 1e3,
+                    busy_percent(&r),
                 );
                 runs[i].push((rate, r));
             }
@@ -1067,7 +1101,7 @@ fn main() {
             let (_, r) = &runs[runs.len() / 2];
             writeln!(
                 out,
-                "{{\"kind\":\"throughput\",\"client\":\"{client}\",\"qos\":{qos},\"n\":{n},\"sub\":{},\"all_rates\":[{}],\"pub_cpu_ns\":{},\"sub_cpu_ns\":{},\"pub_maxrss_kib\":{},\"sub_maxrss_kib\":{},\"pub_ok\":{},\"sub_ok\":{}}}",
+                "{{\"kind\":\"throughput\",\"client\":\"{client}\",\"qos\":{qos},\"n\":{n},\"sub\":{},\"all_rates\":[{}],\"pub_cpu_ns\":{},\"sub_cpu_ns\":{},\"pub_maxrss_kib\":{},\"sub_maxrss_kib\":{},\"pub_ok\":{},\"sub_ok\":{},\"broker_cpu_ns\":{},\"window_ns\":{}}}",
                 r.sub,
                 all.join(","),
                 r.pub_usage.cpu_ns,
@@ -1075,7 +1109,9 @@ fn main() {
                 r.pub_usage.maxrss_kib,
                 r.sub_usage.maxrss_kib,
                 r.pub_usage.exited_ok,
-                r.sub_usage.exited_ok
+                r.sub_usage.exited_ok,
+                r.broker_cpu_ns,
+                r.window_ns
             )
             .ok();
         }
@@ -1142,6 +1178,11 @@ fn main() {
     )
     .ok();
     eprintln!("e2e: results in {}", out_path.display());
+}
+
+/// The broker's CPU time over a run's window, in percent of one core.
+fn busy_percent(r: &RunResult) -> f64 {
+    r.broker_cpu_ns as f64 * 100.0 / r.window_ns.max(1) as f64
 }
 
 fn open_out(path: &Path) -> std::fs::File {

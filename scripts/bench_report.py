@@ -203,9 +203,10 @@ def e2e_tables(e2e):
         n = meta.get("n", "?")
         out.append(f"Throughput: {n:,} messages of 64 B, median of {meta.get('repeat', 1)} runs "
                    f"(all runs' rates in `target/bench/e2e.jsonl`). Ratios are plover ÷ the other, "
-                   "so above 1× means plover is ahead.\n")
-        out.append("| QoS | client | msg/s | plover ÷ it | lost | duplicated | CPU µs/msg pub + sub | peak RSS pub / sub |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+                   "so above 1× means plover is ahead. Broker busy is mosquitto's CPU time from the publisher's start to "
+                   "the subscriber's end, in percent of one core: near 100% the broker, not the client, sets the rate.\n")
+        out.append("| QoS | client | msg/s | plover ÷ it | lost | duplicated | CPU µs/msg pub + sub | broker busy | peak RSS pub / sub |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for qos in sorted({r["qos"] for r in thr}):
             rows = {r["client"]: r for r in thr if r["qos"] == qos}
             base = rows.get("plover", {}).get("sub", {}).get("msgs_per_s")
@@ -219,7 +220,9 @@ def e2e_tables(e2e):
                 name = {"mosquitto": "mosquitto_pub / _sub (C)", "rumqttc": "rumqttc AsyncClient"}.get(client, client)
                 cpu = f"{r['pub_cpu_ns'] / r['n'] / 1e3:.2f} + {r['sub_cpu_ns'] / r['n'] / 1e3:.2f}"
                 rss = f"{r['pub_maxrss_kib'] / 1024:.1f} / {r['sub_maxrss_kib'] / 1024:.1f} MiB"
-                out.append(f"| {qos} | {name} | {rate:,.0f} | {ratio} | {s.get('lost')} | {s.get('duplicated')} | {cpu} | {rss} |")
+                busy = (f"{r['broker_cpu_ns'] * 100 / r['window_ns']:.0f}%"
+                        if r.get("window_ns") else "n/a")
+                out.append(f"| {qos} | {name} | {rate:,.0f} | {ratio} | {s.get('lost')} | {s.get('duplicated')} | {cpu} | {busy} | {rss} |")
         out.append("")
     if lat:
         rate = meta.get("rate", "?")
