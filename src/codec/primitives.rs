@@ -688,6 +688,20 @@ impl<const N: usize> Scratch<'_, N> {
         self.put(&value.to_be_bytes())
     }
 
+    /// Appends a packet identifier, if there is one: `id` is 0 for none
+    /// (identifiers are never 0). The two bytes are written either way and
+    /// counted only for an identifier, so no branch depends on whether
+    /// there is one; `None` if two bytes do not fit, even without one.
+    #[inline(always)]
+    pub(crate) fn put_packet_id(&mut self, id: u16) -> Option<()> {
+        let end = self.len + 2;
+        self.bytes
+            .get_mut(self.len..end)?
+            .copy_from_slice(&id.to_be_bytes());
+        self.len += 2 * usize::from(id != 0);
+        Some(())
+    }
+
     /// Appends a length-prefixed field, then `after` (a SUBSCRIBE's
     /// options byte) when given.
     #[inline(always)]

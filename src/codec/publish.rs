@@ -195,12 +195,15 @@ impl Publish {
     /// walk (the properties are checked as they are measured).
     #[inline(always)]
     pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
-        match (self.qos, self.packet_id) {
-            (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
-            (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
-                return Err(EncodeError::MissingPacketId);
-            }
-            _ => {}
+        // One test for both mistakes, which is never taken: a test per QoS
+        // would mispredict when the QoS of successive messages varies.
+        let has_id = self.packet_id.is_some();
+        if has_id == (self.qos == QoS::AtMostOnce) {
+            return Err(if has_id {
+                EncodeError::UnexpectedPacketId
+            } else {
+                EncodeError::MissingPacketId
+            });
         }
         let v5 = version == ProtocolVersion::V5;
         // A `TopicName` was checked when it was made; the one thing left is
@@ -377,9 +380,7 @@ impl Publish {
         scratch: &mut Scratch<'_, N>,
     ) -> Option<()> {
         scratch.put_field(self.topic.as_bytes(), None)?;
-        if let Some(id) = self.packet_id {
-            scratch.put_u16(id.get())?;
-        }
+        scratch.put_packet_id(self.packet_id.map_or(0, NonZeroU16::get))?;
         if version == ProtocolVersion::V5 {
             scratch.put_u8(0)?;
         }
@@ -1390,7 +1391,8 @@ mod tests {
         let payload_lens = (0..=140).chain([200, 1024, 16_383, 16_384, 70_000]);
         for payload_len in payload_lens {
             for topic_len in [
-                1, 15, 16, 32, 33, 50, 51, 52, 53, 54, 60, 61, 62, 63, 64, 65, 100,
+                1, 15, 16, 32, 33, 50, 51, 52, 53, 54, 57, 58, 59, 60, 61, 62, 63, 64, 65, 100,
+                121, 122, 123, 124, 125, 126,
             ] {
                 for (qos, packet_id) in [
                     (QoS::AtMostOnce, None),
