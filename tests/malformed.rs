@@ -361,6 +361,27 @@ static ROWS: &[Row] = &[
         expected: E::ZeroPacketId(PacketType::PubRel),
     },
     Row {
+        name: "PUBREC with packet id 0",
+        version: V3,
+        // 0x50 | RL 2 | packet id 0
+        bytes: &[0x50, 0x02, 0x00, 0x00],
+        expected: E::ZeroPacketId(PacketType::PubRec),
+    },
+    Row {
+        name: "PUBCOMP with packet id 0",
+        version: V5,
+        // 0x70 | RL 2 | packet id 0
+        bytes: &[0x70, 0x02, 0x00, 0x00],
+        expected: E::ZeroPacketId(PacketType::PubComp),
+    },
+    Row {
+        name: "PUBACK with packet id 0 and a reason code",
+        version: V5,
+        // 0x40 | RL 3 | packet id 0 | No matching subscribers
+        bytes: &[0x40, 0x03, 0x00, 0x00, 0x10],
+        expected: E::ZeroPacketId(PacketType::PubAck),
+    },
+    Row {
         name: "SUBSCRIBE with packet id 0",
         version: V3,
         // 0x82 | RL 6 | packet id 0 | s(a) | options 0
