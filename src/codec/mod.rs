@@ -417,30 +417,16 @@ impl Packet {
         version: ProtocolVersion,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        // The packets that follow a PUBLISH most, its acknowledgements, and
-        // the keepalive pings, before a dispatch over all the others.
+        // The packets that follow a PUBLISH most, its acknowledgements,
+        // without a jump per kind.
         if let Some(bytes) = self.short_ack(version) {
             buf.extend_from_slice(&bytes);
             return Ok(());
         }
-        let ping = match self {
-            Packet::PingReq => 0xC0,
-            Packet::PingResp => 0xD0,
-            _ => return self.encode_long(version, buf),
-        };
-        buf.extend_from_slice(&[ping, 0]);
-        Ok(())
-    }
-
-    /// `encode` for the packets `encode_other` does not write itself. Out
-    /// of line, so that the acknowledgements and pings do not pay for the
-    /// registers and stack this needs.
-    #[inline(never)]
-    fn encode_long(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let v = version;
-        // One dispatch, with each packet's first byte a constant. Only 5.0
-        // acknowledgements with a reason code or properties come here of
-        // the four; pings never do, but are written right all the same.
+        // One dispatch over the others, with each packet's first byte a
+        // constant. The acknowledgements come here only from 5.0 with a
+        // reason code or properties.
         match self {
             // Not reached from `encode`, which takes PUBLISH itself.
             Packet::Publish(p) => p.encode(v, buf),

@@ -623,9 +623,9 @@ pub(crate) fn write_prefix<const N: usize>(
 /// `memset`) and returns them.
 #[inline(always)]
 fn grow_by_block<const N: usize>(buf: &mut BytesMut) -> Option<&mut [u8; N]> {
-    let start = buf.len();
     buf.extend_from_slice(&[0; N]);
-    buf.get_mut(start..)?.first_chunk_mut::<N>()
+    // The last N bytes: one length test, where `start..` would take two.
+    buf.last_chunk_mut::<N>()
 }
 
 /// Writes `value` (at most [`MAX_VARIABLE_INT`]) as a variable byte
