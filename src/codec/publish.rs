@@ -348,7 +348,9 @@ impl Publish {
             return Err(EncodeError::PacketTooLarge(body));
         }
         // Room for `write_prefix`'s block too, which is cut back at once.
-        let head = 1 + var_int_len(body) + body - self.payload.len();
+        // The fixed header is taken at its longest, 5 bytes, rather than
+        // measured: `reserve` only needs a bound.
+        let head = 5 + body - self.payload.len();
         buf.reserve((head + room_for_payload).max(PUBLISH_HEAD));
         let first = self.first_byte();
         // Without properties (most), the head is written in place.
