@@ -38,7 +38,7 @@ use super::topics::{TopicFilter, TopicName};
 use super::{
     Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketType, PropertyId, ProtocolVersion,
     Publish, PublishResponse, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, check_first_byte,
-    frame, read_packet_id,
+    frame, read_packet_id, read_short,
 };
 use crate::topic::{TopicError, validate_filter_of_mqtt_string, validate_topic_name};
 
@@ -90,7 +90,7 @@ pub fn decode_slice(
         let publish = PublishRef::read(first & 0x0F, &mut r, version)?;
         return Ok(Some((PacketRef::Publish(publish), total)));
     }
-    read_other(&mut r, packet_type, version, total)
+    read_other(buf, header_len, &mut r, packet_type, version, total)
 }
 
 /// Every packet but PUBLISH, out of line as in the owned decoder. Each arm
@@ -98,12 +98,41 @@ pub fn decode_slice(
 /// packet (a CONNECT is a few hundred bytes) is not copied on the way out.
 #[inline(never)]
 fn read_other<'a>(
+    buf: &'a [u8],
+    header_len: usize,
     r: &mut Reader<'a>,
     packet_type: PacketType,
     v: ProtocolVersion,
     total: usize,
 ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
     let t = packet_type;
+    // Acknowledgements and pings in their short forms, built in the result
+    // as the owned decoder builds them (see `read_short`).
+    if let Some(id) = read_short(buf, t, header_len, total) {
+        let packet = match id? {
+            None if t == PacketType::PingReq => PacketRef::PingReq,
+            None => PacketRef::PingResp,
+            Some(packet_id) => {
+                let ack = AckRef {
+                    packet_id,
+                    reason_code: PubAckReasonCode::Success,
+                    properties: PropertiesRef::default(),
+                };
+                let rel = AckRef {
+                    packet_id,
+                    reason_code: PubRelReasonCode::Success,
+                    properties: PropertiesRef::default(),
+                };
+                match t {
+                    PacketType::PubAck => PacketRef::PubAck(ack),
+                    PacketType::PubRec => PacketRef::PubRec(ack),
+                    PacketType::PubRel => PacketRef::PubRel(rel),
+                    _ => PacketRef::PubComp(rel),
+                }
+            }
+        };
+        return Ok(Some((packet, total)));
+    }
     // Reads the packet's fields, then checks that the packet ends exactly
     // where its remaining length says (after the fields, so that their
     // errors come first).

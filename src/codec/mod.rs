@@ -512,23 +512,9 @@ impl Packet {
         version: ProtocolVersion,
     ) -> Result<Option<Packet>, DecodeError> {
         let (v, t) = (version, packet_type);
-        match (total - header_len, t) {
-            (2, _) => {
-                if let Some(packet) = read_short_ack(buf, t, header_len, total) {
-                    return packet;
-                }
-            }
-            // Built in place: through `read!` below, the packet is built
-            // on the stack and all 248 bytes of it copied out.
-            (0, PacketType::PingReq) => {
-                buf.advance(total);
-                return Ok(Some(Packet::PingReq));
-            }
-            (0, PacketType::PingResp) => {
-                buf.advance(total);
-                return Ok(Some(Packet::PingResp));
-            }
-            _ => {}
+        if let Some(id) = read_short(buf, t, header_len, total) {
+            buf.advance(total);
+            return Ok(Some(short_packet(t, id?)));
         }
         let mut r = Reader::new(buf, header_len, total);
         // Reads the packet's fields, checks that the packet ends exactly
@@ -578,49 +564,82 @@ impl Packet {
     }
 }
 
-/// An acknowledgement of a PUBLISH that is its packet identifier alone,
-/// `buf[header_len..total]` being those two bytes (every one in 3.1.1, and
-/// in 5.0 a success with no properties, the usual answer), built where it
-/// is returned; `None` for any other packet type. `read_other` does the
-/// same through `PublishResponse::read`, but then moves the result twice,
-/// the second time with the enum's tag in front, which on x86 stalls the
-/// loads that straddle the stores just made (a PUBACK took half again the
-/// time of mqtt-protocol's for the same instructions).
+/// The packets that hold nothing of their input and are nothing but a
+/// packet identifier or not even that: an acknowledgement of a PUBLISH
+/// whose body is its packet identifier alone (every one in 3.1.1, and in
+/// 5.0 a success with no properties, the usual answer), and a ping.
+/// `input[header_len..total]` is the body. Gives the packet identifier
+/// (`None` for a ping) for [`short_packet`] to build the packet from once
+/// the caller has advanced its input past it, whatever the outcome; `None`
+/// for any other packet, or a body of another length.
+///
+/// Built where it is returned. Through `read_other`'s general path an
+/// acknowledgement came back from `PublishResponse::read` on the stack and
+/// was moved into the `Packet` with the enum's tag in front, and the loads
+/// of that second move straddled the stores of the first, which x86
+/// cannot forward from: a PUBACK took half again mqtt-protocol's time for
+/// the same instructions. A ping was built on the stack and all 248 bytes
+/// of it copied out. The `BytesMut` path (`decode`) also needs no frame
+/// of its own for these, and so no reference count.
 #[inline(always)]
-fn read_short_ack(
-    buf: &mut Bytes,
+fn read_short(
+    input: &[u8],
     packet_type: PacketType,
     header_len: usize,
     total: usize,
-) -> Option<Result<Option<Packet>, DecodeError>> {
-    if !matches!(
-        packet_type,
-        PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp
-    ) {
-        return None;
+) -> Option<Result<Option<NonZeroU16>, DecodeError>> {
+    let body = input.get(header_len..total)?;
+    match (body.len(), packet_type) {
+        (0, PacketType::PingReq | PacketType::PingResp) => Some(Ok(None)),
+        (2, PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp) => {
+            let id = u16::from_be_bytes(*body.first_chunk::<2>()?);
+            Some(
+                NonZeroU16::new(id)
+                    .map(Some)
+                    .ok_or(DecodeError::ZeroPacketId(packet_type)),
+            )
+        }
+        _ => None,
     }
-    let id = u16::from_be_bytes(*buf.get(header_len..total)?.first_chunk::<2>()?);
-    let Some(packet_id) = NonZeroU16::new(id) else {
-        return Some(fail(buf, total, DecodeError::ZeroPacketId(packet_type)));
+}
+
+/// The packet [`read_short`] found: `packet_type` is a ping (`packet_id`
+/// `None`) or an acknowledgement of a PUBLISH.
+#[inline(always)]
+fn short_packet(packet_type: PacketType, packet_id: Option<NonZeroU16>) -> Packet {
+    let Some(packet_id) = packet_id else {
+        return match packet_type {
+            PacketType::PingReq => Packet::PingReq,
+            _ => Packet::PingResp,
+        };
     };
-    buf.advance(total);
     let properties = AckProperties::default();
-    let ack = PubAck {
-        packet_id,
-        reason_code: PubAckReasonCode::Success,
-        properties,
-    };
-    let rel = |properties| PubRel {
-        packet_id,
-        reason_code: PubRelReasonCode::Success,
-        properties,
-    };
-    Some(Ok(Some(match packet_type {
-        PacketType::PubAck => Packet::PubAck(ack),
-        PacketType::PubRec => Packet::PubRec(ack),
-        PacketType::PubRel => Packet::PubRel(rel(ack.properties)),
-        _ => Packet::PubComp(rel(ack.properties)),
-    })))
+    match packet_type {
+        PacketType::PubAck | PacketType::PubRec => {
+            let ack = PubAck {
+                packet_id,
+                reason_code: PubAckReasonCode::Success,
+                properties,
+            };
+            if packet_type == PacketType::PubAck {
+                Packet::PubAck(ack)
+            } else {
+                Packet::PubRec(ack)
+            }
+        }
+        _ => {
+            let rel = PubRel {
+                packet_id,
+                reason_code: PubRelReasonCode::Success,
+                properties,
+            };
+            if packet_type == PacketType::PubRel {
+                Packet::PubRel(rel)
+            } else {
+                Packet::PubComp(rel)
+            }
+        }
+    }
 }
 
 /// Gives up on a packet: the input is advanced past it all the same, as
@@ -778,6 +797,11 @@ pub fn decode(
         // announcing 256 MiB must send it before we commit that memory.
         buf.reserve((total - buf.len()).min(MAX_EAGER_RESERVE));
         return Ok(None);
+    }
+    // Acknowledgements and pings keep nothing of the input: read in place.
+    if let Some(id) = read_short(buf, packet_type, header_len, total) {
+        buf.advance(total);
+        return Ok(Some(short_packet(packet_type, id?)));
     }
     // The packet's bytes become a `Bytes` of their own (which a PUBLISH's
     // payload then takes over), and are read as `decode_bytes` reads them.
