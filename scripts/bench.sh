@@ -76,9 +76,9 @@ case " $PARTS " in *" codec "*)
     COUNTS_BIN=$(cargo bench --no-run --bench codec_counts 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
     : > "$OUT/callgrind.jsonl"
     if command -v valgrind >/dev/null && [ -n "$COUNTS_BIN" ]; then
-        for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" \
+        for spec in "publish_qos1_v311/64B 2000" "publish_qos1_v311/1MiB 200" "mixed_v311/10000 2" "acks_v311/1000 20" \
                     "connect_v311/1 2000" "subscribe_v311/1 2000" \
-                    "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
+                    "publish_qos1_v5/64B 2000" "mixed_v5/10000 2" "acks_v5/1000 20" "connect_v5/1 2000" "subscribe_v5/1 2000"; do
             set -- $spec
             case_id=$1 iters=$2
             crates="plover plover-slice rumqttc"

@@ -82,6 +82,7 @@ CASES_V311 = [
     ("publish_qos1_v311", "64KiB", "PUBLISH QoS 1, 64 KiB"),
     ("publish_qos1_v311", "1MiB", "PUBLISH QoS 1, 1 MiB"),
     ("mixed_v311", "10000", "mixed stream, 10,000 packets"),
+    ("acks_v311", "1000", "acknowledgements, 1,000 packets"),
     ("connect_v311", "1", "CONNECT (will, user, password)"),
     ("subscribe_v311", "1", "SUBSCRIBE (5 filters)"),
 ]
@@ -91,6 +92,7 @@ CASES_V5 = [
     ("publish_qos1_v5", "64KiB", "PUBLISH QoS 1, 64 KiB"),
     ("publish_qos1_v5", "1MiB", "PUBLISH QoS 1, 1 MiB"),
     ("mixed_v5", "10000", "mixed stream, 10,000 packets"),
+    ("acks_v5", "1000", "acknowledgements, 1,000 packets"),
     ("connect_v5", "1", "CONNECT with properties and will properties"),
     ("subscribe_v5", "1", "SUBSCRIBE, 5 filters, sub. id, user property"),
 ]
@@ -137,7 +139,7 @@ def codec_table(crit, op, cases, peers):
                 t = crit.get((op, group, p, param))
                 cells += [fmt_time(t), fmt_ratio(t / head if (t and head) else None)]
             rows.append("| " + " | ".join(cells) + " |")
-        if decode and group.startswith("mixed"):
+        if decode and group.startswith(("mixed", "acks")):
             b2 = crit.get((op, group, "plover_bytesmut", param))
             cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)", fmt_time(b2), "n/a"]
             for p in peers:

@@ -192,6 +192,26 @@ pub fn mixed_packets() -> Vec<Packet> {
     packets
 }
 
+/// Packets in the acknowledgement stream.
+pub const ACKS_LEN: usize = 1_000;
+
+/// The four acknowledgements of a PUBLISH in random order, as a client
+/// publishing and receiving at QoS 1 and 2 sends and reads them.
+pub fn ack_packets() -> Vec<Packet> {
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    (0..ACKS_LEN)
+        .map(|i| {
+            let pid = id((i % usize::from(u16::MAX)) as u16 + 1);
+            match rng.below(4) {
+                0 => Packet::PubAck(PubAck::new(pid)),
+                1 => Packet::PubRec(PubRec::new(pid)),
+                2 => Packet::PubRel(PubRel::new(pid)),
+                _ => Packet::PubComp(PubComp::new(pid)),
+            }
+        })
+        .collect()
+}
+
 /// A CONNECT with a user name, password and will; with 5.0 also the
 /// properties a real client sends and will properties.
 pub fn connect(version: ProtocolVersion) -> Packet {
@@ -300,6 +320,12 @@ pub fn cases() -> Vec<Case> {
             STREAM_LEN.to_string(),
             version,
             mixed_packets(),
+        ));
+        cases.push(Case::new(
+            format!("acks_{v}"),
+            ACKS_LEN.to_string(),
+            version,
+            ack_packets(),
         ));
     }
     for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
