@@ -418,8 +418,28 @@ impl Packet {
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         // The packets that follow a PUBLISH most, its acknowledgements,
-        // without a jump per kind.
-        if let Some(bytes) = self.short_ack(version) {
+        // without a jump per kind, and in 3.1.1 with nothing called on the
+        // way (5.0 and a full buffer go the long way), so that no register
+        // needs saving for them.
+        if version == ProtocolVersion::V311
+            && let Some(bytes) = self.short_ack(ProtocolVersion::V311)
+            && buf.capacity() - buf.len() >= bytes.len()
+        {
+            buf.extend_from_slice(&bytes);
+            return Ok(());
+        }
+        self.encode_long(version, buf)
+    }
+
+    /// `encode_other` for all but the 3.1.1 acknowledgements (those too
+    /// when the buffer is full).
+    #[inline(never)]
+    fn encode_long(&self, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        // 5.0 acknowledgements without a reason code or properties are
+        // as short as 3.1.1's.
+        if version == ProtocolVersion::V5
+            && let Some(bytes) = self.short_ack(ProtocolVersion::V5)
+        {
             buf.extend_from_slice(&bytes);
             return Ok(());
         }

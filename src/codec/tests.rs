@@ -298,3 +298,39 @@ fn publish_stays_small() {
         assert_eq!(size_of::<Packet>(), 248);
     }
 }
+
+#[test]
+fn acknowledgements_and_pings_are_written_alike_whatever_room_the_buffer_has() {
+    // The short forms take a path of their own when the buffer has room
+    // and the general one when it has not; both must write the same.
+    let failed = PubAck {
+        reason_code: PubAckReasonCode::NoMatchingSubscribers,
+        ..PubAck::new(id(0x0102))
+    };
+    let packets = [
+        (Packet::PubAck(PubAck::new(id(0x0102))), vec![0x40, 2, 1, 2]),
+        (Packet::PubRec(PubRec::new(id(0x0304))), vec![0x50, 2, 3, 4]),
+        (Packet::PubRel(PubRel::new(id(0x0506))), vec![0x62, 2, 5, 6]),
+        (Packet::PubComp(PubComp::new(id(0x0708))), vec![0x70, 2, 7, 8]),
+        (Packet::PingReq, vec![0xC0, 0]),
+        (Packet::PingResp, vec![0xD0, 0]),
+        (Packet::PubAck(failed), vec![0x40, 2, 1, 2]),
+    ];
+    for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        for (i, (packet, want)) in packets.iter().enumerate() {
+            let mut want = want.clone();
+            if v == ProtocolVersion::V5 && i == packets.len() - 1 {
+                // 5.0 sends the failure's reason code.
+                want = vec![0x40, 3, 1, 2, 0x10];
+            }
+            for free in [0, 1, 3, 4, 5, 64] {
+                let mut buf = BytesMut::with_capacity(8 + free);
+                buf.extend_from_slice(&[0xAA; 8]);
+                assert_eq!(buf.capacity() - buf.len(), free, "setting up {free} free");
+                packet.encode(v, &mut buf).unwrap();
+                assert_eq!(buf[..8], [0xAA; 8], "{v:?} {packet:?}, {free} free");
+                assert_eq!(buf[8..], want[..], "{v:?} {packet:?}, {free} free");
+            }
+        }
+    }
+}
