@@ -311,7 +311,10 @@ fn acknowledgements_and_pings_are_written_alike_whatever_room_the_buffer_has() {
         (Packet::PubAck(PubAck::new(id(0x0102))), vec![0x40, 2, 1, 2]),
         (Packet::PubRec(PubRec::new(id(0x0304))), vec![0x50, 2, 3, 4]),
         (Packet::PubRel(PubRel::new(id(0x0506))), vec![0x62, 2, 5, 6]),
-        (Packet::PubComp(PubComp::new(id(0x0708))), vec![0x70, 2, 7, 8]),
+        (
+            Packet::PubComp(PubComp::new(id(0x0708))),
+            vec![0x70, 2, 7, 8],
+        ),
         (Packet::PingReq, vec![0xC0, 0]),
         (Packet::PingResp, vec![0xD0, 0]),
         (Packet::PubAck(failed), vec![0x40, 2, 1, 2]),
