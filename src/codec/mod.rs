@@ -633,32 +633,11 @@ fn short_packet(packet_type: PacketType, packet_id: Option<NonZeroU16>) -> Packe
             _ => Packet::PingResp,
         };
     };
-    let properties = AckProperties::default();
     match packet_type {
-        PacketType::PubAck | PacketType::PubRec => {
-            let ack = PubAck {
-                packet_id,
-                reason_code: PubAckReasonCode::Success,
-                properties,
-            };
-            if packet_type == PacketType::PubAck {
-                Packet::PubAck(ack)
-            } else {
-                Packet::PubRec(ack)
-            }
-        }
-        _ => {
-            let rel = PubRel {
-                packet_id,
-                reason_code: PubRelReasonCode::Success,
-                properties,
-            };
-            if packet_type == PacketType::PubRel {
-                Packet::PubRel(rel)
-            } else {
-                Packet::PubComp(rel)
-            }
-        }
+        PacketType::PubAck => Packet::PubAck(PubAck::new(packet_id)),
+        PacketType::PubRec => Packet::PubRec(PubRec::new(packet_id)),
+        PacketType::PubRel => Packet::PubRel(PubRel::new(packet_id)),
+        _ => Packet::PubComp(PubComp::new(packet_id)),
     }
 }
 
