@@ -1,7 +1,8 @@
 //! Checks the codec's zero-allocation promises: decoding a PUBLISH, of
 //! either version and with 5.0 properties, and reading its properties
 //! afterwards, performs no heap allocation at all; and the borrowing
-//! decoder (`decode_slice`) allocates nothing for any packet.
+//! decoder (`decode_slice`) allocates nothing for any packet. Encoding
+//! grows the output buffer at most once.
 //!
 //! A counting global allocator wraps the system one. Only allocations made
 //! by the thread inside [`allocations_during`] are counted (a thread-local
@@ -266,6 +267,52 @@ fn read_borrowed(p: &PacketRef<'_>) -> usize {
 fn decoding_does_not_allocate() {
     decoding_a_publish_does_not_allocate();
     decode_slice_never_allocates();
+    encoding_grows_the_buffer_at_most_once();
+}
+
+/// `Packet::encode` reserves what the packet needs before it writes: into
+/// an empty buffer it allocates once, whatever the packet (a PUBLISH with a
+/// large payload too, which is written in two pieces), and into a buffer
+/// with room, not at all.
+fn encoding_grows_the_buffer_at_most_once() {
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let mut packets = every_kind(version);
+        for len in [0, 100, 200, 1 << 16] {
+            packets.push(Packet::Publish(
+                Publish::new(s("sensors/garden/soil-moisture"), vec![7; len])
+                    .with_qos(QoS::AtLeastOnce, NonZeroU16::new(9)),
+            ));
+        }
+        for packet in &packets {
+            let len = packet.encoded_len(version).expect("measures");
+            // Named by its start: a PUBLISH's Debug holds the whole payload.
+            let what: String = format!("{packet:?}").chars().take(60).collect();
+            let (buf, n) = allocations_during(|| {
+                let mut buf = BytesMut::new();
+                packet.encode(version, &mut buf).expect("encodes");
+                buf
+            });
+            assert_eq!(buf.len(), len);
+            assert_eq!(n, 1, "{version}: encoding {what}.. allocated {n} times");
+            // Room for the packet, and for the block a small one is
+            // written in (at most 256 bytes), leaves nothing to grow.
+            let mut roomy = BytesMut::with_capacity(len + 256);
+            let (_, n) = allocations_during(|| packet.encode(version, &mut roomy));
+            assert_eq!(n, 0, "{version}: encoding {what}.. with room allocated");
+            assert_eq!(roomy, buf);
+            // Some room, but not enough: one growth still.
+            for room in [1, 63, 64, 65, 200] {
+                let mut some = BytesMut::with_capacity(room);
+                some.extend_from_slice(&vec![1; room.min(3)]);
+                let (_, n) = allocations_during(|| packet.encode(version, &mut some));
+                assert!(
+                    n <= 1,
+                    "{version}: {what}.. grew {n} times, {room} bytes of room"
+                );
+                assert_eq!(some[room.min(3)..], buf[..]);
+            }
+        }
+    }
 }
 
 fn decode_slice_never_allocates() {

@@ -394,8 +394,9 @@ impl Packet {
 
     /// Appends this packet to `buf` as `version` lays it out.
     ///
-    /// Reserves room for the whole packet first; on error nothing is
-    /// written. A small packet (a PUBLISH of up to 128 bytes, most
+    /// Grows `buf` at most once: into an empty buffer the whole packet is
+    /// reserved before anything is written. On error nothing is written.
+    /// A small packet (a PUBLISH of up to 128 bytes, most
     /// SUBSCRIBEs and CONNECTs) is written in place in a block of 128 or
     /// 256 bytes that is then cut back to the packet, so `buf` may grow
     /// by up to that much more than the packet needs.

@@ -347,11 +347,17 @@ impl Publish {
         if body > MAX_VARIABLE_INT as usize {
             return Err(EncodeError::PacketTooLarge(body));
         }
-        // Room for `write_prefix`'s block too, which is cut back at once.
-        // The fixed header is taken at its longest, 5 bytes, rather than
-        // measured: `reserve` only needs a bound.
+        // Room for the whole packet, and for `write_prefix`'s block, which
+        // is cut back at once. The fixed header is taken at its longest, 5
+        // bytes, rather than measured: `reserve` only needs a bound.
         let head = 5 + body - self.payload.len();
-        buf.reserve((head + room_for_payload).max(PUBLISH_HEAD));
+        // Asked only when the block does not fit: that is the test the
+        // block's own growth makes, which the compiler then drops. A
+        // buffer with room for the block but not the payload grows once,
+        // for the payload.
+        if buf.capacity() - buf.len() < PUBLISH_HEAD {
+            buf.reserve((head + room_for_payload).max(PUBLISH_HEAD));
+        }
         let first = self.first_byte();
         // Without properties (most), the head is written in place.
         if sizes.props == 0
