@@ -813,6 +813,10 @@ struct RunResult {
     /// subscriber's end, and that window's length: how busy the broker was.
     broker_cpu_ns: u64,
     window_ns: u64,
+    /// The Rust publishers' time from their first publish to having
+    /// handed the last one to the connection (QoS 0: written to the
+    /// socket; QoS 1/2: acknowledged); 0 for the C client.
+    publish_ns: u64,
 }
 
 /// CPU time (user + system) a running process has used so far, from
@@ -940,9 +944,12 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
         wait_usage(publisher.id(), Instant::now() + Duration::from_secs(5)).unwrap_or_default()
     });
     pub_usage.maxrss_kib = pub_usage.maxrss_kib.max(pub_hwm.join().unwrap_or(0));
+    let mut publish_ns = 0;
     if let Some(lines) = pub_lines {
         for line in all_lines(&lines) {
-            if let Some(e) = line.strip_prefix("ERROR ") {
+            if let Some(j) = line.strip_prefix("RESULT ") {
+                publish_ns = json_num(j, "publish_ns") as u64;
+            } else if let Some(e) = line.strip_prefix("ERROR ") {
                 eprintln!("{client} publisher: {e}");
             } else if let Some(kib) = reported_hwm(&line) {
                 pub_usage.maxrss_kib = pub_usage.maxrss_kib.max(kib);
@@ -1011,6 +1018,7 @@ fn run_pair(broker: &Broker, client: &str, qos: u8, n: u64, rate: u64, tag: &str
         sub_usage,
         broker_cpu_ns,
         window_ns,
+        publish_ns,
     }
 }
 
@@ -1024,7 +1032,7 @@ fn help() {
          --conns N          idle connections (10000; 0 skips)\n\
          --clients LIST     comma-separated: plover,rumqttc,mosquitto\n\
          --qos LIST         comma-separated QoS levels (0,1,2)\n\
-         --repeat K         throughput rounds (each client once per round); the median is kept (5)\n\
+         --repeat K         throughput rounds (each client once per round); the median is kept (9)\n\
          --out FILE         JSON lines output (target/e2e.jsonl)\n\
          --quick            --n 20000 --latency-secs 2 --conns 1000 --repeat 1"
     );
@@ -1050,7 +1058,7 @@ fn main() {
     let rate: u64 = arg(&args, "--rate", 5000);
     let latency_secs: u64 = arg(&args, "--latency-secs", if quick { 2 } else { 4 });
     let conns: usize = arg(&args, "--conns", if quick { 1000 } else { 10_000 });
-    let repeat: usize = arg(&args, "--repeat", if quick { 1 } else { 5 });
+    let repeat: usize = arg(&args, "--repeat", if quick { 1 } else { 9 });
     let clients: String = arg(&args, "--clients", "plover,rumqttc,mosquitto".to_string());
     let qos_list: String = arg(&args, "--qos", "0,1,2".to_string());
     let out_path: PathBuf = arg(&args, "--out", PathBuf::from("target/e2e.jsonl"));
@@ -1084,8 +1092,13 @@ fn main() {
                 let r = run_pair(&broker, client, qos, n, 0, &format!("{run}"));
                 let rate = json_num(&r.sub, "msgs_per_s");
                 eprintln!(
-                    "throughput {client:9} qos {qos}: {:>8.0} msg/s  {}  pub cpu {:.2} us/msg, sub cpu {:.2} us/msg, broker cpu {:.2} us/msg, busy {:.0}%",
+                    "throughput {client:9} qos {qos}: {:>8.0} msg/s (sent {:>8.0})  {}  pub cpu {:.2} us/msg, sub cpu {:.2} us/msg, broker cpu {:.2} us/msg, busy {:.0}%",
                     rate,
+                    if r.publish_ns > 0 {
+                        n as f64 * 1e9 / r.publish_ns as f64
+                    } else {
+                        0.0
+                    },
                     r.sub,
                     r.pub_usage.cpu_ns as f64 / n as f64 / 1e3,
                     r.sub_usage.cpu_ns as f64 / n as f64 / 1e3,
@@ -1096,14 +1109,18 @@ fn main() {
             }
         }
         for (&client, mut runs) in clients.iter().zip(runs) {
+            // In round order too, so that each round's clients can be
+            // compared with one another (they ran back to back).
+            let by_round: Vec<String> = runs.iter().map(|(r, _)| format!("{r:.0}")).collect();
             runs.sort_by(|a, b| a.0.total_cmp(&b.0));
             let all: Vec<String> = runs.iter().map(|(r, _)| format!("{r:.0}")).collect();
             let (_, r) = &runs[runs.len() / 2];
             writeln!(
                 out,
-                "{{\"kind\":\"throughput\",\"client\":\"{client}\",\"qos\":{qos},\"n\":{n},\"sub\":{},\"all_rates\":[{}],\"pub_cpu_ns\":{},\"sub_cpu_ns\":{},\"pub_maxrss_kib\":{},\"sub_maxrss_kib\":{},\"pub_ok\":{},\"sub_ok\":{},\"broker_cpu_ns\":{},\"window_ns\":{}}}",
+                "{{\"kind\":\"throughput\",\"client\":\"{client}\",\"qos\":{qos},\"n\":{n},\"sub\":{},\"all_rates\":[{}],\"rates_by_round\":[{}],\"pub_cpu_ns\":{},\"sub_cpu_ns\":{},\"pub_maxrss_kib\":{},\"sub_maxrss_kib\":{},\"pub_ok\":{},\"sub_ok\":{},\"broker_cpu_ns\":{},\"window_ns\":{},\"publish_ns\":{}}}",
                 r.sub,
                 all.join(","),
+                by_round.join(","),
                 r.pub_usage.cpu_ns,
                 r.sub_usage.cpu_ns,
                 r.pub_usage.maxrss_kib,
@@ -1111,7 +1128,8 @@ fn main() {
                 r.pub_usage.exited_ok,
                 r.sub_usage.exited_ok,
                 r.broker_cpu_ns,
-                r.window_ns
+                r.window_ns,
+                r.publish_ns
             )
             .ok();
         }
