@@ -279,6 +279,7 @@ impl Connect {
     /// written there in place, in one pass (`write_small`). Anything else, and
     /// anything `measure` would refuse, is written measured, so each
     /// error is the one `measure` reports.
+    #[inline(never)]
     pub(super) fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let v5 = self.protocol == ProtocolVersion::V5;
         let plain = if v5 {

@@ -281,6 +281,16 @@ impl Publish {
         Ok(())
     }
 
+    /// `encode` in a function of its own, for `Packet::encode_long`.
+    #[inline(never)]
+    pub(super) fn encode_apart(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        self.encode(version, buf)
+    }
+
     /// The exact number of bytes [`encode`](Self::encode) writes.
     pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         let body = self.measure(version)?.body;
@@ -578,7 +588,24 @@ where
     }
 
     /// `Packet::encode` for these four, `first` being the packet's first
-    /// byte.
+    /// byte, in a function of its own (see `Packet::encode_long`). The
+    /// packet identifier alone (always in 3.1.1; in 5.0 a success without
+    /// properties) is written without measuring anything.
+    #[inline(never)]
+    pub(super) fn encode_apart(
+        &self,
+        first: u8,
+        version: ProtocolVersion,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        if version == ProtocolVersion::V311 || (self.is_success() && self.properties.is_empty()) {
+            let [hi, lo] = self.packet_id.get().to_be_bytes();
+            buf.extend_from_slice(&[first, 2, hi, lo]);
+            return Ok(());
+        }
+        self.encode(first, version, buf)
+    }
+
     #[inline(always)]
     pub(super) fn encode(
         &self,

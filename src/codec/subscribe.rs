@@ -192,6 +192,7 @@ impl Subscribe {
     /// (`measure`), so that on error nothing is written; then each filter
     /// is appended with the options byte of the one before and its own
     /// length in one piece.
+    #[inline(never)]
     pub(super) fn encode(
         &self,
         version: ProtocolVersion,
