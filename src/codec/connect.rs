@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::error::{DecodeError, EncodeError};
+use super::error::{DecodeError, EncodeError, refuse};
 use super::primitives::{
     MAX_FIELD_LEN, MqttString, Reader, Scratch, binary_len, check_wire_str, write_binary,
     write_small,
@@ -338,7 +338,7 @@ impl Connect {
         let version = self.protocol;
         let v5 = version == ProtocolVersion::V5;
         if !v5 && self.password.is_some() && self.username.is_none() {
-            return Err(EncodeError::NotInVersion {
+            return refuse(EncodeError::NotInVersion {
                 what: "a password without a user name",
                 version,
             });
@@ -348,7 +348,7 @@ impl Connect {
             .as_ref()
             .is_some_and(|p| p.len() > MAX_FIELD_LEN)
         {
-            return Err(EncodeError::BinaryTooLong);
+            return refuse(EncodeError::BinaryTooLong);
         }
         // Protocol name "MQTT" (2 + 4), level, flags, keepalive.
         let mut len = 6 + 1 + 1 + 2;
@@ -368,10 +368,10 @@ impl Connect {
             // was checked when made, and only a PUBLISH with a Topic Alias
             // may have an empty one.
             if will.topic.is_empty() {
-                return Err(EncodeError::InvalidTopicName(TopicError::Empty));
+                return refuse(EncodeError::InvalidTopicName(TopicError::Empty));
             }
             if will.payload.len() > MAX_FIELD_LEN {
-                return Err(EncodeError::BinaryTooLong);
+                return refuse(EncodeError::BinaryTooLong);
             }
             if v5 {
                 will_props = will.properties.checked_len()?;
@@ -490,12 +490,12 @@ impl ConnAck {
         // 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]: a refusal MUST have
         // Session Present 0, and our decoder holds the broker to it.
         if self.session_present && self.reason_code != ConnectReasonCode::Success {
-            return Err(EncodeError::SessionPresentOnRefusal);
+            return refuse(EncodeError::SessionPresentOnRefusal);
         }
         match version {
             ProtocolVersion::V311 => {
                 if self.reason_code.to_v311().is_none() {
-                    return Err(EncodeError::NotInVersion {
+                    return refuse(EncodeError::NotInVersion {
                         what: "this CONNACK reason code",
                         version,
                     });
@@ -539,7 +539,7 @@ pub(super) fn check_auth(
     data: &Option<Bytes>,
 ) -> Result<(), EncodeError> {
     if data.is_some() && method.is_none() {
-        return Err(EncodeError::AuthDataWithoutMethod);
+        return refuse(EncodeError::AuthDataWithoutMethod);
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::error::{DecodeError, EncodeError};
+use super::error::{DecodeError, EncodeError, refuse};
 use super::primitives::{Reader, put_u8};
 use super::properties::{AuthProperties, DisconnectProperties};
 use super::reason::{AuthReasonCode, DisconnectReasonCode};
@@ -129,7 +129,7 @@ impl Auth {
 
     pub(super) fn measure(&self, version: ProtocolVersion) -> Result<Sizes, EncodeError> {
         if version == ProtocolVersion::V311 {
-            return Err(EncodeError::NotInVersion {
+            return refuse(EncodeError::NotInVersion {
                 what: "AUTH",
                 version,
             });
@@ -140,7 +140,7 @@ impl Auth {
             return Ok(Sizes::body(0));
         }
         if self.properties.authentication_method.is_none() {
-            return Err(EncodeError::MissingAuthenticationMethod);
+            return refuse(EncodeError::MissingAuthenticationMethod);
         }
         Ok(Sizes {
             body: 1 + props_block_len(version, props),

@@ -256,3 +256,19 @@ pub enum EncodeError {
     #[error("a refusing CONNACK cannot have Session Present set")]
     SessionPresentOnRefusal,
 }
+
+/// `Err(error)`, made out of line, for the encoders' refusals.
+///
+/// `Packet::encode` puts a PUBLISH's path into its caller; with its errors
+/// made there, the compiler worked out parts of them (the bytes of the
+/// remaining length, for `PacketTooLarge`) before it knew whether there
+/// was an error, on every packet: ten instructions of a 64-byte PUBLISH's
+/// 185. Made here, an error costs its path a call and the others nothing.
+/// Used where that measured better (callgrind, `benches/codec_counts.rs`);
+/// in the property checks and SUBSCRIBE it changed what got inlined and
+/// made the PUBLISH path longer instead.
+#[cold]
+#[inline(never)]
+pub(crate) fn refuse<T>(error: EncodeError) -> Result<T, EncodeError> {
+    Err(error)
+}

@@ -119,6 +119,7 @@ pub use borrowed::{
 pub(crate) use connect::redacted;
 pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
+use error::refuse;
 pub use error::{DecodeError, EncodeError};
 
 pub use primitives::{MAX_VARIABLE_INT, MqttString, StringError};
@@ -379,7 +380,7 @@ impl Packet {
     pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         let body = self.measure(version)?.body;
         if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
+            return refuse(EncodeError::PacketTooLarge(body));
         }
         Ok(1 + var_int_len(body) + body)
     }
@@ -866,7 +867,7 @@ fn encode_packet(
     let sizes = sizes?;
     let body = sizes.body;
     if body > MAX_VARIABLE_INT as usize {
-        return Err(EncodeError::PacketTooLarge(body));
+        return refuse(EncodeError::PacketTooLarge(body));
     }
     buf.reserve(1 + var_int_len(body) + body);
     write_fixed_header(buf, first, body);

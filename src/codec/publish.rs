@@ -5,7 +5,7 @@ use std::num::NonZeroU16;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::error::{DecodeError, EncodeError};
+use super::error::{DecodeError, EncodeError, refuse};
 use super::primitives::{
     MAX_VARIABLE_INT, MqttString, Reader, Scratch, put_u16, var_int_len, write_fixed_header,
     write_fixed_header_and_u16, write_prefix, write_small,
@@ -199,7 +199,7 @@ impl Publish {
         // would mispredict when the QoS of successive messages varies.
         let has_id = self.packet_id.is_some();
         if has_id == (self.qos == QoS::AtMostOnce) {
-            return Err(if has_id {
+            return refuse(if has_id {
                 EncodeError::UnexpectedPacketId
             } else {
                 EncodeError::MissingPacketId
@@ -209,7 +209,7 @@ impl Publish {
         // A `TopicName` was checked when it was made; the one thing left is
         // the empty name, which only a 5.0 Topic Alias makes valid.
         if self.topic.is_empty() && !(v5 && self.properties.topic_alias.is_some()) {
-            return Err(EncodeError::InvalidTopicName(TopicError::Empty));
+            return refuse(EncodeError::InvalidTopicName(TopicError::Empty));
         }
         let mut props = 0;
         if v5 {
@@ -295,7 +295,7 @@ impl Publish {
     pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         let body = self.measure(version)?.body;
         if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
+            return refuse(EncodeError::PacketTooLarge(body));
         }
         Ok(1 + var_int_len(body) + body)
     }
@@ -355,7 +355,7 @@ impl Publish {
     ) -> Result<(), EncodeError> {
         let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
+            return refuse(EncodeError::PacketTooLarge(body));
         }
         // Room for the whole packet, and for `write_prefix`'s block, which
         // is cut back at once. The fixed header is taken at its longest, 5
@@ -622,7 +622,7 @@ where
         }
         let body = sizes.body;
         if body > MAX_VARIABLE_INT as usize {
-            return Err(EncodeError::PacketTooLarge(body));
+            return refuse(EncodeError::PacketTooLarge(body));
         }
         buf.reserve(1 + var_int_len(body) + body);
         write_fixed_header(buf, first, body);
