@@ -194,12 +194,6 @@ def counts_tables():
     return "\n".join(out)
 
 
-def sent_rate(r):
-    """The publisher's own rate (messages over its publish time), if it told."""
-    ns = (r or {}).get("publish_ns")
-    return r["n"] * 1e9 / ns if ns else None
-
-
 def round_ratios(mine, theirs):
     """Median and range of plover's rate over another client's, round by round."""
     a = (mine or {}).get("rates_by_round") or []
@@ -225,12 +219,10 @@ def e2e_tables(e2e):
                    f"(all runs' rates in `target/bench/e2e.jsonl`). Ratios are plover ÷ the other, "
                    "so above 1× means plover is ahead; the rounds ran every client back to back, and \"round by round\" "
                    "is the median (and range) of plover's rate over the other's in the same round, which a change in "
-                   "the machine's speed between rounds does not move. Sent is the publisher's own rate, from its first publish to "
-                   "the last one written to the socket (QoS 0) or acknowledged (QoS 1, 2): at QoS 0 the broker's "
-                   "socket buffer takes the whole run, so this is the client's speed where msg/s is the broker's. Broker busy is mosquitto's CPU time from the publisher's start to "
+                   "the machine's speed between rounds does not move. Broker busy is mosquitto's CPU time from the publisher's start to "
                    "the subscriber's end, in percent of one core: near 100% the broker, not the client, sets the rate.\n")
-        out.append("| QoS | client | msg/s | plover ÷ it | round by round | sent msg/s | plover ÷ it | lost | duplicated | CPU µs/msg pub + sub | broker busy | peak RSS pub / sub |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| QoS | client | msg/s | plover ÷ it | round by round | lost | duplicated | CPU µs/msg pub + sub | broker busy | peak RSS pub / sub |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for qos in sorted({r["qos"] for r in thr}):
             rows = {r["client"]: r for r in thr if r["qos"] == qos}
             base = rows.get("plover", {}).get("sub", {}).get("msgs_per_s")
@@ -242,16 +234,12 @@ def e2e_tables(e2e):
                 rate = s.get("msgs_per_s", 0)
                 ratio = "" if client == "plover" else fmt_ratio(base / rate if (base and rate) else None)
                 rounds = "" if client == "plover" else round_ratios(rows.get("plover"), r)
-                sent = sent_rate(r)
-                base_sent = sent_rate(rows.get("plover", {}))
-                sent_cell = f"{sent:,.0f}" if sent else "n/a"
-                sent_ratio = "" if client == "plover" else fmt_ratio(base_sent / sent if (base_sent and sent) else None)
                 name = {"mosquitto": "mosquitto_pub / _sub (C)", "rumqttc": "rumqttc AsyncClient"}.get(client, client)
                 cpu = f"{r['pub_cpu_ns'] / r['n'] / 1e3:.2f} + {r['sub_cpu_ns'] / r['n'] / 1e3:.2f}"
                 rss = f"{r['pub_maxrss_kib'] / 1024:.1f} / {r['sub_maxrss_kib'] / 1024:.1f} MiB"
                 busy = (f"{r['broker_cpu_ns'] * 100 / r['window_ns']:.0f}%"
                         if r.get("window_ns") else "n/a")
-                out.append(f"| {qos} | {name} | {rate:,.0f} | {ratio} | {rounds} | {sent_cell} | {sent_ratio} | {s.get('lost')} | {s.get('duplicated')} | {cpu} | {busy} | {rss} |")
+                out.append(f"| {qos} | {name} | {rate:,.0f} | {ratio} | {rounds} | {s.get('lost')} | {s.get('duplicated')} | {cpu} | {busy} | {rss} |")
         out.append("")
     if lat:
         rate = meta.get("rate", "?")
