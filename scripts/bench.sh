@@ -2,7 +2,7 @@
 # Runs every benchmark of BENCHMARKS.md and rewrites its tables and
 # docs/bench.svg, in one go:
 #
-#   scripts/bench.sh            # everything (about 25 minutes on 2 cores)
+#   scripts/bench.sh            # everything (about 20 minutes on 2 cores)
 #   QUICK=1 scripts/bench.sh    # a fast look: criterion --quick, fewer messages
 #   PARTS=codec scripts/bench.sh  # the codec only (about 12 minutes); the
 #                               # end-to-end tables keep their last results
