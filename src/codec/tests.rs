@@ -330,7 +330,7 @@ fn acknowledgements_and_pings_are_written_alike_whatever_room_the_buffer_has() {
                 let mut buf = BytesMut::with_capacity(8 + free);
                 buf.extend_from_slice(&[0xAA; 8]);
                 assert_eq!(buf.capacity() - buf.len(), free, "setting up {free} free");
-                packet.encode(v, &mut buf).unwrap();
+                assert_eq!(packet.encode(v, &mut buf), Ok(()), "{v:?} {packet:?}");
                 assert_eq!(buf[..8], [0xAA; 8], "{v:?} {packet:?}, {free} free");
                 assert_eq!(buf[8..], want[..], "{v:?} {packet:?}, {free} free");
             }
