@@ -21,7 +21,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use plover::codec::ProtocolVersion;
 
 use peers::{Case, mqtt_protocol_codec, mqttrs_codec, rumqttc_v4, rumqttc_v5};
@@ -69,115 +71,163 @@ fn check_case(case: &Case) {
     }
 }
 
+/// One crate's benchmark in a group, registered by [`run`].
+type Entry<'a> = (String, Box<dyn FnMut(&mut Bencher<'_>) + 'a>);
+
+/// A benchmark named `name` for [`run`].
+fn entry<'a>(name: &str, f: impl FnMut(&mut Bencher<'_>) + 'a) -> Entry<'a> {
+    (name.to_owned(), Box::new(f))
+}
+
+/// Runs a group's benchmarks in the order given, or reversed when the
+/// environment says `PLOVER_BENCH_ORDER=reverse`: `scripts/bench.sh` runs
+/// the codec in rounds and reverses every other one, so that whatever
+/// drifts within a round (the machine's speed, caches, frequency) favours
+/// no crate for being measured first.
+fn run(
+    c: &mut Criterion,
+    group: String,
+    throughput: Throughput,
+    param: &str,
+    mut entries: Vec<Entry<'_>>,
+) {
+    if std::env::var("PLOVER_BENCH_ORDER").is_ok_and(|o| o == "reverse") {
+        entries.reverse();
+    }
+    let mut group = c.benchmark_group(group);
+    group.throughput(throughput);
+    for (name, mut f) in entries {
+        group.bench_function(BenchmarkId::new(name, param), |b| f(b));
+    }
+    group.finish();
+}
+
 fn bench_decode(c: &mut Criterion, case: &Case) {
-    let mut group = c.benchmark_group(format!("decode/{}", case.group));
     let many = case.packets.len() > 1;
-    group.throughput(if many {
+    let throughput = if many {
         Throughput::Elements(case.packets.len() as u64)
     } else {
         Throughput::Bytes(case.wire.len() as u64)
-    });
-    let (wire, version, param) = (&case.wire, case.version, &case.param);
+    };
+    let (wire, version) = (&case.wire, case.version);
+    let mut entries: Vec<Entry<'_>> = Vec::new();
 
-    group.bench_function(BenchmarkId::new("plover", param), |b| {
+    entries.push(entry("plover", move |b| {
         b.iter(|| peers::plover_decode(black_box(wire), version))
-    });
-    group.bench_function(BenchmarkId::new("plover_slice", param), |b| {
+    }));
+    entries.push(entry("plover_slice", move |b| {
         b.iter(|| peers::plover_decode_slice(black_box(wire), version))
-    });
+    }));
     if many {
-        group.bench_function(BenchmarkId::new("plover_bytesmut", param), |b| {
+        entries.push(entry("plover_bytesmut", move |b| {
             b.iter_batched(
                 || BytesMut::from(&wire[..]),
                 |buf| peers::plover_decode_bytesmut(buf, version),
                 BatchSize::LargeInput,
             )
-        });
+        }));
     }
     match version {
         ProtocolVersion::V311 => {
-            group.bench_function(BenchmarkId::new("rumqttc", param), |b| {
+            entries.push(entry("rumqttc", move |b| {
                 b.iter(|| rumqttc_v4::decode(black_box(wire)))
-            });
+            }));
             if many {
-                group.bench_function(BenchmarkId::new("rumqttc_bytesmut", param), |b| {
+                entries.push(entry("rumqttc_bytesmut", move |b| {
                     b.iter_batched(
                         || BytesMut::from(&wire[..]),
                         rumqttc_v4::decode_bytesmut,
                         BatchSize::LargeInput,
                     )
-                });
+                }));
             }
-            group.bench_function(BenchmarkId::new("mqttrs", param), |b| {
+            entries.push(entry("mqttrs", move |b| {
                 b.iter(|| mqttrs_codec::decode(black_box(wire)))
-            });
-            group.bench_function(BenchmarkId::new("mqtt-protocol", param), |b| {
+            }));
+            entries.push(entry("mqtt-protocol", move |b| {
                 b.iter(|| mqtt_protocol_codec::decode(black_box(wire)))
-            });
+            }));
         }
         ProtocolVersion::V5 => {
-            group.bench_function(BenchmarkId::new("rumqttc", param), |b| {
+            entries.push(entry("rumqttc", move |b| {
                 b.iter(|| rumqttc_v5::decode(black_box(wire)))
-            });
+            }));
             if many {
-                group.bench_function(BenchmarkId::new("rumqttc_bytesmut", param), |b| {
+                entries.push(entry("rumqttc_bytesmut", move |b| {
                     b.iter_batched(
                         || BytesMut::from(&wire[..]),
                         rumqttc_v5::decode_bytesmut,
                         BatchSize::LargeInput,
                     )
-                });
+                }));
             }
         }
     }
-    group.finish();
+    run(
+        c,
+        format!("decode/{}", case.group),
+        throughput,
+        &case.param,
+        entries,
+    );
 }
 
 fn bench_encode(c: &mut Criterion, case: &Case) {
-    let mut group = c.benchmark_group(format!("encode/{}", case.group));
-    group.throughput(if case.packets.len() > 1 {
+    let throughput = if case.packets.len() > 1 {
         Throughput::Elements(case.packets.len() as u64)
     } else {
         Throughput::Bytes(case.wire.len() as u64)
-    });
-    let (version, param) = (case.version, &case.param);
+    };
+    let version = case.version;
+    // Each crate writes into a buffer of its own, of the same capacity.
     let capacity = case.wire.len() + 64;
+    let mut entries: Vec<Entry<'_>> = Vec::new();
 
+    let packets = &case.packets;
     let mut buf = BytesMut::with_capacity(capacity);
-    group.bench_function(BenchmarkId::new("plover", param), |b| {
-        b.iter(|| peers::plover_encode(black_box(&case.packets), version, &mut buf))
-    });
+    entries.push(entry("plover", move |b| {
+        b.iter(|| peers::plover_encode(black_box(packets), version, &mut buf))
+    }));
     // Payloads the client sends from their own buffer (16 KiB and up).
     if case.group.starts_with("publish") && case.wire.len() >= 16 << 10 {
-        group.bench_function(BenchmarkId::new("plover_head", param), |b| {
-            b.iter(|| peers::plover_encode_head(black_box(&case.packets), version, &mut buf))
-        });
+        let mut buf = BytesMut::with_capacity(capacity);
+        entries.push(entry("plover_head", move |b| {
+            b.iter(|| peers::plover_encode_head(black_box(packets), version, &mut buf))
+        }));
     }
     match version {
         ProtocolVersion::V311 => {
             let packets = rumqttc_v4::packets(&case.wire);
-            group.bench_function(BenchmarkId::new("rumqttc", param), |b| {
+            let mut buf = BytesMut::with_capacity(capacity);
+            entries.push(entry("rumqttc", move |b| {
                 b.iter(|| rumqttc_v4::encode(black_box(&packets), &mut buf))
-            });
+            }));
             let packets = mqttrs_codec::packets(&case.wire);
             let mut out = vec![0u8; capacity];
-            group.bench_function(BenchmarkId::new("mqttrs", param), |b| {
+            entries.push(entry("mqttrs", move |b| {
                 b.iter(|| mqttrs_codec::encode(black_box(&packets), &mut out))
-            });
+            }));
             let packets = mqtt_protocol_codec::packets(&case.wire);
             let mut out = Vec::with_capacity(capacity);
-            group.bench_function(BenchmarkId::new("mqtt-protocol", param), |b| {
+            entries.push(entry("mqtt-protocol", move |b| {
                 b.iter(|| mqtt_protocol_codec::encode(black_box(&packets), &mut out))
-            });
+            }));
         }
         ProtocolVersion::V5 => {
             let packets = rumqttc_v5::packets(&case.wire);
-            group.bench_function(BenchmarkId::new("rumqttc", param), |b| {
+            let mut buf = BytesMut::with_capacity(capacity);
+            entries.push(entry("rumqttc", move |b| {
                 b.iter(|| rumqttc_v5::encode(black_box(&packets), &mut buf))
-            });
+            }));
         }
     }
-    group.finish();
+    run(
+        c,
+        format!("encode/{}", case.group),
+        throughput,
+        &case.param,
+        entries,
+    );
 }
 
 fn benches(c: &mut Criterion) {

@@ -4,8 +4,9 @@
 #
 #   scripts/bench.sh            # everything (about 20 minutes on 2 cores)
 #   QUICK=1 scripts/bench.sh    # a fast look: criterion --quick, fewer messages
-#   PARTS=codec scripts/bench.sh  # the codec only (about 12 minutes); the
+#   PARTS=codec scripts/bench.sh  # the codec only (about 15 minutes); the
 #                               # end-to-end tables keep their last results
+#   CODEC_ROUNDS=3 scripts/bench.sh  # fewer codec rounds (default 5)
 #
 # Needs mosquitto and mosquitto-clients (apt-get install -y mosquitto
 # mosquitto-clients), valgrind (for the instruction counts) and python3.
@@ -24,6 +25,7 @@ QUICK="${QUICK:-0}"
 PARTS="${PARTS:-codec e2e}"
 MAX_LOAD="${BENCH_MAX_LOAD:-0.6}"
 WAIT_MAX="${BENCH_WAIT_MAX:-1200}"
+CODEC_ROUNDS="${CODEC_ROUNDS:-5}"
 
 step() { printf '\n== %s ==\n' "$*" >&2; }
 
@@ -62,12 +64,24 @@ grep -E '^name = "(rumqttc|mqttrs|mqtt-protocol)"' -A1 Cargo.lock | grep -v '^--
     | awk '{ printf "%s %s, ", $1, $2 }' | sed 's/, $/\n/' | sed 's/^/peer crates: /' >> "$OUT/machine.txt"
 
 case " $PARTS " in *" codec "*)
-    step "codec: criterion, all crates side by side (benches/codec.rs)"
+    # In rounds of short measurements, every other round in the reverse
+    # order: the tables take each ratio round by round (plover and the peer
+    # measured seconds apart) and give the median, which a drift in the
+    # machine's speed over the minutes of a run does not move.
     if [ "$QUICK" = 1 ]; then
-        cargo bench --bench codec -- --quick
+        rounds=1 codec_args="--quick"
     else
-        cargo bench --bench codec
+        rounds="$CODEC_ROUNDS" codec_args="--warm-up-time 0.3 --measurement-time 1"
     fi
+    : > "$OUT/codec_rounds.txt"
+    for r in $(seq 1 "$rounds"); do
+        order=forward
+        [ $((r % 2)) = 0 ] && order=reverse
+        step "codec round $r of $rounds ($order): criterion, all crates side by side (benches/codec.rs)"
+        # shellcheck disable=SC2086 # codec_args is a list of arguments
+        PLOVER_BENCH_ORDER=$order cargo bench --bench codec -- $codec_args --noplot --save-baseline "round-$r"
+        echo "round-$r" >> "$OUT/codec_rounds.txt"
+    done
 
     step "codec: allocations per packet (benches/codec_counts.rs)"
     cargo bench --bench codec_counts -- --out "$OUT/counts.jsonl"

@@ -2,7 +2,8 @@
 """Turns the benchmark outputs into the tables of BENCHMARKS.md and the
 chart docs/bench.svg. Run by scripts/bench.sh; reads
 
-  target/criterion/**/new/{benchmark,estimates}.json  (benches/codec.rs)
+  target/criterion/**/round-N/{benchmark,estimates}.json  (benches/codec.rs,
+                                the rounds listed in target/bench/codec_rounds.txt)
   target/bench/counts.jsonl     (benches/codec_counts.rs: allocations)
   target/bench/callgrind.jsonl  (instruction counts, written by bench.sh)
   target/bench/e2e.jsonl        (benches/e2e.rs)
@@ -57,23 +58,59 @@ def read_jsonl(name):
     return out
 
 
+def median(xs):
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 def criterion():
-    """{(op, group, crate, param): median ns}"""
+    """{(op, group, crate, param): [median ns of each round]}
+
+    The rounds are the baselines bench.sh names in codec_rounds.txt
+    (`--save-baseline round-N`); without that file, criterion's latest
+    results (`new`), as one round."""
+    rounds = ["new"]
+    rpath = os.path.join(BENCH, "codec_rounds.txt")
+    if os.path.exists(rpath):
+        with open(rpath) as f:
+            rounds = [line.strip() for line in f if line.strip()] or rounds
     res = {}
-    for bj in glob.glob(os.path.join(TARGET, "criterion", "**", "new", "benchmark.json"), recursive=True):
-        try:
-            with open(bj) as f:
-                b = json.load(f)
-            with open(os.path.join(os.path.dirname(bj), "estimates.json")) as f:
-                e = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            continue
-        group = b.get("group_id", "")
-        if "/" not in group:
-            continue
-        op, case = group.split("/", 1)
-        res[(op, case, b.get("function_id"), b.get("value_str"))] = e["median"]["point_estimate"]
-    return res
+    for r in rounds:
+        for bj in glob.glob(os.path.join(TARGET, "criterion", "**", r, "benchmark.json"), recursive=True):
+            try:
+                with open(bj) as f:
+                    b = json.load(f)
+                with open(os.path.join(os.path.dirname(bj), "estimates.json")) as f:
+                    e = json.load(f)
+            except (OSError, json.JSONDecodeError):
+                continue
+            group = b.get("group_id", "")
+            if "/" not in group:
+                continue
+            op, case = group.split("/", 1)
+            key = (op, case, b.get("function_id"), b.get("value_str"))
+            res.setdefault(key, {})[r] = e["median"]["point_estimate"]
+    return {k: [v[r] for r in rounds if r in v] for k, v in res.items()}
+
+
+def crit_time(crit, key):
+    """The median over rounds of one benchmark's time, or None."""
+    times = crit.get(key)
+    return median(times) if times else None
+
+
+def crit_ratio(crit, theirs, mine):
+    """The other's time over plover's, taken round by round: the median,
+    and the range too when the rounds disagree on which is faster."""
+    a, b = crit.get(theirs) or [], crit.get(mine) or []
+    ratios = sorted(x / y for x, y in zip(a, b) if x and y)
+    if not ratios:
+        return "n/a"
+    text = fmt_ratio(median(ratios))
+    if ratios[0] < 1 < ratios[-1]:
+        text += f" ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+    return text
 
 
 CASES_V311 = [
@@ -123,28 +160,30 @@ def codec_table(crit, op, cases, peers):
     sep += "---:|---:|" * len(peers)
     rows = [head, sep]
     for group, param, label in cases:
-        cells = [label, fmt_time(crit.get((op, group, "plover", param)))]
+        def key(crate):
+            return (op, group, crate, param)
+
+        cells = [label, fmt_time(crit_time(crit, key("plover")))]
         if decode:
-            cells.append(fmt_time(crit.get((op, group, "plover_slice", param))))
+            cells.append(fmt_time(crit_time(crit, key("plover_slice"))))
         for p in peers:
-            t = crit.get((op, group, p, param))
-            base = crit.get((op, group, base_name(p), param))
-            cells += [fmt_time(t), fmt_ratio(t / base if (t and base) else None)]
+            cells += [fmt_time(crit_time(crit, key(p))), crit_ratio(crit, key(p), key(base_name(p)))]
         rows.append("| " + " | ".join(cells) + " |")
-        head = crit.get((op, group, "plover_head", param))
-        if not decode and head:
+        if not decode and crit.get(key("plover_head")):
             cells = [label + ", payload sent from its buffer (`encode_head`, the client's way from 16 KiB)",
-                     fmt_time(head)]
+                     fmt_time(crit_time(crit, key("plover_head")))]
             for p in peers:
-                t = crit.get((op, group, p, param))
-                cells += [fmt_time(t), fmt_ratio(t / head if (t and head) else None)]
+                cells += [fmt_time(crit_time(crit, key(p))), crit_ratio(crit, key(p), key("plover_head"))]
             rows.append("| " + " | ".join(cells) + " |")
         if decode and group.startswith(("mixed", "acks")):
-            b2 = crit.get((op, group, "plover_bytesmut", param))
-            cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)", fmt_time(b2), "n/a"]
+            cells = [label + ", from a `BytesMut` (`decode` / `Packet::read`)",
+                     fmt_time(crit_time(crit, key("plover_bytesmut"))), "n/a"]
             for p in peers:
-                t = crit.get((op, group, p + "_bytesmut", param)) if p == "rumqttc" else None
-                cells += [fmt_time(t), fmt_ratio(t / b2 if (t and b2) else None)]
+                if p == "rumqttc":
+                    theirs = key(p + "_bytesmut")
+                    cells += [fmt_time(crit_time(crit, theirs)), crit_ratio(crit, theirs, key("plover_bytesmut"))]
+                else:
+                    cells += ["n/a", "n/a"]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -201,9 +240,7 @@ def round_ratios(mine, theirs):
     ratios = sorted(x / y for x, y in zip(a, b) if x and y)
     if not ratios:
         return "n/a"
-    mid = len(ratios) // 2
-    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return f"{median:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+    return f"{median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
 
 
 def e2e_tables(e2e):
@@ -331,7 +368,7 @@ def svg_chart(crit, e2e, path):
             if op == "decode":
                 crates.insert(1, "plover_slice")
             for c in crates:
-                t = crit.get((op, group, c, "10000"))
+                t = crit_time(crit, (op, group, c, "10000"))
                 series.append((c, 10000 / (t / 1e3) if t else None))
             groups.append((f"{op} {label}", series))
     panel(530, "Codec, mixed stream (packets/µs, higher is better)", groups, "packets / µs")
