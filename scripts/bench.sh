@@ -2,9 +2,9 @@
 # Runs every benchmark of BENCHMARKS.md and rewrites its tables and
 # docs/bench.svg, in one go:
 #
-#   scripts/bench.sh            # everything (about 20 minutes on 2 cores)
+#   scripts/bench.sh            # everything (about 27 minutes on 2 cores)
 #   QUICK=1 scripts/bench.sh    # a fast look: criterion --quick, fewer messages
-#   PARTS=codec scripts/bench.sh  # the codec only (about 15 minutes); the
+#   PARTS=codec scripts/bench.sh  # the codec only (about 20 minutes); the
 #                               # end-to-end tables keep their last results
 #   CODEC_ROUNDS=3 scripts/bench.sh  # fewer codec rounds (default 5)
 #
