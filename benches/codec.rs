@@ -7,8 +7,11 @@
 //! rumqttc; the other two speak only 3.1.1).
 //!
 //! Run with `cargo bench --bench codec` (add `-- --quick` for a fast look,
-//! or a filter such as `-- decode/mixed`); `scripts/bench.sh` turns the
-//! results into the tables of BENCHMARKS.md. See `benches/peers/mod.rs`
+//! or a filter such as `-- decode/mixed`); `scripts/bench.sh` runs it in
+//! rounds (`--save-baseline round-N`, every other round with
+//! `PLOVER_BENCH_ORDER=reverse`) and turns the results into the tables of
+//! BENCHMARKS.md. Each crate encodes into a buffer of its own. See
+//! `benches/peers/mod.rs`
 //! for how each crate is driven. Decoding in plover is zero-copy, so
 //! decoding a PUBLISH takes about the same time whatever its payload size;
 //! encoding copies the payload once, except in the `plover_head` rows:
