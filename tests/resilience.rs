@@ -636,9 +636,10 @@ fn report(
 
 /// Checks what every campaign promises. `excused` are QoS 2 sequence
 /// numbers the broker sent again after their PUBREL (see
-/// [`Proxy::republished_after_pubrel`]): the client has released their
-/// identifiers by then and cannot tell them from new messages, so a second
-/// delivery of those, and only those, is the broker's doing.
+/// [`Proxy::republished_after_pubrel`]), once per re-send: the client has
+/// released their identifiers by then and cannot tell them from new
+/// messages, so one more delivery per re-send of those, and only those,
+/// is the broker's doing.
 fn check_delivery(report: &Report, counter: &Counter, failures: &[String], excused: &[usize]) {
     let t = lock(&counter.tally);
     assert!(
@@ -659,8 +660,16 @@ fn check_delivery(report: &Report, counter: &Counter, failures: &[String], excus
         twice_q2.is_empty(),
         "QoS 2 delivered more than once (seq, copies): {twice_q2:?}"
     );
+    // Each re-send after a PUBREL may add one copy (the broker can do it
+    // more than once for one message, over successive cuts); any copy
+    // beyond those is the client's.
     for &seq in excused {
-        assert!(t.q2[seq] <= 2, "QoS 2 #{seq}: {} copies", t.q2[seq]);
+        let resent = excused.iter().filter(|&&s| s == seq).count();
+        assert!(
+            t.q2[seq] as usize <= 1 + resent,
+            "QoS 2 #{seq}: {} copies, {resent} of them re-sent by the broker after its PUBREL",
+            t.q2[seq]
+        );
     }
     assert_eq!(t.stray, 0, "messages that are not part of the campaign");
     assert!(report.cuts >= 20, "only {} cuts", report.cuts);
@@ -823,13 +832,22 @@ async fn campaign_subscriber_behind_faults() {
     );
     // mosquitto 2.0.11 sometimes sends a QoS 2 PUBLISH again after its
     // PUBREL (when the connection drops again before the PUBREL it owed
-    // went out); those may arrive twice, the rest exactly once.
+    // went out), now and then more than once for one message; each such
+    // re-send may add a copy, the rest arrive exactly once.
     let excused: Vec<usize> = proxy
         .republished_after_pubrel(Dir::ToClient)
         .iter()
         .filter(|(topic, _)| topic.as_str() == format!("{prefix}/q2"))
         .filter_map(|(_, payload)| std::str::from_utf8(payload).ok()?.parse().ok())
         .collect();
+    let mut resent: Vec<usize> = excused.clone();
+    resent.sort_unstable();
+    resent.dedup();
+    println!(
+        "QoS 2 re-sent by the broker after its PUBREL: {} times, {} messages",
+        excused.len(),
+        resent.len()
+    );
     check_delivery(&report, &counter, &failures, &excused);
     let _ = within("disconnect", 10, publisher.disconnect()).await;
     let _ = within("disconnect", 10, sub.disconnect()).await;
