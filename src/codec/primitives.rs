@@ -372,7 +372,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Binary data, borrowed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn binary_ref(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.field_len()?;
         self.slice(len)
@@ -380,14 +380,14 @@ impl<'a> Reader<'a> {
 
     /// A UTF-8 encoded string, checked as [`string`](Self::string) checks
     /// it (same errors), borrowed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn str_ref(&mut self) -> Result<&'a str, DecodeError> {
         wire_str(self.binary_ref()?)
     }
 
     /// A topic name, borrowed, and whether it needs the full topic-name
     /// check; the same checks and errors as [`topic_name`](Self::topic_name).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn topic_ref(&mut self) -> Result<(&'a str, bool), DecodeError> {
         let raw = self.binary_ref()?;
         if raw.is_empty() || has_nul_or_wildcard(raw) {
