@@ -650,6 +650,30 @@ static ROWS: &[Row] = &[
         expected: E::InvalidProtocolName,
     },
     Row {
+        name: "CONNECT with a protocol name that is not UTF-8",
+        version: V3,
+        // 0x10 | RL 13 | 00 04 'M' 'Q' 0xFF 'T' | 4 | flags 02 | 60 | s(c)
+        bytes: &[
+            0x10, 0x0D, 0x00, 0x04, b'M', b'Q', 0xFF, b'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x01,
+            b'c',
+        ],
+        expected: E::InvalidUtf8,
+    },
+    Row {
+        name: "CONNECT that ends after an unknown protocol name",
+        version: V3,
+        // 0x10 | RL 6 | s(MQTX), no level
+        bytes: &[0x10, 0x06, 0x00, 0x04, b'M', b'Q', b'T', b'X'],
+        expected: E::UnexpectedEnd,
+    },
+    Row {
+        name: "CONNECT that ends after MQIsdp",
+        version: V3,
+        // 0x10 | RL 8 | s(MQIsdp), no level
+        bytes: &[0x10, 0x08, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p'],
+        expected: E::UnexpectedEnd,
+    },
+    Row {
         name: "CONNECT MQTT level 3",
         version: V3,
         // 0x10 | RL 13 | s(MQTT) | level 3 | flags 02 | 60 | s(c)   [MQTT-3.1.2-2]

@@ -111,17 +111,24 @@ impl ConnectHeader {
         // malformed UTF-8 is reported as such.
         let name_len = usize::from(r.u16()?);
         let name = r.slice(name_len)?;
-        let known = matches!(name, b"MQTT" | b"MQIsdp");
-        if !known {
-            check_wire_str(name)?;
-        }
-        let level = r.u8()?;
-        let protocol = match (name, ProtocolVersion::from_level(level)) {
-            (b"MQTT", Some(v)) => v,
-            // MQTT 3.1 ("MQIsdp", level 3) and unknown levels are answered
-            // with CONNACK 0x01 / 0x84 by a server; we name the level.
-            _ if known => return Err(DecodeError::UnsupportedProtocolVersion(level)),
-            _ => return Err(DecodeError::InvalidProtocolName),
+        // The name is compared once; each arm reads the level itself.
+        let protocol = match name {
+            b"MQTT" => {
+                let level = r.u8()?;
+                match ProtocolVersion::from_level(level) {
+                    Some(v) => v,
+                    // Unknown levels are answered with CONNACK 0x01 / 0x84
+                    // by a server; we name the level.
+                    None => return Err(DecodeError::UnsupportedProtocolVersion(level)),
+                }
+            }
+            // MQTT 3.1 (level 3), likewise.
+            b"MQIsdp" => return Err(DecodeError::UnsupportedProtocolVersion(r.u8()?)),
+            _ => {
+                check_wire_str(name)?;
+                r.u8()?;
+                return Err(DecodeError::InvalidProtocolName);
+            }
         };
         let v5 = protocol == ProtocolVersion::V5;
         let flags = r.u8()?;
