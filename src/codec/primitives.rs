@@ -606,7 +606,15 @@ pub(crate) fn write_prefix<const N: usize>(
         return false;
     };
     block[0] = first;
-    let header = 1 + put_var_int(&mut block[1..5], remaining);
+    // A prefix is mostly a large PUBLISH's head, whose remaining length
+    // takes two bytes below 16 KiB: those are written without the loop.
+    let header = if (0x80..0x4000).contains(&remaining) {
+        block[1] = (remaining & 0x7F) as u8 | 0x80;
+        block[2] = (remaining >> 7) as u8;
+        3
+    } else {
+        1 + put_var_int(&mut block[1..5], remaining)
+    };
     let mut scratch = Scratch {
         bytes: block,
         len: header,

@@ -1408,7 +1408,8 @@ mod tests {
 
     /// A PUBLISH without properties is written in place when it is small
     /// (whole) or its topic is short (the head), and piece by piece
-    /// otherwise. Every topic and payload length around those limits, at
+    /// otherwise. Every topic and payload length around those limits and
+    /// around the remaining length's change from two bytes to three, at
     /// each QoS and in both versions, gives the bytes the spec lays out.
     #[test]
     fn publish_bytes_are_the_same_on_each_side_of_the_in_place_limits() {
@@ -1423,7 +1424,12 @@ mod tests {
                 }
             }
         }
-        let payload_lens = (0..=140).chain([200, 1024, 16_383, 16_384, 70_000]);
+        // 16,376 to 16,384: a remaining length of 16,383 (the last of two
+        // bytes) or 16,384 (the first of three) for each QoS and version.
+        let payload_lens = (0..=140)
+            .chain([200, 1024])
+            .chain(16_376..=16_384)
+            .chain([70_000]);
         for payload_len in payload_lens {
             for topic_len in [
                 1, 15, 16, 32, 33, 50, 51, 52, 53, 54, 57, 58, 59, 60, 61, 62, 63, 64, 65, 100,
