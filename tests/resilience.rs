@@ -667,7 +667,7 @@ fn check_delivery(report: &Report, counter: &Counter, failures: &[String], excus
         let resent = excused.iter().filter(|&&s| s == seq).count();
         assert!(
             t.q2[seq] as usize <= 1 + resent,
-            "QoS 2 #{seq}: {} copies, {resent} of them re-sent by the broker after its PUBREL",
+            "QoS 2 #{seq}: {} copies; the broker re-sent it {resent} times after its PUBREL",
             t.q2[seq]
         );
     }

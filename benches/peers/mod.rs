@@ -10,9 +10,8 @@
 //! outside the timed part, so all encoders write the same packets; a
 //! PUBLISH payload then lies in an allocation of its own for every crate
 //! but mqttrs, whose packets borrow it from the bytes (see `own_payload`).
-//! Each
-//! crate decodes through its own cheapest entry point for bytes already in
-//! memory:
+//! Each crate decodes through its own cheapest entry point for bytes
+//! already in memory:
 //!
 //! - plover: `codec::decode_bytes` over a `Bytes` (and `codec::decode` over a
 //!   `BytesMut`, the network-buffer path, in the `_bytesmut` variants), which
