@@ -55,21 +55,25 @@ fn check_case(case: &Case) {
             assert_eq!(rumqttc_v4::decode(&case.wire), n, "rumqttc");
             assert_eq!(mqttrs_codec::decode(&case.wire), n, "mqttrs");
             assert_eq!(mqtt_protocol_codec::decode(&case.wire), n, "mqtt-protocol");
-            let mut buf = BytesMut::new();
-            rumqttc_v4::encode(&rumqttc_v4::packets(&case.wire), &mut buf);
-            note("rumqttc", &buf);
-            let mut out = vec![0u8; case.wire.len() + 64];
-            let len = mqttrs_codec::encode(&mqttrs_codec::packets(&case.wire), &mut out);
-            note("mqttrs", &out[..len]);
-            let mut out = Vec::new();
-            mqtt_protocol_codec::encode(&mqtt_protocol_codec::packets(&case.wire), &mut out);
-            note("mqtt-protocol", &out);
+            let p = rumqttc_v4::packets(&case.wire);
+            let (mut buf, at) = peers::out_bytes(case, rumqttc_v4::payload(&p));
+            let len = rumqttc_v4::encode(&p, &mut buf, at);
+            note("rumqttc", &buf[at..at + len]);
+            let p = mqttrs_codec::packets(&case.wire);
+            let (mut out, at) = peers::out_slice(case, mqttrs_codec::payload(&p));
+            let len = mqttrs_codec::encode(&p, &mut out[at..]);
+            note("mqttrs", &out[at..at + len]);
+            let p = mqtt_protocol_codec::packets(&case.wire);
+            let (mut out, at) = peers::out_vec(case, mqtt_protocol_codec::payload(&p));
+            let len = mqtt_protocol_codec::encode(&p, &mut out, at);
+            note("mqtt-protocol", &out[at..at + len]);
         }
         ProtocolVersion::V5 => {
             assert_eq!(rumqttc_v5::decode(&case.wire), n, "rumqttc v5");
-            let mut buf = BytesMut::new();
-            rumqttc_v5::encode(&rumqttc_v5::packets(&case.wire), &mut buf);
-            note("rumqttc", &buf);
+            let p = rumqttc_v5::packets(&case.wire);
+            let (mut buf, at) = peers::out_bytes(case, rumqttc_v5::payload(&p));
+            let len = rumqttc_v5::encode(&p, &mut buf, at);
+            note("rumqttc", &buf[at..at + len]);
         }
     }
 }
@@ -182,18 +186,18 @@ fn bench_encode(c: &mut Criterion, case: &Case) {
         Throughput::Bytes(case.wire.len() as u64)
     };
     let version = case.version;
-    // Each crate writes into a buffer of its own, of the same capacity.
-    let capacity = case.wire.len() + 64;
+    // Each crate writes into a buffer of its own, of the same capacity,
+    // placed alike (`peers::out_start`).
     let mut entries: Vec<Entry<'_>> = Vec::new();
 
     let packets = &case.packets;
-    let mut buf = BytesMut::with_capacity(capacity);
+    let (mut buf, at) = peers::out_bytes(case, peers::plover_payload(packets));
     entries.push(entry("plover", move |b| {
-        b.iter(|| peers::plover_encode(black_box(packets), version, &mut buf))
+        b.iter(|| peers::plover_encode(black_box(packets), version, &mut buf, at))
     }));
     // Payloads the client sends from their own buffer (16 KiB and up).
     if case.group.starts_with("publish") && case.wire.len() >= 16 << 10 {
-        let mut buf = BytesMut::with_capacity(capacity);
+        let (mut buf, _) = peers::out_bytes(case, None);
         entries.push(entry("plover_head", move |b| {
             b.iter(|| peers::plover_encode_head(black_box(packets), version, &mut buf))
         }));
@@ -201,26 +205,26 @@ fn bench_encode(c: &mut Criterion, case: &Case) {
     match version {
         ProtocolVersion::V311 => {
             let packets = rumqttc_v4::packets(&case.wire);
-            let mut buf = BytesMut::with_capacity(capacity);
+            let (mut buf, at) = peers::out_bytes(case, rumqttc_v4::payload(&packets));
             entries.push(entry("rumqttc", move |b| {
-                b.iter(|| rumqttc_v4::encode(black_box(&packets), &mut buf))
+                b.iter(|| rumqttc_v4::encode(black_box(&packets), &mut buf, at))
             }));
             let packets = mqttrs_codec::packets(&case.wire);
-            let mut out = vec![0u8; capacity];
+            let (mut out, at) = peers::out_slice(case, mqttrs_codec::payload(&packets));
             entries.push(entry("mqttrs", move |b| {
-                b.iter(|| mqttrs_codec::encode(black_box(&packets), &mut out))
+                b.iter(|| mqttrs_codec::encode(black_box(&packets), &mut out[at..]))
             }));
             let packets = mqtt_protocol_codec::packets(&case.wire);
-            let mut out = Vec::with_capacity(capacity);
+            let (mut out, at) = peers::out_vec(case, mqtt_protocol_codec::payload(&packets));
             entries.push(entry("mqtt-protocol", move |b| {
-                b.iter(|| mqtt_protocol_codec::encode(black_box(&packets), &mut out))
+                b.iter(|| mqtt_protocol_codec::encode(black_box(&packets), &mut out, at))
             }));
         }
         ProtocolVersion::V5 => {
             let packets = rumqttc_v5::packets(&case.wire);
-            let mut buf = BytesMut::with_capacity(capacity);
+            let (mut buf, at) = peers::out_bytes(case, rumqttc_v5::payload(&packets));
             entries.push(entry("rumqttc", move |b| {
-                b.iter(|| rumqttc_v5::encode(black_box(&packets), &mut buf))
+                b.iter(|| rumqttc_v5::encode(black_box(&packets), &mut buf, at))
             }));
         }
     }

@@ -21,10 +21,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::BytesMut;
-use plover::codec::ProtocolVersion;
-
-use peers::{Case, mqtt_protocol_codec, mqttrs_codec, rumqttc_v4, rumqttc_v5};
+use peers::{Op, ops};
 
 struct CountingAllocator;
 
@@ -76,70 +73,6 @@ fn allocations_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let out = f();
     COUNTING.with(|c| c.set(false));
     (out, ALLOCATIONS.load(Ordering::Relaxed) - start)
-}
-
-/// The crates that speak a case's version, and the decode and encode
-/// each does of it, as closures over prepared inputs.
-type Op<'a> = Box<dyn FnMut() -> usize + 'a>;
-
-struct Ops<'a> {
-    name: &'static str,
-    decode: Op<'a>,
-    encode: Op<'a>,
-}
-
-fn ops(case: &Case) -> Vec<Ops<'_>> {
-    let (wire, version, packets) = (&case.wire, case.version, &case.packets);
-    let cap = wire.len() + 64;
-    let mut list: Vec<Ops<'_>> = Vec::new();
-    let mut buf = BytesMut::with_capacity(cap);
-    list.push(Ops {
-        name: "plover",
-        decode: Box::new(move || peers::plover_decode(wire, version)),
-        encode: Box::new(move || peers::plover_encode(packets, version, &mut buf)),
-    });
-    // The borrowing decoder; its encode is plover's one encoder.
-    let mut buf = BytesMut::with_capacity(cap);
-    list.push(Ops {
-        name: "plover-slice",
-        decode: Box::new(move || peers::plover_decode_slice(wire, version)),
-        encode: Box::new(move || peers::plover_encode(packets, version, &mut buf)),
-    });
-    match version {
-        ProtocolVersion::V311 => {
-            let p = rumqttc_v4::packets(wire);
-            let mut buf = BytesMut::with_capacity(cap);
-            list.push(Ops {
-                name: "rumqttc",
-                decode: Box::new(move || rumqttc_v4::decode(wire)),
-                encode: Box::new(move || rumqttc_v4::encode(&p, &mut buf)),
-            });
-            let p = mqttrs_codec::packets(wire);
-            let mut out = vec![0u8; cap];
-            list.push(Ops {
-                name: "mqttrs",
-                decode: Box::new(move || mqttrs_codec::decode(wire)),
-                encode: Box::new(move || mqttrs_codec::encode(&p, &mut out)),
-            });
-            let p = mqtt_protocol_codec::packets(wire);
-            let mut out = Vec::with_capacity(cap);
-            list.push(Ops {
-                name: "mqtt-protocol",
-                decode: Box::new(move || mqtt_protocol_codec::decode(wire)),
-                encode: Box::new(move || mqtt_protocol_codec::encode(&p, &mut out)),
-            });
-        }
-        ProtocolVersion::V5 => {
-            let p = rumqttc_v5::packets(wire);
-            let mut buf = BytesMut::with_capacity(cap);
-            list.push(Ops {
-                name: "rumqttc",
-                decode: Box::new(move || rumqttc_v5::decode(wire)),
-                encode: Box::new(move || rumqttc_v5::encode(&p, &mut buf)),
-            });
-        }
-    }
-    list
 }
 
 /// The function callgrind is told to count: `iters` runs of `op`.

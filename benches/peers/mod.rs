@@ -30,7 +30,10 @@
 //! - mqtt-protocol: `VariablePacket::decode` from a `std::io::Cursor`.
 //!
 //! Decoded packets are dropped inside the timed loop: freeing what a
-//! decoder allocated is part of its cost.
+//! decoder allocated is part of its cost. Each encoder writes into an
+//! output buffer of its own, placed by [`out_start`] so that a lone
+//! PUBLISH's payload is copied between the same two page offsets for
+//! every crate.
 #![allow(dead_code)] // each bench binary uses a different part of it
 
 use std::hint::black_box;
@@ -348,6 +351,128 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
+/// The crates that speak a case's version, and the decode and encode
+/// each does of it, as closures over prepared inputs.
+pub type Op<'a> = Box<dyn FnMut() -> usize + 'a>;
+
+pub struct Ops<'a> {
+    pub name: &'static str,
+    pub decode: Op<'a>,
+    pub encode: Op<'a>,
+}
+
+pub fn ops(case: &Case) -> Vec<Ops<'_>> {
+    let (wire, version, packets) = (&case.wire, case.version, &case.packets);
+    let mut list: Vec<Ops<'_>> = Vec::new();
+    let (mut buf, at) = out_bytes(case, plover_payload(packets));
+    list.push(Ops {
+        name: "plover",
+        decode: Box::new(move || plover_decode(wire, version)),
+        encode: Box::new(move || plover_encode(packets, version, &mut buf, at)),
+    });
+    // The borrowing decoder; its encode is plover's one encoder.
+    let (mut buf, at) = out_bytes(case, plover_payload(packets));
+    list.push(Ops {
+        name: "plover-slice",
+        decode: Box::new(move || plover_decode_slice(wire, version)),
+        encode: Box::new(move || plover_encode(packets, version, &mut buf, at)),
+    });
+    match version {
+        ProtocolVersion::V311 => {
+            let p = rumqttc_v4::packets(wire);
+            let (mut buf, at) = out_bytes(case, rumqttc_v4::payload(&p));
+            list.push(Ops {
+                name: "rumqttc",
+                decode: Box::new(move || rumqttc_v4::decode(wire)),
+                encode: Box::new(move || rumqttc_v4::encode(&p, &mut buf, at)),
+            });
+            let p = mqttrs_codec::packets(wire);
+            let (mut out, at) = out_slice(case, mqttrs_codec::payload(&p));
+            list.push(Ops {
+                name: "mqttrs",
+                decode: Box::new(move || mqttrs_codec::decode(wire)),
+                encode: Box::new(move || mqttrs_codec::encode(&p, &mut out[at..])),
+            });
+            let p = mqtt_protocol_codec::packets(wire);
+            let (mut out, at) = out_vec(case, mqtt_protocol_codec::payload(&p));
+            list.push(Ops {
+                name: "mqtt-protocol",
+                decode: Box::new(move || mqtt_protocol_codec::decode(wire)),
+                encode: Box::new(move || mqtt_protocol_codec::encode(&p, &mut out, at)),
+            });
+        }
+        ProtocolVersion::V5 => {
+            let p = rumqttc_v5::packets(wire);
+            let (mut buf, at) = out_bytes(case, rumqttc_v5::payload(&p));
+            list.push(Ops {
+                name: "rumqttc",
+                decode: Box::new(move || rumqttc_v5::decode(wire)),
+                encode: Box::new(move || rumqttc_v5::encode(&p, &mut buf, at)),
+            });
+        }
+    }
+    list
+}
+
+/// A page, as far as the CPU's store-to-load checks go (see [`out_start`]).
+const PAGE: usize = 4096;
+
+/// Where an encoder whose output buffer begins at `buf` starts writing:
+/// for a case of one PUBLISH, the offset that puts the payload's copy at
+/// the same place within a 4 KiB page as `payload`, the payload it is
+/// copied from (the crate's own packet value); 0 for other cases. The
+/// buffer holds that many bytes of padding, which each encode keeps.
+///
+/// Copying a large payload is one `memcpy` in every crate, and how fast
+/// it goes depends on where the two buffers lie: with the destination a
+/// few bytes past the source within a page, as when both are fresh
+/// allocations of the same size, loads wait on stores made to the address
+/// 4 KiB back ("4K aliasing"). Where the allocator put each crate's
+/// buffers decided the 1 MiB rows (the same copy took 45 µs for one
+/// crate and 89 µs for another in one process). With every crate's
+/// buffers placed alike, those rows compare the encoders.
+pub fn out_start(case: &Case, buf: *const u8, payload: Option<&[u8]>) -> usize {
+    match payload {
+        Some(payload) => {
+            let head = case.wire.len() - payload.len();
+            (payload.as_ptr() as usize).wrapping_sub(buf as usize + head) % PAGE
+        }
+        None => 0,
+    }
+}
+
+/// An output buffer's size: the case's bytes, some slack, and room for
+/// [`out_start`]'s padding.
+fn out_capacity(case: &Case) -> usize {
+    case.wire.len() + 64 + PAGE
+}
+
+/// A `BytesMut` output for an encoder of `payload` (see [`out_start`]),
+/// and the padding it starts with.
+pub fn out_bytes(case: &Case, payload: Option<&[u8]>) -> (BytesMut, usize) {
+    let mut buf = BytesMut::with_capacity(out_capacity(case));
+    let at = out_start(case, buf.as_ptr(), payload);
+    buf.resize(at, 0);
+    (buf, at)
+}
+
+/// A `Vec` output for an encoder that appends (mqtt-protocol), as
+/// [`out_bytes`].
+pub fn out_vec(case: &Case, payload: Option<&[u8]>) -> (Vec<u8>, usize) {
+    let mut buf = Vec::with_capacity(out_capacity(case));
+    let at = out_start(case, buf.as_ptr(), payload);
+    buf.resize(at, 0);
+    (buf, at)
+}
+
+/// A zeroed output for an encoder that writes into a slice (mqttrs); it
+/// writes from the offset returned.
+pub fn out_slice(case: &Case, payload: Option<&[u8]>) -> (Vec<u8>, usize) {
+    let buf = vec![0u8; out_capacity(case)];
+    let at = out_start(case, buf.as_ptr(), payload);
+    (buf, at)
+}
+
 /// Where the next packet in `buf` ends (its remaining length read as the
 /// spec lays it out), or `None` if `buf` holds no whole packet. Only the
 /// mqttrs loop needs this: its `decode_slice` does not say how much it
@@ -444,12 +569,25 @@ pub fn plover_encode_head(
 }
 
 #[inline(never)]
-pub fn plover_encode(packets: &[Packet], version: ProtocolVersion, buf: &mut BytesMut) -> usize {
-    buf.clear();
+pub fn plover_encode(
+    packets: &[Packet],
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+    start: usize,
+) -> usize {
+    buf.truncate(start);
     for p in packets {
         p.encode(version, buf).expect("plover encodes");
     }
-    buf.len()
+    buf.len() - start
+}
+
+/// The payload of a case made of one PUBLISH, for [`out_start`].
+pub fn plover_payload(packets: &[Packet]) -> Option<&[u8]> {
+    match packets {
+        [Packet::Publish(p)] => Some(&p.payload),
+        _ => None,
+    }
 }
 
 /// A decoded PUBLISH's payload moved into an allocation of its own, where
@@ -547,12 +685,19 @@ pub mod rumqttc_v4 {
     }
 
     #[inline(never)]
-    pub fn encode(packets: &[Packet], buf: &mut BytesMut) -> usize {
-        buf.clear();
+    pub fn encode(packets: &[Packet], buf: &mut BytesMut, start: usize) -> usize {
+        buf.truncate(start);
         for p in packets {
             p.write(buf, MAX_PACKET_SIZE).expect("rumqttc encodes");
         }
-        buf.len()
+        buf.len() - start
+    }
+
+    pub fn payload(packets: &[Packet]) -> Option<&[u8]> {
+        match packets {
+            [Packet::Publish(p)] => Some(&p.payload),
+            _ => None,
+        }
     }
 }
 
@@ -645,12 +790,19 @@ pub mod rumqttc_v5 {
     }
 
     #[inline(never)]
-    pub fn encode(packets: &[Packet], buf: &mut BytesMut) -> usize {
-        buf.clear();
+    pub fn encode(packets: &[Packet], buf: &mut BytesMut, start: usize) -> usize {
+        buf.truncate(start);
         for p in packets {
             p.write(buf, MAX).expect("rumqttc encodes");
         }
-        buf.len()
+        buf.len() - start
+    }
+
+    pub fn payload(packets: &[Packet]) -> Option<&[u8]> {
+        match packets {
+            [Packet::Publish(p)] => Some(&p.payload),
+            _ => None,
+        }
     }
 }
 
@@ -689,6 +841,13 @@ pub mod mqttrs_codec {
             rest = tail;
         }
         out
+    }
+
+    pub fn payload<'a>(packets: &[Packet<'a>]) -> Option<&'a [u8]> {
+        match packets {
+            [Packet::Publish(p)] => Some(p.payload),
+            _ => None,
+        }
     }
 
     /// `buf` must be large enough for all of them.
@@ -733,11 +892,18 @@ pub mod mqtt_protocol_codec {
     }
 
     #[inline(never)]
-    pub fn encode(packets: &[VariablePacket], buf: &mut Vec<u8>) -> usize {
-        buf.clear();
+    pub fn encode(packets: &[VariablePacket], buf: &mut Vec<u8>, start: usize) -> usize {
+        buf.truncate(start);
         for p in packets {
             p.encode(buf).expect("mqtt-protocol encodes");
         }
-        buf.len()
+        buf.len() - start
+    }
+
+    pub fn payload(packets: &[VariablePacket]) -> Option<&[u8]> {
+        match packets {
+            [VariablePacket::PublishPacket(p)] => Some(p.payload()),
+            _ => None,
+        }
     }
 }
