@@ -38,7 +38,7 @@ done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 step "building the benchmarks"
-cargo bench --no-run --bench codec --bench codec_counts --bench e2e
+cargo bench --no-run --bench codec --bench codec_counts --bench codec_paired --bench e2e
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 quiet() { awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN { exit !(l < m) }'; }
@@ -82,6 +82,12 @@ case " $PARTS " in *" codec "*)
         PLOVER_BENCH_ORDER=$order cargo bench --bench codec -- $codec_args --noplot --save-baseline "round-$r"
         echo "round-$r" >> "$OUT/codec_rounds.txt"
     done
+
+    step "codec: paired rounds, every crate timed in turn (benches/codec_paired.rs)"
+    paired_args=""
+    [ "$QUICK" = 1 ] && paired_args="--rounds 31"
+    # shellcheck disable=SC2086 # paired_args is a list of arguments
+    cargo bench --bench codec_paired -- $paired_args --out "$OUT/paired.jsonl"
 
     step "codec: allocations per packet (benches/codec_counts.rs)"
     cargo bench --bench codec_counts -- --out "$OUT/counts.jsonl"

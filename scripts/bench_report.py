@@ -6,6 +6,7 @@ chart docs/bench.svg. Run by scripts/bench.sh; reads
                                 the rounds listed in target/bench/codec_rounds.txt)
   target/bench/counts.jsonl     (benches/codec_counts.rs: allocations)
   target/bench/callgrind.jsonl  (instruction counts, written by bench.sh)
+  target/bench/paired.jsonl     (benches/codec_paired.rs: paired rounds)
   target/bench/e2e.jsonl        (benches/e2e.rs)
   target/bench/machine.txt      (written by bench.sh)
 
@@ -233,6 +234,50 @@ def counts_tables():
     return "\n".join(out)
 
 
+def paired_table():
+    """The paired rounds of benches/codec_paired.rs: per case, operation
+    and peer, the median of the round-by-round ratios (peer over plover),
+    the middle 80% of them, and the share of rounds plover was faster."""
+    rows = read_jsonl("paired.jsonl")
+    if not rows:
+        return ""
+    ns = {(r["case"], r["op"], r["crate"]): r["ns"] for r in rows}
+    rounds = len(rows[0]["ns"])
+    out = [f"{rounds} paired rounds per case and operation (`benches/codec_paired.rs`). "
+           "A cell is the peer's time over plover's, taken within each round: the median, "
+           "the middle 80% of the rounds in parentheses, and in how many rounds "
+           "plover was the faster. Plover's time is the median over the rounds; "
+           "decoding, mqttrs is set against `decode_slice`, the others against "
+           "`decode_bytes`.\n",
+           "| case | op | plover | vs rumqttc | vs mqttrs | vs mqtt-protocol |",
+           "|---|---|---:|---:|---:|---:|"]
+    for group, param, label in CASES_V311 + CASES_V5:
+        case = f"{group}/{param}"
+        for op in ["decode", "encode"]:
+            mine = ns.get((case, op, "plover"))
+            if not mine:
+                continue
+            cells = [f"{label} ({'5.0' if group.endswith('v5') else '3.1.1'})", op]
+            slice_ = ns.get((case, op, "plover-slice"))
+            if op == "decode" and slice_:
+                cells.append(f"{fmt_time(median(mine))} / {fmt_time(median(slice_))}")
+            else:
+                cells.append(fmt_time(median(mine)))
+            for peer in PEERS_V311:
+                theirs = ns.get((case, op, peer))
+                base = slice_ if (op == "decode" and peer in BORROWING) else mine
+                if not theirs or not base:
+                    cells.append("n/a")
+                    continue
+                ratios = sorted(t / b for t, b in zip(theirs, base) if t and b)
+                n = len(ratios)
+                low, high = ratios[n // 10], ratios[n - 1 - n // 10]
+                faster = sum(r > 1 for r in ratios) * 100 / n
+                cells.append(f"{fmt_ratio(median(ratios))} ({low:.2f}–{high:.2f}), {faster:.0f}%")
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def round_ratios(mine, theirs):
     """Median and range of plover's rate over another client's, round by round."""
     a = (mine or {}).get("rates_by_round") or []
@@ -411,6 +456,7 @@ def main():
         "codec-decode-v5": codec_table(crit, "decode", CASES_V5, PEERS_V5),
         "codec-encode-v5": codec_table(crit, "encode", CASES_V5, PEERS_V5),
         "codec-counts": counts_tables(),
+        "codec-paired": paired_table(),
         "e2e": e2e_tables(e2e),
     }
     for name, body in sections.items():

@@ -2,8 +2,9 @@
 //! model and encoded once by plover) and, for plover and each peer crate,
 //! one function that decodes every packet of a wire buffer and one that
 //! encodes a list of packets. `benches/codec.rs` times these functions with
-//! criterion; `benches/codec_counts.rs` counts their heap allocations and,
-//! under callgrind, their instructions.
+//! criterion, `benches/codec_paired.rs` in paired rounds;
+//! `benches/codec_counts.rs` counts their heap allocations and, under
+//! callgrind, their instructions.
 //!
 //! Every crate is handed the same bytes. A peer's packet values (for its
 //! encode benchmark) are made by decoding those bytes with the peer itself,
