@@ -32,9 +32,10 @@
 //!
 //! Decoded packets are dropped inside the timed loop: freeing what a
 //! decoder allocated is part of its cost. Each encoder writes into an
-//! output buffer of its own, placed by [`out_start`] so that a lone
-//! PUBLISH's payload is copied between the same two page offsets for
-//! every crate.
+//! output buffer of its own, placed by [`out_start`], from a payload
+//! placed by [`own_payload`] (or, for mqttrs, in bytes placed alike), so
+//! that a lone PUBLISH's payload is copied between the same kind of
+//! addresses for every crate.
 #![allow(dead_code)] // each bench binary uses a different part of it
 
 use std::hint::black_box;
@@ -94,12 +95,29 @@ pub struct Case {
 }
 
 impl Case {
-    fn new(group: String, param: String, version: ProtocolVersion, packets: Vec<Packet>) -> Case {
+    fn new(
+        group: String,
+        param: String,
+        version: ProtocolVersion,
+        mut packets: Vec<Packet>,
+    ) -> Case {
         let mut buf = BytesMut::new();
-        for p in &packets {
+        for p in &mut packets {
             p.encode(version, &mut buf).expect("bench packet encodes");
+            if let Packet::Publish(p) = p {
+                p.payload = own_payload(&p.payload);
+            }
         }
-        let wire = buf.freeze();
+        // A lone PUBLISH's payload, where mqttrs borrows it from, placed as
+        // every other crate's is (see `LINE_OFFSET`).
+        let head = match packets.as_slice() {
+            [Packet::Publish(p)] => Some(buf.len() - p.payload.len()),
+            _ => None,
+        };
+        let wire = match head {
+            Some(head) => placed(&buf, head),
+            None => buf.freeze(),
+        };
         // A `Bytes` made from a `Vec` allocates its shared header on its
         // first clone; do that now so that cloning inside the timed loop
         // is a reference-count bump, as for bytes from a network buffer.
@@ -424,15 +442,14 @@ const PAGE: usize = 4096;
 /// copied from (the crate's own packet value); 0 for other cases. The
 /// buffer holds that many bytes of padding, which each encode keeps.
 ///
-/// Copying a large payload is one `memcpy` in every crate, and how fast
-/// it goes depends on where the two buffers lie: with the destination a
-/// few bytes past the source within a page, as when both are fresh
-/// allocations of the same size, loads wait on stores made to the address
-/// 4 KiB back ("4K aliasing"). Where the allocator put each crate's
-/// buffers decided the 1 MiB rows: in one process plover's copy, so
-/// placed, took 89 µs and rumqttc's, 3 KiB apart, 61 µs; in another,
-/// plover's took 46 µs. With every crate's buffers placed alike, those
-/// rows compare the encoders.
+/// Copying a large payload is one `memcpy` in every crate, and its speed
+/// depends a little on where the two buffers lie: in a standalone loop on
+/// the Xeon of BENCHMARKS.md (301 paired rounds of 1 MiB copies), a
+/// destination at the source's place within its page was 3-5% faster
+/// than one 36 bytes further on (where two fresh allocations with a
+/// PUBLISH head in front of the copy put it) or 3,000 bytes away. Left to
+/// the allocator, each crate got a different distance; placed, all get
+/// the same one.
 pub fn out_start(case: &Case, buf: *const u8, payload: Option<&[u8]>) -> usize {
     match payload {
         Some(payload) => {
@@ -592,15 +609,56 @@ pub fn plover_payload(packets: &[Packet]) -> Option<&[u8]> {
     }
 }
 
-/// A decoded PUBLISH's payload moved into an allocation of its own, where
-/// an application's payload lies (and plover's and mqtt-protocol's, whose
-/// packets hold theirs in a `Vec`): sliced out of the wire, it would start
-/// at the same offset from a 64-byte boundary as the encoder's output (the
-/// heads are the same length), and copying between equally aligned
-/// buffers is about 5% faster at 1 MiB on the Xeon of BENCHMARKS.md, a
-/// gift of the input, not of the encoder.
-fn own_payload(payload: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(payload)
+/// Where, past a 64-byte line, every crate's PUBLISH payloads start: 16
+/// bytes, where glibc puts a large allocation (its chunk header comes
+/// first), so that mqtt-protocol's payload `Vec`s, which can only be
+/// picked among fresh allocations (`own_payload_vec`), can always be
+/// placed there.
+///
+/// How fast a payload is copied depends a little on how the source and
+/// the destination lie: their distance within a 4 KiB page ([`out_start`]
+/// makes it the same for every crate) and their alignment to a line (5%
+/// at 1 MiB between equally and unequally aligned buffers, in a
+/// standalone loop). Left to the allocator, each crate's payload got a
+/// different one.
+const LINE_OFFSET: usize = 16;
+
+/// A copy of `bytes` in an allocation of its own, placed so that its byte
+/// `at` lies [`LINE_OFFSET`] bytes past a 64-byte line.
+fn placed(bytes: &[u8], at: usize) -> Bytes {
+    let mut room = vec![0u8; bytes.len() + 64];
+    let start = LINE_OFFSET.wrapping_sub(room.as_ptr() as usize + at) % 64;
+    room[start..start + bytes.len()].copy_from_slice(bytes);
+    Bytes::from(room).slice(start..start + bytes.len())
+}
+
+/// A PUBLISH's payload in an allocation of its own, placed (see
+/// [`LINE_OFFSET`]), where an application's payload lies; plover's, and
+/// rumqttc's, which its decoder slices out of the wire.
+fn own_payload(payload: &[u8]) -> Bytes {
+    placed(payload, 0)
+}
+
+/// [`own_payload`] as a `Vec`, for mqtt-protocol: a `Vec` starts where its
+/// allocation does, so fresh ones are tried (at most 64, kept until one
+/// fits, so that each is new) until one starts at [`LINE_OFFSET`]. glibc
+/// hands out 16-byte aligned blocks, one in four of which fits, and maps a
+/// large one 16 bytes into a page, which fits.
+fn own_payload_vec(payload: &[u8]) -> Vec<u8> {
+    let mut tried = Vec::new();
+    for _ in 0..64 {
+        let mut v = Vec::with_capacity(payload.len());
+        if v.as_ptr() as usize % 64 == LINE_OFFSET {
+            v.extend_from_slice(payload);
+            return v;
+        }
+        tried.push(v);
+    }
+    eprintln!(
+        "note: mqtt-protocol's payload of {} bytes not placed",
+        payload.len()
+    );
+    payload.to_vec()
 }
 
 // ---- rumqttc, MQTT 3.1.1 (rumqttc::mqttbytes::v4) ----------------------
@@ -888,7 +946,12 @@ pub mod mqtt_protocol_codec {
         let mut cursor = Cursor::new(wire);
         let mut out = Vec::new();
         while (cursor.position() as usize) < wire.len() {
-            out.push(VariablePacket::decode(&mut cursor).expect("mqtt-protocol decodes"));
+            let mut packet = VariablePacket::decode(&mut cursor).expect("mqtt-protocol decodes");
+            if let VariablePacket::PublishPacket(p) = &mut packet {
+                let payload = own_payload_vec(p.payload());
+                p.set_payload(payload);
+            }
+            out.push(packet);
         }
         out
     }
